@@ -1,0 +1,58 @@
+"""Error kinds shared by the library, the CLI and the services.
+
+Each error names the field, the value and the limit, so a caller can fix the request without reading
+the code. The services map the kinds to HTTP statuses in one place (`services/errors.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    if len(text) > limit:
+        return f"{text[:limit]}... ({len(str(value))} chars)"
+    return text
+
+
+class FashionStudioError(Exception):
+    """Base of every error the project raises on purpose."""
+
+
+class InvalidInputError(FashionStudioError, ValueError):
+    """A request value is out of bounds or malformed (HTTP 422)."""
+
+    def __init__(self, field: str, value: Any, limit: str) -> None:
+        self.field = field
+        self.value = value
+        self.limit = limit
+        super().__init__(f"{field}={_short(value)} is invalid: {limit}")
+
+    def to_dict(self) -> dict[str, Any]:
+        value = self.value if isinstance(self.value, (int, float, bool)) or self.value is None else _short(self.value)
+        return {"field": self.field, "value": value, "limit": self.limit, "message": str(self)}
+
+
+class PayloadTooLargeError(InvalidInputError):
+    """A body, an image or a text is larger than its limit (HTTP 413)."""
+
+
+class UnsupportedMediaError(InvalidInputError):
+    """An image is not one of the accepted formats (HTTP 415)."""
+
+
+class ModelNotFoundError(FashionStudioError, FileNotFoundError):
+    """A model reference resolves to nothing on this machine and cannot be downloaded."""
+
+
+class DeadlineExceededError(FashionStudioError, TimeoutError):
+    """The work did not finish before its deadline and was stopped (HTTP 504)."""
+
+
+class OverloadedError(FashionStudioError):
+    """More work than the configured concurrency (HTTP 429)."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)

@@ -1,0 +1,257 @@
+"""Text -> image through a diffusers pipeline of any supported family, batched by shape.
+
+Requests that share the shape that matters to the denoiser (size, steps, guidance) run as one
+pipeline call: each image gets its own `torch.Generator`, so an image depends only on its seed and
+parameters, never on its batch neighbours. Timings are split into encode, denoise and decode.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from fashion_studio import models
+from fashion_studio.errors import DeadlineExceededError, InvalidInputError
+from fashion_studio.settings import Limits, Settings
+
+logger = logging.getLogger(__name__)
+
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One text -> image request; `check(limits)` raises on any out-of-bounds value."""
+
+    prompt: str
+    negative_prompt: str | None = None
+    seed: int | None = None
+    steps: int = 4
+    guidance: float = 0.0
+    width: int = 64
+    height: int = 64
+    num_images: int = 1
+
+    def check(self, limits: Limits) -> GenerationRequest:
+        check_prompt("prompt", self.prompt, limits)
+        if self.negative_prompt:
+            check_prompt("negative_prompt", self.negative_prompt, limits, allow_empty=True)
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not limits.min_size <= value <= limits.max_size:
+                raise InvalidInputError(name, value, f"must be an integer in [{limits.min_size}, {limits.max_size}]")
+            if value % limits.size_multiple:
+                raise InvalidInputError(name, value, f"must be a multiple of {limits.size_multiple}")
+        if not isinstance(self.steps, int) or not 1 <= self.steps <= limits.max_steps:
+            raise InvalidInputError("steps", self.steps, f"must be an integer in [1, {limits.max_steps}]")
+        if not 0.0 <= float(self.guidance) <= limits.max_guidance:
+            raise InvalidInputError("guidance", self.guidance, f"must be in [0, {limits.max_guidance}]")
+        if not isinstance(self.num_images, int) or not 1 <= self.num_images <= limits.max_images_per_prompt:
+            raise InvalidInputError("num_images", self.num_images, f"must be an integer in [1, {limits.max_images_per_prompt}]")
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            raise InvalidInputError("seed", self.seed, f"must be in [0, {MAX_SEED}]")
+        return self
+
+    def shape_key(self) -> tuple[int, int, int, float]:
+        """Requests with equal keys may share a pipeline call."""
+        return (self.width, self.height, self.steps, float(self.guidance))
+
+    def with_seed(self) -> GenerationRequest:
+        if self.seed is not None:
+            return self
+        return GenerationRequest(**{**self.__dict__, "seed": random.randint(0, MAX_SEED - 8)})
+
+
+def check_prompt(field_name: str, text: Any, limits: Limits, allow_empty: bool = False) -> str:
+    if not isinstance(text, str):
+        raise InvalidInputError(field_name, text, "must be a string")
+    if not allow_empty and not text.strip():
+        raise InvalidInputError(field_name, text, "must not be empty")
+    if len(text) > limits.max_prompt_chars:
+        raise InvalidInputError(field_name, text, f"must be at most {limits.max_prompt_chars} characters")
+    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in text):
+        raise InvalidInputError(field_name, text, "must not contain control characters")
+    return text
+
+
+@dataclass
+class GenerationResult:
+    images: list[Image.Image]
+    seeds: list[int]
+    timings: dict[str, float]
+    batch_images: int
+    model: str
+
+
+@dataclass
+class _StageClock:
+    """Times the pipeline's own encode and decode calls; denoise is the rest of the call."""
+
+    encode: float = 0.0
+    decode: float = 0.0
+    local: threading.local = field(default_factory=threading.local)
+
+    def wrap(self, fn: Callable[..., Any], stage: str) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                setattr(self, stage, getattr(self, stage) + time.perf_counter() - start)
+
+        timed.__wrapped__ = fn  # type: ignore[attr-defined]
+        return timed
+
+    def reset(self) -> None:
+        self.encode = 0.0
+        self.decode = 0.0
+
+
+class Generator:
+    """A loaded diffusion pipeline plus what it needs to serve batches of requests."""
+
+    def __init__(self, pipeline: Any, family: models.Family, ref: models.ModelRef, runtime: str = "torch") -> None:
+        self.pipeline = pipeline
+        self.family = family
+        self.ref = ref
+        self.runtime = runtime
+        self.name = short_name(ref.ref)
+        self._lock = threading.Lock()
+        self._clock = _StageClock()
+        self.loras: dict[str, tuple[models.ModelRef, float]] = {}
+        pipeline.set_progress_bar_config(disable=True)
+        pipeline.encode_prompt = self._clock.wrap(pipeline.encode_prompt, "encode")
+        pipeline.vae.decode = self._clock.wrap(pipeline.vae.decode, "decode")
+
+    @classmethod
+    def load(cls, settings: Settings, ref: str | None = None) -> Generator:
+        import torch
+        from diffusers import DiffusionPipeline
+
+        model_ref = models.resolve("generator", ref or settings.generator, settings, settings.revision)
+        family = models.diffusion_family(model_ref.path)
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        if settings.runtime != "torch":
+            from fashion_studio.runtimes import load_pipeline
+
+            pipeline = load_pipeline(settings, model_ref, family)
+        else:
+            pipeline = DiffusionPipeline.from_pretrained(model_ref.path, torch_dtype=models.torch_dtype(settings.dtype))
+            pipeline.to(settings.device)
+        generator = cls(pipeline, family, model_ref, runtime=settings.runtime)
+        for spec in settings.lora:
+            generator.load_lora(spec, settings)
+        logger.info("generator %s (%s, %s) loaded from %s", model_ref.ref, family, settings.runtime, model_ref.path)
+        return generator
+
+    def load_lora(self, spec: str, settings: Settings) -> None:
+        """Load a LoRA adapter given as `path-or-hub-id[@weight]` (seed 003: a fashion LoRA on FLUX.1-schnell)."""
+        ref, _, weight = spec.partition("@")
+        lora = models.resolve("lora", ref, settings)
+        name = f"lora_{len(self.loras)}"
+        self.pipeline.load_lora_weights(lora.path, adapter_name=name)
+        self.loras[name] = (lora, float(weight) if weight else 1.0)
+        self.pipeline.set_adapters(list(self.loras), [w for _, w in self.loras.values()])
+        logger.info("LoRA %s loaded as %s with weight %s", ref, name, self.loras[name][1])
+
+    def generate(self, requests: Sequence[GenerationRequest], deadline: float | None = None) -> list[GenerationResult]:
+        """Run requests of one shape as one pipeline call; results in request order.
+
+        With a `deadline` (wall-clock seconds), the denoising loop stops at the first step past it and
+        the call raises `DeadlineExceededError`, so no accelerator time goes to answers nobody awaits.
+        """
+        import torch
+
+        if not requests:
+            return []
+        keys = {r.shape_key() for r in requests}
+        if len(keys) != 1:
+            raise ValueError(f"one call takes requests of one shape; got {sorted(keys)}")
+        requests = [r.with_seed() for r in requests]
+        first = requests[0]
+        prompts: list[str] = []
+        negatives: list[str] = []
+        seeds: list[int] = []
+        for r in requests:
+            for i in range(r.num_images):
+                prompts.append(r.prompt)
+                negatives.append(r.negative_prompt or "")
+                seeds.append((r.seed + i) % (MAX_SEED + 1))
+        generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+        kwargs: dict[str, Any] = dict(
+            prompt=prompts,
+            num_inference_steps=first.steps,
+            guidance_scale=first.guidance,
+            width=first.width,
+            height=first.height,
+            generator=generators,
+            output_type="pil",
+        )
+        if self.family == "flux":
+            kwargs["max_sequence_length"] = min(256, self.pipeline.tokenizer_2.model_max_length)
+        elif any(negatives):
+            kwargs["negative_prompt"] = negatives
+        interrupted = False
+        if deadline is not None:
+
+            def stop_past_deadline(pipe: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
+                nonlocal interrupted
+                if time.time() > deadline:
+                    pipe._interrupt = interrupted = True
+                return callback_kwargs
+
+            kwargs["callback_on_step_end"] = stop_past_deadline
+        with self._lock, torch.inference_mode():
+            if deadline is not None and time.time() > deadline:
+                raise DeadlineExceededError("the request's deadline passed while it waited for the generator")
+            self._clock.reset()
+            start = time.perf_counter()
+            images = self.pipeline(**kwargs).images
+            total = time.perf_counter() - start
+            timings = {
+                "encode": self._clock.encode,
+                "denoise": max(total - self._clock.encode - self._clock.decode, 0.0),
+                "decode": self._clock.decode,
+                "total": total,
+            }
+        if interrupted:
+            raise DeadlineExceededError(f"generation stopped at its deadline after {total:.1f} s")
+        results = []
+        offset = 0
+        for r in requests:
+            results.append(
+                GenerationResult(
+                    images=images[offset : offset + r.num_images],
+                    seeds=seeds[offset : offset + r.num_images],
+                    timings=timings,
+                    batch_images=len(images),
+                    model=self.name,
+                )
+            )
+            offset += r.num_images
+        return results
+
+    def __call__(self, request: GenerationRequest) -> GenerationResult:
+        return self.generate([request])[0]
+
+
+def short_name(ref: str) -> str:
+    """A metric-label-friendly model name: a hub id as is, a folder as its last two parts."""
+    parts = [p for p in ref.replace("\\", "/").split("/") if p]
+    return "/".join(parts[-2:]) if parts else ref
+
+
+def group_by_shape(requests: Sequence[GenerationRequest]) -> list[list[int]]:
+    """Indices of requests grouped by shape, in order of first appearance."""
+    groups: dict[tuple, list[int]] = {}
+    for index, request in enumerate(requests):
+        groups.setdefault(request.shape_key(), []).append(index)
+    return list(groups.values())

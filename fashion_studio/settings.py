@@ -1,0 +1,118 @@
+"""One typed settings object for the library, the CLI and the services.
+
+Values come from environment variables prefixed `FASHION_` (nested with `__`), an optional `.env`
+file, and CLI flags that override them. Nothing in a handler is hard-coded.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODELS_DIR = PROJECT_ROOT / "models"
+
+Runtime = Literal["torch", "onnx", "triton"]
+
+DEFAULT_GENERATION_TEMPLATE = (
+    "Professional product photography of {subject}{details}, placed on a clean white background, "
+    "laid flat, studio lighting, 8k, 85mm lens f/2.8, no humans, no mannequins, perfectly centered"
+)
+DEFAULT_CLIP_TEMPLATE = "Product image of {subject}"
+DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, watermark, text artifacts, cropped, human, mannequin"
+
+
+class Limits(BaseSettings):
+    """Bounds on request values; the error for a value outside names the bound."""
+
+    max_prompt_chars: int = 2000
+    min_size: int = 8
+    max_size: int = 2048
+    size_multiple: int = 8
+    max_steps: int = 100
+    max_guidance: float = 30.0
+    max_images_per_prompt: int = 4
+    max_description_chars: int = 5000
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 4096 * 4096
+    max_texts_per_request: int = 64
+    max_body_bytes: int = 16 * 1024 * 1024
+
+
+class Batching(BaseSettings):
+    """Adaptive batching knobs of the batchable services."""
+
+    max_batch_size: int = 8
+    max_latency_ms: int = 60_000
+    timeout_s: int = 300
+    max_concurrency: int = 64
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FASHION_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    # Models: a local folder in Hugging Face layout or a hub id.
+    models_dir: Path = DEFAULT_MODELS_DIR
+    generator: str = "tiny/sd"
+    translator: str = "tiny/marian"
+    scorer: str = "tiny/clip"
+    llm: str | None = None
+    lora: list[str] = Field(default_factory=list, description="LoRA adapters: path or hub id, optionally '@weight'")
+    revision: str | None = None
+    runtime: Runtime = "torch"
+    onnx_dir: Path | None = None
+    triton_url: str = "127.0.0.1:8001"
+    device: str = "cpu"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    torch_threads: int | None = None
+    model_wait_s: float = Field(
+        0.0, description="How long a service waits for a missing model folder to appear (a volume still being filled) before failing."
+    )
+
+    # Generation defaults (requests may override within limits).
+    default_steps: int = 4
+    default_guidance: float = 0.0
+    default_width: int = 64
+    default_height: int = 64
+    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+
+    # Catalog pipeline.
+    generation_template: str = DEFAULT_GENERATION_TEMPLATE
+    clip_template: str = DEFAULT_CLIP_TEMPLATE
+    clip_threshold: float = 25.0
+    max_attempts: int = 3
+    translation_beams: int = 1
+    translation_max_new_tokens: int = 128
+
+    # Storage: any fsspec URL; a local folder by default.
+    storage_url: str = str(PROJECT_ROOT / "var" / "images")
+
+    # Service-level objectives and batching.
+    slo_seconds_per_image: float = 2.0
+    limits: Limits = Field(default_factory=Limits)
+    batching: Batching = Field(default_factory=Batching)
+
+    @field_validator("lora", mode="before")
+    @classmethod
+    def _split_lora(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def model_path(self, ref: str) -> str:
+        """Resolve a reference relative to `models_dir` when such a folder exists there."""
+        candidate = Path(ref)
+        if not candidate.is_absolute() and (self.models_dir / candidate).exists():
+            return str(self.models_dir / candidate)
+        return ref
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,111 @@
+"""Image + JSON metadata storage behind an fsspec URL (a local folder by default; s3:// and others).
+
+A record is `<key>.png` plus `<key>.json`. The PNG is written first and the JSON last, each
+atomically (a temporary name, then a rename where the filesystem has one; object stores write whole
+objects anyway), so a reader that finds the JSON finds a complete image, and no reader ever sees half
+a file. The JSON keeps seed 003's keys (`sample_id`, `original_description`, `generation_prompt`,
+`clip_prompt`, `clip_score`, `image_path`) so its users' tooling keeps working.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+_SAFE_KEY = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_key(text: str, max_len: int = 120) -> str:
+    """A storage key made from user text: no path separators, no dot-dot, bounded."""
+    key = _SAFE_KEY.sub("_", text).strip("._") or "item"
+    return key[:max_len]
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    key: str
+    image_url: str
+    metadata_url: str
+
+
+class Storage:
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.fs.makedirs(self.root, exist_ok=True)
+        self._local = "file" in _protocols(self.fs)
+
+    def _path(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def url_of(self, name: str) -> str:
+        if self._local:
+            return self._path(name)
+        protocol = _protocols(self.fs)[0]
+        return f"{protocol}://{self._path(name)}"
+
+    def exists(self, key: str) -> bool:
+        """A record exists once its metadata (written last) exists."""
+        return self.fs.exists(self._path(f"{key}.json"))
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        target = self._path(name)
+        parent = target.rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)
+        if not self._local:
+            self.fs.pipe_file(target, data)
+            return
+        temp = f"{parent}/.tmp-{uuid.uuid4().hex}-{name.rsplit('/', 1)[-1]}"
+        try:
+            with self.fs.open(temp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+            self.fs.mv(temp, target)
+        finally:
+            if self.fs.exists(temp):
+                self.fs.rm(temp)
+
+    def put(self, key: str, image: Image.Image, metadata: dict[str, Any]) -> StoredRecord:
+        """Store one image and its metadata; the metadata gets `image_path` and `image_url`."""
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        image_url = self.url_of(f"{key}.png")
+        self.write_bytes(f"{key}.png", buffer.getvalue())
+        record = {**metadata, "image_path": image_url, "image_url": image_url}
+        self.write_bytes(f"{key}.json", json.dumps(record, ensure_ascii=False, indent=2, default=_jsonable).encode())
+        logger.debug("stored %s", image_url)
+        return StoredRecord(key=key, image_url=image_url, metadata_url=self.url_of(f"{key}.json"))
+
+    def get_metadata(self, key: str) -> dict[str, Any]:
+        return json.loads(self.fs.cat_file(self._path(f"{key}.json")))
+
+    def get_image(self, key: str) -> Image.Image:
+        return Image.open(io.BytesIO(self.fs.cat_file(self._path(f"{key}.png")))).copy()
+
+    def keys(self) -> list[str]:
+        """Keys of complete records."""
+        names = (n.rsplit("/", 1)[-1] for n in self.fs.ls(self.root, detail=False))
+        return sorted(n[: -len(".json")] for n in names if n.endswith(".json") and not n.startswith(("_", ".")))
+
+
+def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,60 @@
+"""All models of one process, loaded from settings: what the CLI and the in-process tests use."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from fashion_studio.catalog import CatalogPipeline
+from fashion_studio.generation import Generator
+from fashion_studio.scoring import Scorer
+from fashion_studio.settings import Settings
+from fashion_studio.storage import Storage
+from fashion_studio.translation import Translator
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Studio:
+    settings: Settings
+
+    @cached_property
+    def generator(self) -> Generator:
+        return Generator.load(self.settings)
+
+    @cached_property
+    def translator(self) -> Translator:
+        return Translator.load(self.settings)
+
+    @cached_property
+    def scorer(self) -> Scorer:
+        return Scorer.load(self.settings)
+
+    @cached_property
+    def storage(self) -> Storage:
+        return Storage(self.settings.storage_url)
+
+    def model_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "generator": {**self.generator.ref.describe(), "family": self.generator.family, "runtime": self.generator.runtime},
+            "translator": self.translator.ref.describe(),
+            "scorer": self.scorer.ref.describe(),
+        }
+        if self.generator.loras:
+            info["lora"] = [{**ref.describe(), "weight": w} for ref, w in self.generator.loras.values()]
+        return info
+
+    @cached_property
+    def catalog(self) -> CatalogPipeline:
+        return CatalogPipeline(
+            translate=self.translator.translate,
+            generate=self.generator.generate,
+            score=self.scorer.score,
+            storage=self.storage,
+            settings=self.settings,
+            model_info=self.model_info(),
+            generator_name=self.generator.name,
+        )

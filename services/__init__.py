@@ -1,0 +1,1 @@
+"""BentoML services: batchable model workers and the public `Studio` gateway."""

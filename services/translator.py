@@ -1,0 +1,31 @@
+"""MarianMT translation as a batchable BentoML service."""
+
+from __future__ import annotations
+
+import bentoml
+
+from fashion_studio import metrics
+from fashion_studio.settings import get_settings
+from fashion_studio.translation import Translator as MarianTranslator
+from services.loading import BackgroundLoad
+
+SETTINGS = get_settings()
+
+
+@bentoml.service(
+    name="translator",
+    traffic={"timeout": SETTINGS.batching.timeout_s, "max_concurrency": SETTINGS.batching.max_concurrency},
+    resources={"cpu": "1"},
+    workers=1,
+)
+class Translator:
+    def __init__(self) -> None:
+        self.model = BackgroundLoad("translator", lambda: MarianTranslator.load(SETTINGS), wait_s=SETTINGS.model_wait_s)
+
+    def __is_ready__(self) -> bool:
+        return self.model.ready
+
+    @bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=SETTINGS.batching.max_latency_ms)
+    def translate(self, texts: list[str]) -> list[str]:
+        metrics.BATCH_SIZE.labels(method="translate").observe(len(texts))
+        return self.model.get().translate(texts)

@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from fashion_studio.catalog import (
+    Article,
+    CatalogParams,
+    CatalogResult,
+    catalog_statistics,
+    read_articles,
+    run_catalog,
+)
+from fashion_studio.errors import InvalidInputError
+from fashion_studio.studio import Studio
+
+DREAM_JOURNEY = (
+    "Kinder-Mädchen-T-Shirt mit bestickten Ärmeln. Die Stickerei 'Dream Journey' und die Blumenstickerei an den "
+    "Ärmeln machen das schwarze Shirt zu einem Hingucker. Hoher Baumwollanteil."
+)
+DINO = (
+    "Jungen-T-Shirt mit Dino-Frontaufdruck. Der schicke Dino-Frontaufdruck mit verschiedenen Dinosauriern "
+    "begeistert kleine Urzeit-Fans. Die angesagte Melange-Optik macht den modernen Look perfekt."
+)
+SEED_003_KEYS = {"sample_id", "original_description", "generation_prompt", "clip_prompt", "clip_score", "image_path"}
+
+
+@pytest.fixture()
+def studio(settings):
+    return Studio(settings)
+
+
+def test_german_description_to_stored_png_and_metadata(studio, settings):
+    params = CatalogParams.from_settings(settings, threshold=0.0)
+    result = studio.catalog.process(Article("A-1001", DREAM_JOURNEY, "de"), params)
+
+    # The generation prompt keeps type, colour and key details although the translator is random.
+    prompt = result.generation_prompt.lower()
+    for word in ("t-shirt", "girls", "black", "dream journey", "embroider", "cotton"):
+        assert word in prompt, (word, prompt)
+    assert "t-shirt" in result.clip_prompt.lower() and len(result.clip_prompt) < len(result.generation_prompt)
+    assert result.passed and len(result.attempts) == 1
+
+    record = studio.storage.get_metadata(result.key)
+    assert SEED_003_KEYS <= set(record)
+    assert record["sample_id"] == "A-1001"
+    assert record["original_description"] == DREAM_JOURNEY
+    assert record["generation_prompt"] == result.generation_prompt
+    assert record["clip_score"] == result.clip_score
+    assert record["translation"] == result.translation
+    assert record["attributes"]["product_type"] == "t-shirt"
+    assert record["seed"] == result.seed and record["attempts"][0]["seed"] == result.seed
+    assert record["models"]["generator"]["path"].endswith("sd")
+    assert {"translate", "extract", "generate", "score"} <= set(record["timings"])
+    image = Image.open(record["image_path"])
+    assert image.size == (settings.default_width, settings.default_height)
+    assert studio.storage.keys() == [result.key]
+
+
+def test_dino_prompt_keeps_product_and_details(studio, settings):
+    result = studio.catalog.process(Article("A-1002", DINO, "auto"), CatalogParams.from_settings(settings, threshold=0.0))
+    prompt = result.generation_prompt.lower()
+    assert "boys" in prompt and "t-shirt" in prompt and "dino" in prompt and "melange" in prompt
+
+
+def test_gate_retries_under_threshold_and_stops_at_max_attempts(studio, settings):
+    params = CatalogParams.from_settings(settings, threshold=100.0, max_attempts=3, seed=5)
+    result = studio.catalog.process(Article("A-2", DINO, "de"), params)
+    assert not result.passed
+    assert [a.attempt for a in result.attempts] == [1, 2, 3]
+    assert len({a.seed for a in result.attempts}) == 3
+    assert result.clip_score == max(a.clip_score for a in result.attempts)
+    assert result.seed == max(result.attempts, key=lambda a: a.clip_score).seed
+    record = studio.storage.get_metadata(result.key)
+    assert [a["clip_score"] for a in record["attempts"]] == [a.clip_score for a in result.attempts]
+    assert record["passed"] is False
+
+
+def test_gate_stops_at_the_first_attempt_that_passes(studio, settings):
+    first = studio.catalog.process(Article("A-3", DINO, "de"), CatalogParams.from_settings(settings, threshold=100.0, max_attempts=2, seed=9))
+    threshold = first.attempts[0].clip_score - 0.001  # attempt 1 (same seed and prompt) reaches this: it passes at once
+    second = studio.catalog.process(Article("A-3b", DINO, "de"), CatalogParams.from_settings(settings, threshold=threshold, max_attempts=3, seed=9))
+    assert second.passed and len(second.attempts) == 1
+
+
+def test_statistics_for_a_known_set():
+    def result(score: float) -> CatalogResult:
+        return CatalogResult("a", "k", "", {}, "", "", score, score >= 25, [], 0, "", "")
+
+    stats = catalog_statistics([result(s) for s in (20.0, 24.0, 26.0, 30.0)], threshold=25.0)
+    assert stats["count"] == 4
+    assert stats["mean"] == pytest.approx(25.0)
+    assert stats["median"] == pytest.approx(25.0)
+    assert stats["std"] == pytest.approx(3.6055512754639896)  # population std of the four scores
+    assert (stats["min"], stats["max"]) == (20.0, 30.0)
+    assert stats["pass_rate"] == pytest.approx(0.5)
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]], header=("article_id", "description")) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def test_read_articles_from_csv_and_xlsx(tmp_path):
+    from openpyxl import Workbook
+
+    rows = [("1", DINO), ("2", DREAM_JOURNEY)]
+    assert [a.article_id for a in read_articles(write_csv(tmp_path / "a.csv", rows))] == ["1", "2"]
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["sku", "text"])
+    sheet.append([1001, DINO])
+    workbook.save(tmp_path / "a.xlsx")
+    articles = read_articles(tmp_path / "a.xlsx", id_column="sku", description_column="text")
+    assert articles == [Article("1001", DINO)]
+
+
+def test_unreadable_spreadsheet_and_missing_column_are_input_errors(tmp_path):
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"this is not a zip file")
+    with pytest.raises(InvalidInputError) as info:
+        read_articles(broken)
+    assert info.value.field == "file" and "readable" in info.value.limit
+    with pytest.raises(InvalidInputError) as info:
+        read_articles(write_csv(tmp_path / "b.csv", [("1", DINO)], header=("sku", "description")))
+    assert info.value.field == "column" and info.value.value == "article_id" and "--id-column" in info.value.limit
+    with pytest.raises(InvalidInputError) as info:
+        read_articles(tmp_path / "missing.csv")
+    assert info.value.field == "file"
+
+
+def test_catalog_run_writes_statistics_and_rerun_skips(studio, settings, tmp_path):
+    articles = [Article(str(i), text, "de") for i, text in enumerate([DINO, DREAM_JOURNEY])]
+    params = CatalogParams.from_settings(settings, threshold=0.0)
+    results, stats = run_catalog(studio.catalog, articles, params, progress=False)
+    assert stats["count"] == 2 and stats["skipped"] == 0 and stats["pass_rate"] == 1.0
+    written = json.loads(studio.storage.fs.cat_file(f"{studio.storage.root}/_statistics.json"))
+    assert written["mean"] == pytest.approx(sum(r.clip_score for r in results) / 2)
+    again, stats = run_catalog(studio.catalog, articles, params, progress=False)
+    assert stats["skipped"] == 2 and [r.key for r in again] == [r.key for r in results]
+
+
+def test_killed_catalog_run_resumes_without_loss_or_duplicates(settings, tmp_path):
+    descriptions = [DINO, DREAM_JOURNEY, "Damen-Sommerkleid in Rot mit Blumenmuster.", "Herren-Jeans in Dunkelblau, Slim Fit."]
+    rows = [(f"ART-{i}", descriptions[i % len(descriptions)]) for i in range(40)]
+    sheet = write_csv(tmp_path / "articles.csv", rows)
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        "FASHION_GENERATOR": settings.generator,
+        "FASHION_TRANSLATOR": settings.translator,
+        "FASHION_SCORER": settings.scorer,
+        "FASHION_DEFAULT_STEPS": "4",
+        "FASHION_DEFAULT_WIDTH": "64",
+        "FASHION_DEFAULT_HEIGHT": "64",
+    }
+    command = [sys.executable, "-m", "fashion_studio.cli", "catalog", str(sheet), "--out", str(out), "--no-progress", "--threshold", "0"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if out.is_dir() and len(list(out.glob("*.json"))) >= 2:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, process.stderr.read().decode()[-2000:]
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    done_before = len(list(out.glob("ART-*.json")))
+    assert 2 <= done_before < len(rows)
+
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    stats = json.loads(rerun.stdout[rerun.stdout.index("{"):])
+    assert stats["count"] == len(rows) and stats["skipped"] == done_before
+
+    records = [json.loads(p.read_text()) for p in out.glob("ART-*.json")]
+    assert sorted(r["sample_id"] for r in records) == sorted(r[0] for r in rows)
+    assert len(list(out.glob("ART-*.png"))) == len(rows)
+    for record in records:
+        Image.open(record["image_path"]).verify()
