@@ -44,3 +44,37 @@ test: $(STAMP)
 
 clean:
 	rm -rf out var .pytest_cache
+
+# --- Export, Triton and runtime benchmarks ------------------------------------------------------
+# The tritonserver binary ships in the nvidia-pytriton wheel, which needs numpy<2: it gets a venv of
+# its own. Its Python-backend models import only numpy and onnxruntime, so the wheel's Python
+# dependencies are not installed. The venv ignores itself (its own .gitignore).
+TRITON_VENV := .venv-triton
+TRITON_STAMP := $(TRITON_VENV)/.installed
+ONNX_DIR ?= var/onnx
+TRITON_REPO ?= model_repository
+TRITON_MODELS ?= sd clip marian
+
+.PHONY: triton-env triton-export triton bench-runtimes
+
+$(TRITON_STAMP):
+	@test -x $(TRITON_VENV)/bin/python || $(PYTHON_BIN) -m venv $(TRITON_VENV)
+	@echo '*' > $(TRITON_VENV)/.gitignore
+	$(TRITON_VENV)/bin/python -m pip install -q --upgrade pip
+	$(TRITON_VENV)/bin/python -m pip install -q 'onnxruntime==1.31.1' 'numpy<2'
+	$(TRITON_VENV)/bin/python -m pip install -q --no-deps 'nvidia-pytriton==0.7.0'
+	@touch $@
+
+triton-env: $(TRITON_STAMP)
+
+# Export the small default models (skipped when up to date) and write the cpu repository.
+triton-export: models
+	$(PY) -m export onnx $(foreach m,$(TRITON_MODELS),--model $(MODELS_DIR)/tiny/$(m)) --out $(ONNX_DIR)
+	$(PY) -m export triton --target cpu --onnx $(foreach m,$(TRITON_MODELS),$(ONNX_DIR)/$(m)) --repo $(TRITON_REPO)
+
+# The real tritonserver in the foreground: HTTP 127.0.0.1:8000, gRPC 8001, metrics 8002.
+triton: triton-export triton-env
+	$(PY) -m export serve --repo $(TRITON_REPO) --host 127.0.0.1 --http-port 8000 --grpc-port 8001 --metrics-port 8002
+
+bench-runtimes: models triton-env
+	$(PY) benchmarks/bench_runtimes.py --models $(MODELS_DIR)/tiny --out docs/benchmarks-runtimes.md

@@ -47,7 +47,9 @@ MAX_ITEM_CHARS = 80
 MAX_ITEMS = 12
 MAX_SCALAR_CHARS = 40
 
-CATEGORIES: tuple[str, ...] = ("tops", "bottoms", "dresses", "outerwear", "shoes", "accessories", "underwear", "swimwear", "other")
+CATEGORIES: tuple[str, ...] = (
+    "tops", "bottoms", "dresses", "outerwear", "shoes", "accessories", "underwear", "swimwear", "other",
+)
 TARGET_GROUPS: tuple[str, ...] = ("women", "men", "girls", "boys", "children", "baby", "unisex")
 
 # Spellings an LLM may use for the closed vocabularies.
@@ -744,6 +746,8 @@ def _build_index(lang: str) -> dict[str, _Entry]:
 
 _INDEX: dict[str, dict[str, _Entry]] = {"de": _build_index("de"), "en": _build_index("en")}
 _MAX_KEY_TOKENS = max(len(key.split()) for index in _INDEX.values() for key in index)
+_MAX_KEY_CHARS = max(len(key) for index in _INDEX.values() for key in index)
+_MAX_WORD = 60  # longer "words" are not German compounds but noise
 
 
 def lexicon_size() -> int:
@@ -770,7 +774,7 @@ _WORD_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 
 
 def detect_language(text: str) -> Language:
-    """German or English, from function words, umlauts/ß and lexicon hits; German wins ties (the catalog's language)."""
+    """German or English from function words, umlauts/ß and lexicon hits; ties go to German, the catalog's."""
     words = [w.replace("’", "'") for w in _WORD_RE.findall(text.lower())]
     de = sum(w in _DE_FUNCTION_WORDS for w in words) + 2 * sum(ch in "äöüß" for ch in text.lower())
     en = sum(w in _EN_FUNCTION_WORDS for w in words) + 2 * sum(w.endswith("'s") for w in words)
@@ -892,7 +896,6 @@ class LexiconExtractor:
 
     def __init__(self, max_chars: int = MAX_DESCRIPTION_CHARS) -> None:
         self.max_chars = max_chars
-        self._split_cache: dict[tuple[str, str], list[tuple[_Entry, bool]] | None] = {}
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -964,28 +967,13 @@ class LexiconExtractor:
                     break
             if matched:
                 continue
-            pieces = self._segment(token.text, lang)
+            pieces = _segment_word(token.text, lang)
             if pieces:
                 chunks[-1].segs.extend(_Seg(e, token.group, token.sent, infl) for e, infl in pieces)
             else:
                 chunks.append(_Chunk(with_=token.text in _WITH_WORDS))
             i += 1
         return [c for c in chunks if c.segs]
-
-    def _segment(self, word: str, lang: Language) -> list[tuple[_Entry, bool]] | None:
-        """A word as lexicon entries: itself, or (German) a compound of known parts, or its known head."""
-        key = (word, lang)
-        if key not in self._split_cache:
-            index = _INDEX[lang]
-            entry, inflected = _lookup(index, word)
-            if entry is not None:
-                result: list[tuple[_Entry, bool]] | None = [(entry, inflected)]
-            elif lang == "de" and len(word) >= 2 * _MIN_PIECE:
-                result = _split_compound(word, index) or _head_fallback(word, index)
-            else:
-                result = None
-            self._split_cache[key] = result
-        return self._split_cache[key]
 
     # -- interpretation ----------------------------------------------------------------------------
 
@@ -995,7 +983,12 @@ class LexiconExtractor:
         for idx, seg in enumerate(segs):
             nxt = segs[idx + 1] if idx + 1 < len(segs) else None
             same_group = nxt is not None and nxt.group == seg.group
-            if seg.kind == "part" and state.lang == "de" and seg.entry.value in ("pocket", "pockets") and self._is_bag(segs, idx, chunk, state):
+            if (
+                seg.kind == "part"
+                and state.lang == "de"
+                and seg.entry.value in ("pocket", "pockets")
+                and self._is_bag(segs, idx, chunk, state)
+            ):
                 seg = _Seg(_Entry("product", "bag"), seg.group, seg.sent)
             kind = seg.kind
             if kind == "product":
@@ -1152,6 +1145,19 @@ def _colour_run(run: list[_Seg]) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=65536)
+def _segment_word(word: str, lang: Language) -> tuple[tuple[_Entry, bool], ...] | None:
+    """A word as lexicon entries: itself, or (German) a compound of known parts, or its known head."""
+    index = _INDEX[lang]
+    entry, inflected = _lookup(index, word)
+    if entry is not None:
+        return ((entry, inflected),)
+    if lang != "de" or not 2 * _MIN_PIECE <= len(word) <= _MAX_WORD:
+        return None
+    pieces = _split_compound(word, index) or _head_fallback(word, index)
+    return tuple(pieces) if pieces else None
+
+
 def _lookup(index: dict[str, _Entry], key: str) -> tuple[_Entry | None, bool]:
     """An exact form, else the form less one inflectional ending (German adjectives and plurals)."""
     entry = index.get(key)
@@ -1175,7 +1181,7 @@ def _split_compound(word: str, index: dict[str, _Entry]) -> list[tuple[_Entry, b
         if best[start] is None:
             continue
         cost, pieces = best[start]  # type: ignore[misc]
-        for end in range(start + _MIN_PIECE, n + 1):
+        for end in range(start + _MIN_PIECE, min(n, start + _MAX_KEY_CHARS) + 1):
             entry = index.get(word[start:end])
             if entry is None:
                 continue
@@ -1197,7 +1203,7 @@ def _split_compound(word: str, index: dict[str, _Entry]) -> list[tuple[_Entry, b
 
 def _head_fallback(word: str, index: dict[str, _Entry]) -> list[tuple[_Entry, bool]] | None:
     """An unknown compound still names its head ("Etuikleid" -> dress): the longest known ending."""
-    for start in range(_MIN_PIECE, len(word) - 3):
+    for start in range(max(_MIN_PIECE, len(word) - _MAX_KEY_CHARS - 3), len(word) - 3):
         tail = word[start:]
         entry, inflected = _lookup(index, tail)
         if entry is None or entry.kind not in _FALLBACK_KINDS:
@@ -1320,11 +1326,15 @@ class LLMExtractor:
         self.device = device
         self.fallback = fallback or LexiconExtractor(max_chars=max_chars)
         self.max_chars = max_chars
-        local = Path(self.model_path).is_dir()
+        path = Path(self.model_path).expanduser()
+        local = path.is_dir()
+        if not local and (path.is_absolute() or self.model_path.startswith((".", "~"))):
+            raise ModelNotFoundError(f"no causal LM folder at {self.model_path!r}")
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=local)
-            self.model = AutoModelForCausalLM.from_pretrained(self.model_path, local_files_only=local)
-        except OSError as exc:
+            source = str(path) if local else self.model_path
+            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
+            self.model = AutoModelForCausalLM.from_pretrained(source, local_files_only=local)
+        except (OSError, ValueError) as exc:  # missing files, or a folder that holds no causal LM
             raise ModelNotFoundError(f"no causal LM at {self.model_path!r}: {exc}") from exc
         self.model.to(device)
         self.model.eval()
@@ -1337,7 +1347,9 @@ class LLMExtractor:
             answer = self.generate(LLM_PROMPT.format(text=text))
             attributes = parse_llm_output(answer)
         except Exception as exc:  # any model or parsing failure degrades to the lexicon result
-            logger.warning("LLM attribute extraction failed (%s: %s); using the lexicon result", type(exc).__name__, exc)
+            logger.warning(
+                "LLM attribute extraction failed (%s: %s); using the lexicon result", type(exc).__name__, exc
+            )
             return baseline
         return attributes.model_copy(update={"language": baseline.language})
 
@@ -1345,18 +1357,21 @@ class LLMExtractor:
         """Greedy, bounded generation; only the new tokens are decoded."""
         import torch
 
-        if getattr(self.tokenizer, "chat_template", None):
+        templated = bool(getattr(self.tokenizer, "chat_template", None))
+        if templated:  # instruction-tuned models answer best in their own chat format
             prompt = self.tokenizer.apply_chat_template(
                 [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
             )
-        inputs = self.tokenizer(prompt, return_tensors="pt")
+        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=not templated)
         inputs.pop("token_type_ids", None)
         length = inputs["input_ids"].shape[1]
         limit = getattr(self.model.config, "max_position_embeddings", None) or getattr(
             self.model.config, "n_positions", None
         )
         if limit is not None and length + self.max_new_tokens > limit:
-            raise ValueError(f"prompt of {length} tokens leaves no room for {self.max_new_tokens} new tokens (limit {limit})")
+            raise ValueError(
+                f"prompt of {length} tokens leaves no room for {self.max_new_tokens} new tokens (limit {limit})"
+            )
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         with torch.inference_mode():

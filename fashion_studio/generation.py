@@ -199,13 +199,12 @@ class Generator:
             kwargs["max_sequence_length"] = min(256, self.pipeline.tokenizer_2.model_max_length)
         elif any(negatives):
             kwargs["negative_prompt"] = negatives
-        interrupted = False
         if deadline is not None:
 
             def stop_past_deadline(pipe: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
-                nonlocal interrupted
+                # Raising here skips the remaining steps and the decode.
                 if time.time() > deadline:
-                    pipe._interrupt = interrupted = True
+                    raise DeadlineExceededError(f"generation stopped at its deadline, after step {step + 1} of {first.steps}")
                 return callback_kwargs
 
             kwargs["callback_on_step_end"] = stop_past_deadline
@@ -222,8 +221,6 @@ class Generator:
                 "decode": self._clock.decode,
                 "total": total,
             }
-        if interrupted:
-            raise DeadlineExceededError(f"generation stopped at its deadline after {total:.1f} s")
         results = []
         offset = 0
         for r in requests:

@@ -68,6 +68,20 @@ class Settings(BaseSettings):
     runtime: Runtime = "torch"
     onnx_dir: Path | None = None
     triton_url: str = "127.0.0.1:8001"
+    # Export and Triton (runtime "onnx"/"triton"): exported graphs are found in `onnx_dir` (or
+    # exported on demand into `onnx_cache_dir`), keyed by weights, precision, opset and profile.
+    onnx_cache_dir: Path = PROJECT_ROOT / "var" / "onnx"
+    onnx_precision: Literal["fp32", "fp16"] = "fp32"
+    onnx_opset: int = 18
+    export_min_size: int = 32
+    export_max_size: int = 1024
+    export_max_batch: int | None = Field(None, description="Largest batch the exported profiles cover; defaults to batching.max_batch_size.")
+    triton_model_repository: Path = PROJECT_ROOT / "model_repository"
+    triton_max_queue_delay_us: int = 2_000
+    triton_max_queue_size: int = 64
+    triton_queue_timeout_s: float = 30.0
+    triton_instances: int = 1
+    triton_client_timeout_s: float = 60.0
     device: str = "cpu"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     torch_threads: int | None = None

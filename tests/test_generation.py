@@ -109,3 +109,19 @@ def test_bad_input_names_field_value_and_limit(changes, field, limit_text):
     assert error.to_dict()["field"] == field
     if field == "prompt" and changes["prompt"].startswith("xxx"):
         assert "100000 chars" in str(error)  # the value is summarised, not echoed whole
+
+
+def test_deadline_stops_generation_before_the_decode(generators):
+    import time
+
+    from fashion_studio.errors import DeadlineExceededError
+
+    generator = generators["sd"]
+    with pytest.raises(DeadlineExceededError, match="waited"):
+        generator.generate([GenerationRequest(prompt="a coat", steps=2, width=32, height=32)], deadline=time.time() - 1)
+    start = time.time()
+    with pytest.raises(DeadlineExceededError, match=r"after step \d+ of 900") as info:
+        generator.generate([GenerationRequest(prompt="a coat", steps=900, width=32, height=32)], deadline=start + 0.5)
+    assert int(str(info.value).split("after step ")[1].split()[0]) < 900
+    assert generator._clock.decode == 0.0  # stopped before the decode
+    assert generator(GenerationRequest(prompt="a coat", steps=2, width=32, height=32)).images[0].size == (32, 32)

@@ -1,0 +1,268 @@
+"""The fashion-mini Stable Diffusion pipeline: an AutoencoderKL (downsampling 4x, 64x64 -> 16x16x4), a
+UNet2DConditionModel conditioned on the fashion-mini CLIP text tower (frozen, reused as the text
+encoder), and a diffusers scheduler, saved as a standard `StableDiffusionPipeline` folder.
+
+The VAE trains first (L1 + L2 reconstruction, a small KL term); the UNet then trains on the cached
+latents with the DDPM epsilon objective, min-SNR loss weights, an EMA of its weights, and 10% of the
+captions dropped (half to "", half to the service's negative prompt) for classifier-free guidance.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fashion_studio.mini.common import Budget, count_parameters, lr_at, seed_everything, set_lr
+from fashion_studio.mini.data import Item
+from fashion_studio.mini.render import IMAGE_SIZE
+from fashion_studio.mini.tokenizers import CLIP_MAX_LENGTH
+from fashion_studio.settings import DEFAULT_NEGATIVE_PROMPT
+
+logger = logging.getLogger(__name__)
+
+LATENT_SIZE = IMAGE_SIZE // 4
+VAE_CONFIG: dict[str, Any] = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ("DownEncoderBlock2D",) * 3,
+    "up_block_types": ("UpDecoderBlock2D",) * 3,
+    "block_out_channels": (16, 32, 64),
+    "layers_per_block": 1,
+    "latent_channels": 4,
+    "norm_num_groups": 16,
+    "sample_size": IMAGE_SIZE,
+}
+UNET_CONFIG: dict[str, Any] = {
+    "sample_size": LATENT_SIZE,
+    "in_channels": 4,
+    "out_channels": 4,
+    "block_out_channels": (32, 64, 128),
+    "layers_per_block": 1,
+    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    "attention_head_dim": 8,
+    "norm_num_groups": 16,
+}
+SCHEDULER_CONFIG: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "steps_offset": 1,
+    "prediction_type": "epsilon",
+}
+UNCONDITIONAL_RATE = 0.1
+MIN_SNR_GAMMA = 5.0
+
+
+def _to_tensor(images: np.ndarray) -> Any:
+    """uint8 (n, 64, 64, 3) -> float (n, 3, 64, 64) in [-1, 1]."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# VAE
+
+
+def train_vae(
+    out: Path, images: np.ndarray, seed: int, steps: int, max_seconds: float, batch_size: int = 32, kl_weight: float = 1e-6
+) -> tuple[Any, dict[str, Any]]:
+    import torch
+    from diffusers import AutoencoderKL
+
+    seed_everything(seed)
+    vae = AutoencoderKL(**VAE_CONFIG)
+    vae.train()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    rng = np.random.default_rng(seed)
+    budget = Budget(steps, max_seconds)
+    losses: list[float] = []
+    for step in budget:
+        x = _to_tensor(images[rng.integers(0, len(images), batch_size)])
+        set_lr(optimizer, lr_at(step, steps, 1e-3, warmup=min(100, steps // 10)))
+        posterior = vae.encode(x).latent_dist
+        z = posterior.sample()
+        recon = vae.decode(z).sample
+        loss_rec = (recon - x).abs().mean() + ((recon - x) ** 2).mean()
+        loss = loss_rec + kl_weight * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimizer.step()
+        losses.append(loss_rec.item())
+    vae.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    vae.save_pretrained(out, safe_serialization=True)
+    tail = losses[-50:]
+    return vae, {
+        **budget.summary(),
+        "batch_size": batch_size,
+        "final_reconstruction_loss": round(sum(tail) / max(1, len(tail)), 4),
+        "parameters": count_parameters(vae),
+    }
+
+
+def encode_latents(vae: Any, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and standard deviations of every image, unscaled (n, 4, 16, 16) each."""
+    import torch
+
+    means, stds = [], []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            dist = vae.encode(_to_tensor(images[start : start + batch_size])).latent_dist
+            means.append(dist.mean.numpy())
+            stds.append(dist.std.numpy())
+    return np.concatenate(means), np.concatenate(stds)
+
+
+def reconstruction_error(vae: Any, images: np.ndarray) -> float:
+    """Mean absolute error in 0..255 of decoded posterior means."""
+    import torch
+
+    with torch.inference_mode():
+        x = _to_tensor(images)
+        recon = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+    return float((recon - x).abs().mean() * 127.5)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Text conditioning
+
+
+def text_encoder_from_clip(clip_dir: Path) -> tuple[Any, Any]:
+    """The CLIP model's text tower as a `CLIPTextModel`, and the slow CLIP tokenizer with its vocabulary."""
+    from transformers import CLIPModel, CLIPTextModel, CLIPTokenizer
+
+    clip = CLIPModel.from_pretrained(clip_dir)
+    text_encoder = CLIPTextModel(clip.config.text_config)
+    text_encoder.text_model.load_state_dict(clip.text_model.state_dict())
+    text_encoder.eval().requires_grad_(False)
+    tokenizer = CLIPTokenizer.from_pretrained(clip_dir)
+    return text_encoder, tokenizer
+
+
+def encode_prompts(text_encoder: Any, tokenizer: Any, prompts: Sequence[str]) -> Any:
+    """What `StableDiffusionPipeline.encode_prompt` computes: last hidden states of 77 padded tokens."""
+    import torch
+
+    ids = tokenizer(list(prompts), padding="max_length", max_length=CLIP_MAX_LENGTH, truncation=True, return_tensors="pt").input_ids
+    with torch.inference_mode():
+        return text_encoder(ids)[0].clone()
+
+
+# ---------------------------------------------------------------------------------------------------
+# UNet
+
+
+def build_unet(cross_attention_dim: int, seed: int) -> Any:
+    from diffusers import UNet2DConditionModel
+
+    seed_everything(seed)
+    return UNet2DConditionModel(cross_attention_dim=cross_attention_dim, **UNET_CONFIG)
+
+
+def train_unet(
+    out: Path,
+    items: Sequence[Item],
+    latents: tuple[np.ndarray, np.ndarray],
+    scaling_factor: float,
+    text_encoder: Any,
+    tokenizer: Any,
+    seed: int,
+    steps: int,
+    max_seconds: float,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+) -> tuple[Any, dict[str, Any]]:
+    import torch
+    import torch.nn.functional as F
+    from diffusers import DDPMScheduler
+
+    seed_everything(seed)
+    unet = build_unet(text_encoder.config.hidden_size, seed)
+    unet.train()
+    ema = copy.deepcopy(unet).eval().requires_grad_(False)
+    noise_scheduler = DDPMScheduler(**SCHEDULER_CONFIG)
+    alphas = noise_scheduler.alphas_cumprod
+    snr = alphas / (1 - alphas)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.01)
+    means, stds = (torch.from_numpy(a) for a in latents)
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    unconditional = encode_prompts(text_encoder, tokenizer, ["", DEFAULT_NEGATIVE_PROMPT])
+    budget = Budget(steps, max_seconds)
+    losses: list[float] = []
+    for step in budget:
+        index = rng.integers(0, len(items), batch_size)
+        prompts = [items[i].captions[rng.integers(len(items[i].captions))].text for i in index]
+        context = encode_prompts(text_encoder, tokenizer, prompts)
+        drop = rng.random(batch_size) < UNCONDITIONAL_RATE
+        for k in np.flatnonzero(drop):
+            context[k] = unconditional[rng.integers(2)]
+        idx = torch.from_numpy(index)
+        z0 = (means[idx] + stds[idx] * torch.randn(means[idx].shape, generator=generator)) * scaling_factor
+        noise = torch.randn(z0.shape, generator=generator)
+        t = torch.randint(0, SCHEDULER_CONFIG["num_train_timesteps"], (batch_size,), generator=generator)
+        zt = noise_scheduler.add_noise(z0, noise, t)
+        set_lr(optimizer, lr_at(step, steps, lr, warmup=min(200, steps // 10)))
+        prediction = unet(zt, t, encoder_hidden_states=context).sample
+        weight = torch.clamp(snr[t], max=MIN_SNR_GAMMA) / snr[t]
+        loss = (weight * F.mse_loss(prediction, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        decay = min(0.999, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), unet.parameters()):
+                e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+        losses.append(loss.item())
+        if (step + 1) % 500 == 0:
+            ema.save_pretrained(out, safe_serialization=True)  # a checkpoint to look at while training runs
+    out.mkdir(parents=True, exist_ok=True)
+    ema.save_pretrained(out, safe_serialization=True)
+    tail = losses[-100:]
+    return ema, {
+        **budget.summary(),
+        "batch_size": batch_size,
+        "final_loss": round(sum(tail) / max(1, len(tail)), 4),
+        "parameters": count_parameters(unet),
+        "ema_decay": 0.999,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# The pipeline
+
+
+def scheduler() -> Any:
+    from diffusers import DPMSolverMultistepScheduler
+
+    return DPMSolverMultistepScheduler(**SCHEDULER_CONFIG, algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=False)
+
+
+def assemble(out: Path, vae: Any, unet: Any, text_encoder: Any, tokenizer: Any, scaling_factor: float) -> Any:
+    """Write the standard diffusers folder (StableDiffusionPipeline, no safety checker)."""
+    from diffusers import StableDiffusionPipeline
+
+    vae.register_to_config(scaling_factor=float(scaling_factor))
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(out, safe_serialization=True)
+    return pipe

@@ -1,0 +1,435 @@
+"""Runtimes for model components: ONNX Runtime in-process, or Triton over gRPC.
+
+`load_pipeline(settings, model_ref, family)` returns the family's own diffusers pipeline (scheduler,
+tokenizers and the denoising loop unchanged) whose heavy components (text encoders, UNet or Flux
+transformer, VAE) are stand-ins that run the exported graphs through a `Backend`: an ONNX Runtime
+session, or a model on a Triton server. The stand-ins answer the calls and attributes the pipelines
+use, so `Generator` wraps `encode_prompt` and `vae.decode` exactly as with PyTorch.
+
+The exported graphs come from `export/` (one declaration per component): found in
+`settings.onnx_dir` or `settings.onnx_cache_dir`, else exported into the cache on first use. Triton
+models are named `<model>_<component>` (`sd_unet`), as `python -m export triton` writes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Protocol
+
+import numpy as np
+
+from fashion_studio.models import ModelRef
+from fashion_studio.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_PIPELINES = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline", "flux": "FluxPipeline"}
+
+
+class RuntimeUnavailable(RuntimeError):
+    """A runtime cannot serve this model (missing export, server or model); the message says why."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Backends: named arrays in, named arrays out
+
+
+class Backend(Protocol):
+    name: str
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+class OrtBackend:
+    """One exported graph in an in-process ONNX Runtime session (CPU, or CUDA where the build has it)."""
+
+    def __init__(self, path: Path | str, name: str, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        self.name = name
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.input_types = {i.name: _ORT_NUMPY[i.type] for i in self.session.get_inputs()}
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = {name: np.ascontiguousarray(inputs[name], dtype=dtype) for name, dtype in self.input_types.items()}
+        return dict(zip(self.output_names, self.session.run(self.output_names, feed)))
+
+
+_ORT_NUMPY = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+_TRITON_NUMPY = {"FP32": np.float32, "FP16": np.float16, "INT64": np.int64, "INT32": np.int32}
+
+_CLIENTS: dict[str, Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def triton_client(url: str) -> Any:
+    """One gRPC client per server, shared by every component (gRPC channels are thread-safe)."""
+    import tritonclient.grpc as grpcclient
+
+    with _CLIENTS_LOCK:
+        if url not in _CLIENTS:
+            _CLIENTS[url] = grpcclient.InferenceServerClient(url=url)
+        return _CLIENTS[url]
+
+
+class TritonBackend:
+    """A model on a Triton server; a call larger than the model's max batch goes as concurrent chunks."""
+
+    def __init__(self, url: str, model: str, timeout_s: float = 60.0) -> None:
+        from tritonclient.utils import InferenceServerException
+
+        self.name = model
+        self.url = url
+        self.timeout_s = timeout_s
+        self.client = triton_client(url)
+        try:
+            if not self.client.is_model_ready(model):
+                raise RuntimeUnavailable(f"Triton at {url} has no ready model {model!r}; is the repository from `python -m export triton`?")
+            metadata = self.client.get_model_metadata(model, as_json=True)
+            config = self.client.get_model_config(model, as_json=True)["config"]
+        except InferenceServerException as exc:
+            raise RuntimeUnavailable(f"Triton at {url}: model {model!r}: {exc}") from exc
+        self.inputs = {t["name"]: (t["datatype"], len(t["shape"])) for t in metadata["inputs"]}
+        self.output_names = [t["name"] for t in metadata["outputs"]]
+        self.max_batch = int(config.get("max_batch_size", 0)) or None
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"triton-{model}")
+
+    def _infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import tritonclient.grpc as grpcclient
+
+        request = []
+        for name, (datatype, rank) in self.inputs.items():
+            array = np.ascontiguousarray(inputs[name], dtype=_TRITON_NUMPY[datatype])
+            if array.ndim + 1 == rank:  # a per-item scalar: [batch] is sent as [batch, 1]
+                array = array[..., None]
+            tensor = grpcclient.InferInput(name, list(array.shape), datatype)
+            tensor.set_data_from_numpy(array)
+            request.append(tensor)
+        outputs = [grpcclient.InferRequestedOutput(name) for name in self.output_names]
+        result = self.client.infer(self.name, request, outputs=outputs, client_timeout=self.timeout_s)
+        return {name: result.as_numpy(name) for name in self.output_names}
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        batch = next(iter(inputs.values())).shape[0]
+        if self.max_batch is None or batch <= self.max_batch:
+            return self._infer(inputs)
+        starts = range(0, batch, self.max_batch)
+        parts = list(self._pool.map(lambda s: self._infer({k: v[s : s + self.max_batch] for k, v in inputs.items()}), starts))
+        return {name: np.concatenate([p[name] for p in parts]) for name in self.output_names}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stand-ins for the pipeline's torch modules
+
+
+def _torch(array: np.ndarray) -> Any:
+    import torch
+
+    array = np.ascontiguousarray(array)
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
+
+
+def _numpy(tensor: Any, dtype: Any = np.float32) -> np.ndarray:
+    import torch
+
+    if isinstance(tensor, torch.Tensor):
+        tensor = tensor.detach().to("cpu", torch.float32 if dtype == np.float32 else None).numpy()
+    return np.asarray(tensor, dtype=dtype)
+
+
+class _Component:
+    """What a pipeline asks of a component besides calling it: config, dtype, device, `to`."""
+
+    def __init__(self, backend: Backend, config: Any) -> None:
+        import torch
+
+        self.backend = backend
+        self.config = config
+        self.dtype = torch.float32
+        self.device = torch.device("cpu")
+
+    def to(self, *args: Any, **kwargs: Any) -> _Component:
+        return self
+
+    def eval(self) -> _Component:
+        return self
+
+    def requires_grad_(self, *args: Any) -> _Component:
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.backend.name})"
+
+
+class TextEncoder(_Component):
+    """CLIP (with or without projection) or T5 encoder; `hidden_states` is (penultimate, last) where exported."""
+
+    def __call__(self, input_ids: Any, attention_mask: Any = None, output_hidden_states: bool | None = None, return_dict: bool = True, **_: Any) -> Any:
+        from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
+        from transformers.models.clip.modeling_clip import CLIPTextModelOutput
+
+        out = self.backend.run({"input_ids": _numpy(input_ids, np.int64)})
+        hidden = None
+        if output_hidden_states:
+            if "penultimate_hidden_state" not in out:
+                raise ValueError(f"{self.backend.name} was exported without hidden states; clip_skip needs the torch runtime")
+            hidden = (_torch(out["penultimate_hidden_state"]), _torch(out["last_hidden_state"]))
+        last = _torch(out["last_hidden_state"])
+        if "text_embeds" in out:
+            result: Any = CLIPTextModelOutput(text_embeds=_torch(out["text_embeds"]), last_hidden_state=last, hidden_states=hidden)
+        elif "pooler_output" in out:
+            result = BaseModelOutputWithPooling(last_hidden_state=last, pooler_output=_torch(out["pooler_output"]), hidden_states=hidden)
+        else:
+            result = BaseModelOutput(last_hidden_state=last, hidden_states=hidden)
+        return result if return_dict else result.to_tuple()
+
+
+class UNet(_Component):
+    def __init__(self, backend: Backend, config: Any) -> None:
+        super().__init__(backend, config)
+        # SDXL's pipeline reads the size of the added-embedding input to check its time ids.
+        self.add_embedding = SimpleNamespace(linear_1=SimpleNamespace(in_features=config.get("projection_class_embeddings_input_dim")))
+        self.encoder_hid_proj = None
+
+    def __call__(self, sample: Any, timestep: Any, encoder_hidden_states: Any, timestep_cond: Any = None, cross_attention_kwargs: Any = None, added_cond_kwargs: dict | None = None, return_dict: bool = True, **_: Any) -> Any:
+        from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
+
+        if timestep_cond is not None:
+            raise ValueError("timestep_cond (LCM guidance embedding) is not part of the exported UNet")
+        x = _numpy(sample)
+        t = np.broadcast_to(_numpy(timestep).reshape(-1), (x.shape[0],)).astype(np.float32)
+        inputs = {"sample": x, "timestep": t, "encoder_hidden_states": _numpy(encoder_hidden_states)}
+        if added_cond_kwargs:
+            inputs["text_embeds"] = _numpy(added_cond_kwargs["text_embeds"])
+            inputs["time_ids"] = _numpy(added_cond_kwargs["time_ids"])
+        out = _torch(self.backend.run(inputs)["out_sample"])
+        return UNet2DConditionOutput(sample=out) if return_dict else (out,)
+
+
+class FluxTransformer(_Component):
+    def __init__(self, backend: Backend, config: Any) -> None:
+        super().__init__(backend, config)
+        self.encoder_hid_proj = None
+
+    @contextlib.contextmanager
+    def cache_context(self, name: str) -> Iterator[None]:
+        yield
+
+    def __call__(self, hidden_states: Any, encoder_hidden_states: Any = None, pooled_projections: Any = None, timestep: Any = None, img_ids: Any = None, txt_ids: Any = None, guidance: Any = None, joint_attention_kwargs: Any = None, return_dict: bool = True, **_: Any) -> Any:
+        from diffusers.models.modeling_outputs import Transformer2DModelOutput
+
+        x = _numpy(hidden_states)
+        batch = x.shape[0]
+
+        def per_item(ids: Any) -> np.ndarray:
+            ids = _numpy(ids)
+            return np.broadcast_to(ids, (batch, *ids.shape)) if ids.ndim == 2 else ids
+
+        inputs = {
+            "hidden_states": x,
+            "encoder_hidden_states": _numpy(encoder_hidden_states),
+            "pooled_projections": _numpy(pooled_projections),
+            "timestep": np.broadcast_to(_numpy(timestep).reshape(-1), (batch,)).astype(np.float32),
+            "img_ids": per_item(img_ids),
+            "txt_ids": per_item(txt_ids),
+        }
+        if self.config.get("guidance_embeds"):
+            inputs["guidance"] = np.broadcast_to(_numpy(guidance).reshape(-1), (batch,)).astype(np.float32)
+        out = _torch(self.backend.run(inputs)["out_hidden_states"])
+        return Transformer2DModelOutput(sample=out) if return_dict else (out,)
+
+
+class Vae(_Component):
+    """The VAE's decoder and (where exported) encoder; slicing and tiling are no-ops here."""
+
+    def __init__(self, decoder: Backend, encoder: Backend | None, config: Any) -> None:
+        super().__init__(decoder, config)
+        self.encoder_backend = encoder
+
+    def decode(self, z: Any, return_dict: bool = True, generator: Any = None, **_: Any) -> Any:
+        from diffusers.models.autoencoders.vae import DecoderOutput
+
+        out = _torch(self.backend.run({"latent_sample": _numpy(z)})["sample"])
+        return DecoderOutput(sample=out) if return_dict else (out,)
+
+    def encode(self, x: Any, return_dict: bool = True) -> Any:
+        from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKLOutput
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+        if self.encoder_backend is None:
+            raise RuntimeUnavailable("this export has no VAE encoder")
+        posterior = DiagonalGaussianDistribution(_torch(self.encoder_backend.run({"sample": _numpy(x)})["latent_parameters"]))
+        return AutoencoderKLOutput(latent_dist=posterior) if return_dict else (posterior,)
+
+    def enable_slicing(self) -> None: ...
+    def disable_slicing(self) -> None: ...
+    def enable_tiling(self) -> None: ...
+    def disable_tiling(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------------
+# Finding exports and making backends
+
+
+def export_profile(settings: Settings) -> Any:
+    from export.specs import ExportProfile
+
+    return ExportProfile.from_settings(settings)
+
+
+def locate_export(settings: Settings, model_ref: ModelRef) -> Path:
+    """The exported folder of this model: in `onnx_dir`, else in the cache, else exported into the cache now."""
+    from export.onnx_export import find_export, find_or_export
+
+    kwargs = dict(precision=settings.onnx_precision, opset=settings.onnx_opset, profile=export_profile(settings))
+    if settings.onnx_dir is not None:
+        found = find_export(settings.onnx_dir, model_ref.path, any_profile=True, **kwargs)
+        if found is not None:
+            return found
+        logger.warning("no export of %s in onnx_dir %s; using the cache %s", model_ref.path, settings.onnx_dir, settings.onnx_cache_dir)
+    return find_or_export(settings.onnx_cache_dir, model_ref.path, source_ref=model_ref.ref, revision=model_ref.revision, **kwargs)
+
+
+def _manifest(export_dir: Path) -> dict[str, Any]:
+    return json.loads((export_dir / "manifest.json").read_text())
+
+
+def make_backends(settings: Settings, export_dir: Path) -> dict[str, Backend]:
+    """Component name -> backend, for the runtime in `settings`."""
+    manifest = _manifest(export_dir)
+    backends: dict[str, Backend] = {}
+    for name, entry in manifest["components"].items():
+        if settings.runtime == "onnx":
+            backends[name] = OrtBackend(export_dir / entry["file"], f"{manifest['name']}_{name}", settings.torch_threads)
+        elif settings.runtime == "triton":
+            backends[name] = TritonBackend(settings.triton_url, f"{manifest['name']}_{name}", settings.triton_client_timeout_s)
+        else:
+            raise ValueError(f"runtime {settings.runtime!r} has no backends; choose onnx or triton")
+    return backends
+
+
+def _from_model_index(path: Path, name: str) -> Any:
+    index = json.loads((path / "model_index.json").read_text())
+    library, class_name = index[name]
+    return getattr(importlib.import_module(library), class_name).from_pretrained(path, subfolder=name)
+
+
+def _config(path: Path, folder: str) -> Any:
+    from diffusers.configuration_utils import FrozenDict
+
+    return FrozenDict(json.loads((path / folder / "config.json").read_text()))
+
+
+def _text_config(path: Path, folder: str) -> Any:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(path, subfolder=folder)
+
+
+def build_pipeline(family: str, model_path: Path | str, backends: dict[str, Backend]) -> Any:
+    """The family's diffusers pipeline around stand-ins that run `backends`."""
+    import diffusers
+
+    path = Path(model_path)
+    vae = Vae(backends["vae_decoder"], backends.get("vae_encoder"), _config(path, "vae"))
+    parts: dict[str, Any] = {
+        "vae": vae,
+        "text_encoder": TextEncoder(backends["text_encoder"], _text_config(path, "text_encoder")),
+        "tokenizer": _from_model_index(path, "tokenizer"),
+        "scheduler": _from_model_index(path, "scheduler"),
+    }
+    if family in ("sdxl", "flux"):
+        parts["text_encoder_2"] = TextEncoder(backends["text_encoder_2"], _text_config(path, "text_encoder_2"))
+        parts["tokenizer_2"] = _from_model_index(path, "tokenizer_2")
+    if family == "flux":
+        parts["transformer"] = FluxTransformer(backends["transformer"], _config(path, "transformer"))
+    else:
+        parts["unet"] = UNet(backends["unet"], _config(path, "unet"))
+    if family == "sd":
+        parts.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    if family == "sdxl":
+        index = json.loads((path / "model_index.json").read_text())
+        parts["add_watermarker"] = False
+        parts["force_zeros_for_empty_prompt"] = index.get("force_zeros_for_empty_prompt", True)
+    pipeline = getattr(diffusers, _PIPELINES[family])(**parts)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def load_pipeline(settings: Settings, model_ref: ModelRef, family: str) -> Any:
+    """A diffusers-compatible pipeline whose components run on `settings.runtime` (onnx or triton)."""
+    if family not in _PIPELINES:
+        raise RuntimeUnavailable(f"runtime {settings.runtime!r} serves sd, sdxl and flux; {family!r} needs the torch runtime")
+    if settings.lora:
+        raise RuntimeUnavailable(f"LoRA adapters {settings.lora} need the torch runtime; fuse them into the weights before export")
+    if settings.dtype != "float32" and settings.runtime == "onnx" and settings.onnx_precision == "fp32":
+        logger.info("runtime onnx runs the fp32 export; dtype %s applies to the torch runtime", settings.dtype)
+    export_dir = locate_export(settings, model_ref)
+    backends = make_backends(settings, export_dir)
+    logger.info("%s pipeline on %s from %s", family, settings.runtime, export_dir)
+    return build_pipeline(family, model_ref.path, backends)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Translator and scorer models on ONNX Runtime
+
+
+def load_translation_model(settings: Settings, model_ref: ModelRef) -> Any:
+    """MarianMT on ONNX Runtime (encoder, decoder, decoder with past): `generate` as in transformers."""
+    import onnxruntime as ort
+    from optimum.onnxruntime import ORTModelForSeq2SeqLM
+    from transformers import AutoConfig, GenerationConfig
+
+    export_dir = locate_export(settings, model_ref)
+    files = {name: export_dir / entry["file"] for name, entry in _manifest(export_dir)["components"].items()}
+    model = ORTModelForSeq2SeqLM(
+        config=AutoConfig.from_pretrained(model_ref.path),
+        encoder_session=ort.InferenceSession(str(files["encoder"]), providers=["CPUExecutionProvider"]),
+        decoder_session=ort.InferenceSession(str(files["decoder"]), providers=["CPUExecutionProvider"]),
+        decoder_with_past_session=ort.InferenceSession(str(files["decoder_with_past"]), providers=["CPUExecutionProvider"]),
+        generation_config=GenerationConfig.from_pretrained(model_ref.path),
+        model_save_dir=export_dir,
+    )
+    if not hasattr(model, "eval"):
+        model.eval = lambda: model  # type: ignore[attr-defined]
+    return model
+
+
+class ClipModel:
+    """CLIP's text and image towers on a backend: the calls and config `Scorer` uses."""
+
+    def __init__(self, text: Backend, vision: Backend, config: Any) -> None:
+        self.text = text
+        self.vision = vision
+        self.config = config
+
+    def eval(self) -> ClipModel:
+        return self
+
+    def get_text_features(self, input_ids: Any, attention_mask: Any = None, **_: Any) -> Any:
+        ids = _numpy(input_ids, np.int64)
+        mask = np.ones_like(ids) if attention_mask is None else _numpy(attention_mask, np.int64)
+        return _torch(self.text.run({"input_ids": ids, "attention_mask": mask})["text_embeds"])
+
+    def get_image_features(self, pixel_values: Any, **_: Any) -> Any:
+        return _torch(self.vision.run({"pixel_values": _numpy(pixel_values)})["image_embeds"])
+
+
+def load_clip_model(settings: Settings, model_ref: ModelRef) -> ClipModel:
+    from transformers import CLIPConfig
+
+    backends = make_backends(settings, locate_export(settings, model_ref))
+    return ClipModel(backends["text"], backends["vision"], CLIPConfig.from_pretrained(model_ref.path))

@@ -1,0 +1,71 @@
+"""The same pipeline on PyTorch and on ONNX Runtime: the generator's contract and its images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fashion_studio.generation import GenerationRequest, Generator
+from fashion_studio.settings import Settings
+from tests.test_export import exported_models  # noqa: F401  (session fixture)
+
+FAMILIES = ["sd", "sdxl", "flux"]
+
+
+def pixels(image) -> np.ndarray:
+    return np.asarray(image, dtype=np.int16)
+
+
+def requests_for(family: str) -> list[GenerationRequest]:
+    guided = family != "flux"
+    return [
+        GenerationRequest(prompt="a red striped t-shirt", seed=5, steps=2, width=64, height=32, guidance=4.0 if guided else 0.0, negative_prompt="blurry" if guided else None),
+        GenerationRequest(prompt="a green summer dress", seed=9, steps=2, width=64, height=32, guidance=4.0 if guided else 0.0, num_images=2),
+    ]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_onnx_runtime_generation_matches_pytorch(family, tiny_models, exported_models, tmp_path):  # noqa: F811
+    base = Settings(generator=str(tiny_models[family]), onnx_cache_dir=tmp_path / "cache")
+    torch_gen = Generator.load(base)
+    onnx_gen = Generator.load(base.model_copy(update={"runtime": "onnx", "onnx_dir": exported_models[family].parent}))
+    assert onnx_gen.runtime == "onnx" and onnx_gen.family == family
+    assert not (tmp_path / "cache").exists()  # found in onnx_dir, nothing exported on demand
+    want = torch_gen.generate(requests_for(family))
+    got = onnx_gen.generate(requests_for(family))
+    assert [len(r.images) for r in got] == [1, 2]
+    for w, g in zip(want, got):
+        assert g.seeds == w.seeds
+        for wi, gi in zip(w.images, g.images):
+            assert gi.size == (64, 32)
+            assert np.abs(pixels(wi) - pixels(gi)).max() <= 2
+    # The generator's stage clock wraps the pipeline's own encode and decode calls.
+    assert got[0].timings["encode"] > 0 and got[0].timings["decode"] > 0
+
+
+def test_runtime_exports_on_demand_into_the_cache_and_reuses_it(tiny_models, tmp_path):
+    from fashion_studio.models import resolve
+    from fashion_studio.runtimes import load_clip_model, locate_export
+    from fashion_studio.scoring import Scorer
+
+    settings = Settings(scorer=str(tiny_models["clip"]), runtime="onnx", onnx_cache_dir=tmp_path / "cache")
+    ref = resolve("scorer", settings.scorer, settings)
+    first = locate_export(settings, ref)
+    assert first.parent == tmp_path / "cache" and first.name.startswith("clip-")
+    assert locate_export(settings, ref) == first
+    torch_scorer = Scorer.load(settings)
+    onnx_scorer = Scorer(load_clip_model(settings, ref), torch_scorer.processor, ref)
+    texts = ["a red dress", "blue jeans with a straight leg"]
+    assert np.allclose(onnx_scorer.embed_texts(texts), torch_scorer.embed_texts(texts), atol=1e-5)
+    from PIL import Image
+
+    images = [Image.new("RGB", (64, 64), (200, 30, 30)), Image.new("RGB", (80, 64), (30, 30, 200))]
+    assert np.allclose(onnx_scorer.embed_images(images), torch_scorer.embed_images(images), atol=1e-5)
+
+
+def test_lora_needs_the_torch_runtime(tiny_models, tmp_path):
+    from fashion_studio.runtimes import RuntimeUnavailable
+
+    settings = Settings(generator=str(tiny_models["sd"]), runtime="onnx", lora=[str(tmp_path)], onnx_cache_dir=tmp_path / "cache")
+    with pytest.raises(RuntimeUnavailable, match="LoRA"):
+        Generator.load(settings)
