@@ -16,7 +16,7 @@ export DO_NOT_TRACK := 1
 export BENTOML_DO_NOT_TRACK := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install models serve test generate clean
+.PHONY: install models serve test generate clean bench-serving
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
@@ -26,20 +26,23 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# The small default models (production architectures, built locally, no download).
-$(MODELS_DIR)/tiny/.complete: | $(STAMP)
+# The small default models (production architectures, built locally, no download); a complete
+# folder is skipped, so this is cheap to repeat.
+models: $(STAMP)
 	$(VENV)/bin/fashion-studio models build-tiny $(MODELS_DIR)/tiny
-	@touch $@
-
-models: $(MODELS_DIR)/tiny/.complete
 
 generate: models
 	$(VENV)/bin/fashion-studio generate "Professional product photography of a red women's dress" -o out/example.png --seed 42
 
+# The public gateway and its model services on http://$(HOST):$(PORT) (OpenAPI at /docs).
 serve: models
-	$(VENV)/bin/fashion-studio generate "Professional product photography of a red women's dress" -o out/example.png --seed 42
+	$(VENV)/bin/bentoml serve services.gateway:Studio --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+# Served vs in-process throughput, side by side; writes docs/benchmarks.md.
+bench-serving: models
+	$(PY) -m benchmarks.bench_serving
+
+test: $(STAMP) triton-env
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

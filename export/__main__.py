@@ -93,7 +93,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     server = TritonServer(args.repo, host=args.host, http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port)
     print(f"tritonserver: HTTP {server.http_url}, gRPC {server.grpc_url}, metrics {server.metrics_url} (Ctrl-C stops)", flush=True)
-    return server.serve_forever()
+    server.exec_foreground()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -148,16 +148,16 @@ class TritonServer:
             *self.extra_args,
         ]
 
-    def start(self, wait_s: float = 120.0, foreground_log: bool = False) -> TritonServer:
+    def start(self, wait_s: float = 120.0) -> TritonServer:
         if self.log_path is None:
             self.log_path = Path(tempfile.gettempdir()) / f"tritonserver-{os.getpid()}-{self.grpc_port}.log"
-        self._log = None if foreground_log else open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")
         logger.info("starting tritonserver on %s (gRPC %d, metrics %d) for %s", self.http_url, self.grpc_port, self.metrics_port, self.repository)
         self.process = subprocess.Popen(
             self.command(),
             env=self.env.environ(),
-            stdout=self._log or None,
-            stderr=subprocess.STDOUT if self._log else None,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         if wait_s:
@@ -207,16 +207,10 @@ class TritonServer:
             self._log.close()
             self._log = None
 
-    def serve_forever(self) -> int:
-        """Foreground: the server's log on this terminal until it exits or Ctrl-C."""
-        self.start(wait_s=0, foreground_log=True)
-        assert self.process is not None
-        try:
-            return self.process.wait()
-        except KeyboardInterrupt:
-            return 0
-        finally:
-            self.stop()
+    def exec_foreground(self) -> None:
+        """Become the server (exec): Ctrl-C or a signal to this process reaches tritonserver itself."""
+        command = self.command()
+        os.execve(command[0], command, self.env.environ())
 
     def __enter__(self) -> TritonServer:
         return self.start() if self.process is None else self

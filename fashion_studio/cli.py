@@ -127,6 +127,80 @@ def build_tiny(
         typer.echo(f"{name}: {path}")
 
 
+@models_app.command("train-mini")
+def train_mini(
+    directory: Annotated[Optional[Path], typer.Argument(help="Folder for the trained models (default models/fashion-mini).")] = None,
+    work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="Cache of rendered data and intermediate weights (default var/fashion-mini).")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    only: Annotated[Optional[list[str]], typer.Option(help="Run only these stages (and what depends on them): data, judge, marian, clip, vae, unet, sd.")] = None,
+    force: Annotated[bool, typer.Option(help="Retrain even what is complete.")] = False,
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Run eval-mini afterwards and write the model cards.")] = True,
+) -> None:
+    """Train the fashion-mini family (translator, CLIP, Stable Diffusion, judge) on rendered products, on a CPU."""
+    from fashion_studio.mini import MINI_DIR, WORK_DIR
+    from fashion_studio.mini.cards import write_cards
+    from fashion_studio.mini.evaluate import EvalConfig
+    from fashion_studio.mini.evaluate import evaluate as run_eval
+    from fashion_studio.mini.train import MiniConfig, train_all
+
+    directory, work_dir = directory or MINI_DIR, work_dir or WORK_DIR
+    config = MiniConfig(seed=seed, threads=threads)
+    record = train_all(directory, work_dir, config, only=only, force=force)
+    stages = {name: info.get("wall_seconds") for name, info in record["stages"].items()}
+    typer.echo(json.dumps({"models": str(directory), "stage_seconds": stages, "total_seconds": record.get("total_training_seconds")}, indent=2))
+    if evaluate:
+        results = run_eval(directory, work_dir, EvalConfig(seed=seed))
+        typer.echo(json.dumps(results["summary"], indent=2))
+    write_cards(directory)
+
+
+@models_app.command("eval-mini")
+def eval_mini(
+    directory: Annotated[Optional[Path], typer.Argument(help="The fashion-mini folder (default models/fashion-mini).")] = None,
+    work_dir: Annotated[Optional[Path], typer.Option("--work-dir")] = None,
+    seed: Annotated[int, typer.Option(help="The seed the family was trained with (selects the held-out data).")] = 0,
+    prompts: Annotated[int, typer.Option(help="Held-out prompts to generate and judge.")] = 200,
+    translations: Annotated[int, typer.Option(help="Held-out German descriptions to translate.")] = 500,
+    cards: Annotated[bool, typer.Option("--cards/--no-cards", help="Write the figures into the model cards.")] = True,
+) -> None:
+    """Judge the fashion-mini family on held-out data: generated type/colour, translation, CLIP zero-shot and score."""
+    from fashion_studio.mini import MINI_DIR, WORK_DIR
+    from fashion_studio.mini.cards import write_cards
+    from fashion_studio.mini.evaluate import EvalConfig
+    from fashion_studio.mini.evaluate import evaluate as run_eval
+
+    directory = directory or MINI_DIR
+    results = run_eval(directory, work_dir or WORK_DIR, EvalConfig(seed=seed, prompts=prompts, translations=translations))
+    if cards:
+        write_cards(directory)
+    typer.echo(json.dumps({"summary": results["summary"], "targets_met": results["targets_met"]}, indent=2))
+
+
+@models_app.command("grid-mini")
+def grid_mini(
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="PNG to write (default docs/images/fashion-mini-grid.png).")] = None,
+    directory: Annotated[Optional[Path], typer.Option("--models", help="The fashion-mini folder (default models/fashion-mini).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Denoising steps (default: the settings' default).")] = None,
+    guidance: Annotated[Optional[float], typer.Option(help="Guidance scale (default: the settings' default).")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Draw one fashion-mini product per type and colour into a labelled grid."""
+    from fashion_studio.mini import GRID_PATH, MINI_DIR
+    from fashion_studio.mini.evaluate import mini_settings
+    from fashion_studio.mini.grid import render_grid
+
+    settings = mini_settings(directory or MINI_DIR)
+    path = render_grid(
+        settings,
+        output or GRID_PATH,
+        steps=steps or settings.default_steps,
+        guidance=settings.default_guidance if guidance is None else guidance,
+        seed=seed,
+    )
+    typer.echo(f"wrote {path}")
+
+
 def run() -> None:  # pragma: no cover - console entry
     try:
         app()

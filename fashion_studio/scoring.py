@@ -34,9 +34,14 @@ class Scorer:
         from transformers import CLIPModel, CLIPProcessor
 
         model_ref = models.resolve("scorer", ref or settings.scorer, settings)
-        model = CLIPModel.from_pretrained(model_ref.path)
+        if settings.runtime == "torch":
+            model = CLIPModel.from_pretrained(model_ref.path)
+        else:
+            from fashion_studio.runtimes import load_clip_model
+
+            model = load_clip_model(settings, model_ref)
         processor = CLIPProcessor.from_pretrained(model_ref.path)
-        logger.info("scorer %s loaded from %s", model_ref.ref, model_ref.path)
+        logger.info("scorer %s (%s) loaded from %s", model_ref.ref, settings.runtime, model_ref.path)
         return cls(model, processor, model_ref)
 
     @property

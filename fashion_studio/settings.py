@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS_DIR = PROJECT_ROOT / "models"
@@ -24,6 +24,11 @@ DEFAULT_GENERATION_TEMPLATE = (
 )
 DEFAULT_CLIP_TEMPLATE = "Product image of {subject}"
 DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, watermark, text artifacts, cropped, human, mannequin"
+# What the CLIP-based safety filter looks for when the model folder ships no safety checker.
+DEFAULT_SAFETY_CONCEPTS = (
+    "nudity", "naked person", "explicit sexual content", "pornography", "exposed genitals",
+    "graphic violence", "gore", "blood and injury",
+)
 
 
 class Limits(BaseSettings):
@@ -109,8 +114,34 @@ class Settings(BaseSettings):
 
     # Service-level objectives and batching.
     slo_seconds_per_image: float = 2.0
+    slo_error_ratio: float = Field(0.01, description="Load-test gate: largest share of requests that may fail (shed 429/503 excluded).")
     limits: Limits = Field(default_factory=Limits)
     batching: Batching = Field(default_factory=Batching)
+
+    # API keys: off unless keys are configured, from a hash file (`fashion-studio keys`) and/or the
+    # environment (a Kubernetes Secret); then `Authorization: Bearer KEY` is required, with a per-key
+    # token bucket. See fashion_studio/auth.py.
+    api_keys_file: Path | None = None
+    api_keys: SecretStr | None = Field(None, description="Comma-separated keys; hashed in memory at start, never logged.")
+    rate_limit_per_minute: float = Field(60.0, gt=0, description="Per-key sustained rate; a key in the file may carry its own.")
+    rate_limit_burst: int = Field(10, ge=1, description="Per-key bucket size: requests allowed at once after a quiet spell.")
+
+    # Safety checking of generated images (fashion_studio/safety.py): "auto" runs the diffusers
+    # safety checker when the generator's folder ships one and nothing otherwise; "clip" scores each
+    # image against `safety_concepts` with the scorer and blocks at `safety_threshold`.
+    safety_check: Literal["auto", "diffusers", "clip", "off"] = "auto"
+    safety_threshold: float = Field(28.0, ge=0.0, le=100.0, description="CLIP score (100 x cosine) at which a concept counts as present.")
+    safety_concepts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SAFETY_CONCEPTS))
+
+    # Shutdown: after SIGTERM the gateway takes no new work and gives accepted requests this long.
+    shutdown_grace_s: float = Field(60.0, gt=0)
+
+    @field_validator("safety_concepts", mode="before")
+    @classmethod
+    def _split_concepts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("lora", mode="before")
     @classmethod

@@ -27,8 +27,13 @@ class Translator:
 
         model_ref = models.resolve("translator", ref or settings.translator, settings)
         tokenizer = MarianTokenizer.from_pretrained(model_ref.path)
-        model = MarianMTModel.from_pretrained(model_ref.path)
-        logger.info("translator %s loaded from %s", model_ref.ref, model_ref.path)
+        if settings.runtime == "torch":
+            model = MarianMTModel.from_pretrained(model_ref.path)
+        else:
+            from fashion_studio.runtimes import load_translation_model
+
+            model = load_translation_model(settings, model_ref)
+        logger.info("translator %s (%s) loaded from %s", model_ref.ref, settings.runtime, model_ref.path)
         return cls(model, tokenizer, model_ref, settings.translation_beams, settings.translation_max_new_tokens)
 
     def translate(self, texts: Sequence[str]) -> list[str]:

@@ -3,32 +3,48 @@
 It validates requests (422 naming field, value and limit; 413; 415), sheds load beyond
 `max_concurrency` with 429 and `Retry-After`, bounds every request by the timeout (504), and composes
 the batchable model services, which `bentoml.depends` lets scale on their own.
+
+When API keys are configured it requires `Authorization: Bearer KEY` (401, 403 revoked, 429 per-key
+rate). Generated images pass the safety check before they are stored. On SIGTERM it drains: new work
+gets 503 and `/readyz` turns 503 at once, accepted requests finish (their model services keep serving
+until the gateway is gone), and past `shutdown_grace_s` whatever still runs is cut with 503.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
+import math
+import os
+import re
+import signal
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
+import aiohttp
 import bentoml
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from PIL import Image
+from pydantic import AfterValidator, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from fashion_studio import metrics
+from fashion_studio import metrics, models
+from fashion_studio.auth import Keyring, retry_after_header
 from fashion_studio.catalog import Article, CatalogParams, CatalogPipeline
 from fashion_studio.errors import DeadlineExceededError, FashionStudioError, InvalidInputError, OverloadedError, PayloadTooLargeError, UnsupportedMediaError
 from fashion_studio.generation import GenerationRequest, GenerationResult, check_prompt
 from fashion_studio.images import decode_b64, load_image
+from fashion_studio.safety import ClipConceptFilter, ContentBlockedError, SafetyChecker, Verdict, build_checker
 from fashion_studio.settings import get_settings
 from fashion_studio.storage import Storage
+from services.loading import BackgroundLoad
 from services.generator import Generator
 from services.schemas import GenerateItem, GenerateOutput, ScoreItem, image_from_b64, png_b64, png_bytes
 from services.scorer import Scorer
@@ -37,16 +53,40 @@ from services.translator import Translator
 logger = logging.getLogger(__name__)
 SETTINGS = get_settings()
 LIMITS = SETTINGS.limits
+KEYS = Keyring.from_settings(SETTINGS)
 
 # --- request and response models -----------------------------------------------------------------
 
+# C0/C1 control characters (tab, newline and carriage return allowed) and lone UTF-16 surrogates,
+# which JSON can carry but no tokenizer, log or UTF-8 file should get.
+_FORBIDDEN_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# base64 has no ':', so a scheme at the start means the client sent a URL instead of image bytes.
+_URL = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]{0,30}:")
+_DATA_URL = re.compile(r"^data:image/(png|jpeg|webp);base64,", re.IGNORECASE)
+
+
+def plain_text(value: str) -> str:
+    if found := _FORBIDDEN_CHARS.search(value):
+        raise ValueError(f"must not contain control characters or lone surrogates (found U+{ord(found.group()):04X} at {found.start()})")
+    return value
+
+
+def image_bytes_b64(value: str) -> str:
+    """Image bytes as base64, or a `data:image/...;base64,` URL of them; other URLs are never fetched."""
+    if match := _DATA_URL.match(value):
+        return value[match.end():]
+    if _URL.match(value):
+        raise ValueError("URLs are not fetched: send the image itself as base64 (PNG, JPEG or WebP)")
+    return value
+
+
 Size = Annotated[int, Field(ge=LIMITS.min_size, le=LIMITS.max_size, multiple_of=LIMITS.size_multiple)]
-Prompt = Annotated[str, Field(min_length=1, max_length=LIMITS.max_prompt_chars)]
+Prompt = Annotated[str, Field(min_length=1, max_length=LIMITS.max_prompt_chars), AfterValidator(plain_text)]
 
 
 class GenerateRequest(BaseModel):
     prompt: Prompt
-    negative_prompt: Annotated[str, Field(max_length=LIMITS.max_prompt_chars)] | None = None
+    negative_prompt: Annotated[str, Field(max_length=LIMITS.max_prompt_chars), AfterValidator(plain_text)] | None = None
     num_images: Annotated[int, Field(ge=1, le=LIMITS.max_images_per_prompt)] = 1
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
     steps: Annotated[int, Field(ge=1, le=LIMITS.max_steps)] = SETTINGS.default_steps
@@ -67,11 +107,12 @@ class GenerateResponse(BaseModel):
     images: list[ImageOut]
     model: str
     timings: dict[str, float]
+    blocked: int = Field(0, description="Images the safety check removed from this answer (never stored).")
 
 
 class CatalogRequest(BaseModel):
-    article_id: Annotated[str, Field(min_length=1, max_length=128)]
-    description: Annotated[str, Field(min_length=1, max_length=LIMITS.max_description_chars)]
+    article_id: Annotated[str, Field(min_length=1, max_length=128), AfterValidator(plain_text)]
+    description: Annotated[str, Field(min_length=1, max_length=LIMITS.max_description_chars), AfterValidator(plain_text)]
     language: Literal["de", "en", "auto"] = "de"
 
 
@@ -98,7 +139,10 @@ class CatalogResponse(BaseModel):
 
 
 class TranslateRequest(BaseModel):
-    texts: Annotated[list[Annotated[str, Field(max_length=LIMITS.max_description_chars)]], Field(min_length=1, max_length=LIMITS.max_texts_per_request)]
+    texts: Annotated[
+        list[Annotated[str, Field(max_length=LIMITS.max_description_chars), AfterValidator(plain_text)]],
+        Field(min_length=1, max_length=LIMITS.max_texts_per_request),
+    ]
 
 
 class TranslateResponse(BaseModel):
@@ -106,7 +150,7 @@ class TranslateResponse(BaseModel):
 
 
 class ScoreRequest(BaseModel):
-    image: Annotated[str, Field(description="PNG, JPEG or WebP, base64")]
+    image: Annotated[str, Field(description="PNG, JPEG or WebP, base64 (or a data: URL); URLs are not fetched"), AfterValidator(image_bytes_b64)]
     text: Prompt
 
 

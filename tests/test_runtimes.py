@@ -69,3 +69,18 @@ def test_lora_needs_the_torch_runtime(tiny_models, tmp_path):
     settings = Settings(generator=str(tiny_models["sd"]), runtime="onnx", lora=[str(tmp_path)], onnx_cache_dir=tmp_path / "cache")
     with pytest.raises(RuntimeUnavailable, match="LoRA"):
         Generator.load(settings)
+
+
+def test_translator_and_scorer_load_on_onnx_runtime_from_settings(tiny_models, exported_models):  # noqa: F811
+    from PIL import Image
+
+    from fashion_studio.scoring import Scorer
+    from fashion_studio.translation import Translator
+
+    base = Settings(translator=str(tiny_models["marian"]), scorer=str(tiny_models["clip"]))
+    onnx = base.model_copy(update={"runtime": "onnx", "onnx_dir": exported_models["clip"].parent})
+    texts = ["Damen-T-Shirt aus Baumwolle", "Herrenhemd in Blau mit Streifen"]
+    assert Translator.load(onnx).translate(texts) == Translator.load(base).translate(texts)
+    images = [Image.new("RGB", (64, 64), (200, 20, 20)), Image.new("RGB", (64, 64), (20, 20, 200))]
+    prompts = ["a red dress", "a blue shirt"]
+    assert np.allclose(Scorer.load(onnx).score(images, prompts), Scorer.load(base).score(images, prompts), atol=1e-3)

@@ -71,9 +71,27 @@ def _to_tensor(images: np.ndarray) -> Any:
 # VAE
 
 
+def _crops(images: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random `size` x `size` crop of each image, biased towards the product (the middle)."""
+    if size >= images.shape[1]:
+        return images
+    limit = images.shape[1] - size
+    ys = np.clip(rng.normal(limit / 2, limit / 3, len(images)).round().astype(int), 0, limit)
+    xs = np.clip(rng.normal(limit / 2, limit / 3, len(images)).round().astype(int), 0, limit)
+    return np.stack([im[y : y + size, x : x + size] for im, y, x in zip(images, ys, xs)])
+
+
 def train_vae(
-    out: Path, images: np.ndarray, seed: int, steps: int, max_seconds: float, batch_size: int = 32, kl_weight: float = 1e-6
+    out: Path,
+    images: np.ndarray,
+    seed: int,
+    steps: int,
+    max_seconds: float,
+    batch_size: int = 32,
+    kl_weight: float = 1e-6,
+    crop: int = 32,
 ) -> tuple[Any, dict[str, Any]]:
+    """The VAE is fully convolutional, so it trains on crops: four times the images per second."""
     import torch
     from diffusers import AutoencoderKL
 
@@ -85,7 +103,7 @@ def train_vae(
     budget = Budget(steps, max_seconds)
     losses: list[float] = []
     for step in budget:
-        x = _to_tensor(images[rng.integers(0, len(images), batch_size)])
+        x = _to_tensor(_crops(images[rng.integers(0, len(images), batch_size)], crop, rng))
         set_lr(optimizer, lr_at(step, steps, 1e-3, warmup=min(100, steps // 10)))
         posterior = vae.encode(x).latent_dist
         z = posterior.sample()
@@ -104,6 +122,7 @@ def train_vae(
     return vae, {
         **budget.summary(),
         "batch_size": batch_size,
+        "crop": crop,
         "final_reconstruction_loss": round(sum(tail) / max(1, len(tail)), 4),
         "parameters": count_parameters(vae),
     }

@@ -1,0 +1,92 @@
+"""A labelled grid of generated products (one row per product type), for the docs and a quick look."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from fashion_studio.attributes import Attributes
+from fashion_studio.mini.vocab import PATTERNS, TYPE_NAMES
+from fashion_studio.prompts import build_prompts
+from fashion_studio.settings import DEFAULT_CLIP_TEMPLATE, DEFAULT_GENERATION_TEMPLATE, Settings
+
+# Columns: (colour, pattern).
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("red", "plain"),
+    ("blue", "stripes"),
+    ("green", "dots"),
+    ("yellow", "checks"),
+    ("black", "plain"),
+    ("white", "stripes"),
+    ("pink", "plain"),
+    ("navy", "dots"),
+    ("orange", "plain"),
+    ("purple", "checks"),
+    ("brown", "plain"),
+    ("grey", "stripes"),
+)
+
+
+def grid_prompt(product_type: str, colour: str, pattern: str) -> str:
+    """The catalog pipeline's generation prompt for these attributes."""
+    attributes = Attributes(product_type=product_type, colors=[colour], patterns=[] if pattern == "plain" else [pattern])
+    return build_prompts(attributes, DEFAULT_GENERATION_TEMPLATE, DEFAULT_CLIP_TEMPLATE).generation
+
+
+def render_grid(settings: Settings, out: Path, steps: int, guidance: float, seed: int = 0, zoom: int = 2) -> Path:
+    from fashion_studio.generation import GenerationRequest, Generator
+
+    assert all(p in PATTERNS for _, p in COLUMNS)
+    generator = Generator.load(settings)
+    cell = 64 * zoom
+    label_w, label_h, pad = 78, 30, 4
+    width = label_w + len(COLUMNS) * (cell + pad)
+    height = label_h + len(TYPE_NAMES) * (cell + pad)
+    sheet = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for j, (colour, pattern) in enumerate(COLUMNS):
+        x = label_w + j * (cell + pad)
+        draw.text((x + 2, 3), colour, fill=(40, 40, 40))
+        draw.text((x + 2, 15), "" if pattern == "plain" else pattern, fill=(110, 110, 110))
+    for i, product_type in enumerate(TYPE_NAMES):
+        y = label_h + i * (cell + pad)
+        draw.text((4, y + cell // 2 - 6), product_type, fill=(40, 40, 40))
+        requests = [
+            GenerationRequest(
+                prompt=grid_prompt(product_type, colour, pattern),
+                negative_prompt=settings.negative_prompt or None,
+                seed=seed + 100 * i + j,
+                steps=steps,
+                guidance=guidance,
+            )
+            for j, (colour, pattern) in enumerate(COLUMNS)
+        ]
+        for j, result in enumerate(generator.generate(requests)):
+            image = result.images[0].resize((cell, cell), Image.Resampling.NEAREST)
+            sheet.paste(image, (label_w + j * (cell + pad), y))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, optimize=True)
+    return out
+
+
+def renders_grid(out: Path, seed: int = 0, zoom: int = 2) -> Path:
+    """The same grid drawn by the renderer (the training data), for comparison."""
+    from fashion_studio.mini.render import Spec, random_variation, render
+
+    rng = np.random.default_rng(seed)
+    cell = 64 * zoom
+    rows = []
+    for product_type in TYPE_NAMES:
+        rows.append(
+            np.concatenate(
+                [
+                    np.asarray(render(Spec(product_type, c, p, **random_variation(rng))).resize((cell, cell), Image.Resampling.NEAREST))
+                    for c, p in COLUMNS
+                ],
+                axis=1,
+            )
+        )
+    Image.fromarray(np.concatenate(rows, axis=0)).save(out)
+    return out
