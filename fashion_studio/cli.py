@@ -16,6 +16,9 @@ from fashion_studio.settings import Settings
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 models_app = typer.Typer(no_args_is_help=True, help="Build and inspect models.")
 app.add_typer(models_app, name="models")
+from fashion_studio.auth import keys_app  # noqa: E402  (typer only; no model imports)
+
+app.add_typer(keys_app, name="keys")
 
 logger = logging.getLogger("fashion_studio")
 

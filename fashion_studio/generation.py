@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -157,7 +158,9 @@ class Generator:
         ref, _, weight = spec.partition("@")
         lora = models.resolve("lora", ref, settings)
         name = f"lora_{len(self.loras)}"
-        self.pipeline.load_lora_weights(lora.path, adapter_name=name)
+        weights = sorted(Path(lora.path).glob("*.safetensors")) if Path(lora.path).is_dir() else []
+        weight_name = "pytorch_lora_weights.safetensors" if len(weights) != 1 else weights[0].name
+        self.pipeline.load_lora_weights(lora.path, adapter_name=name, weight_name=weight_name)
         self.loras[name] = (lora, float(weight) if weight else 1.0)
         self.pipeline.set_adapters(list(self.loras), [w for _, w in self.loras.values()])
         logger.info("LoRA %s loaded as %s with weight %s", ref, name, self.loras[name][1])

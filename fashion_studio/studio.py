@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from fashion_studio.catalog import CatalogPipeline
+from fashion_studio import models
+from fashion_studio.attributes import LexiconExtractor, LLMExtractor
+from fashion_studio.catalog import CatalogPipeline, Extractor
 from fashion_studio.generation import Generator
 from fashion_studio.scoring import Scorer
 from fashion_studio.settings import Settings
@@ -37,12 +39,22 @@ class Studio:
     def storage(self) -> Storage:
         return Storage(self.settings.storage_url)
 
+    @cached_property
+    def extractor(self) -> Extractor:
+        """The lexicon by default; an LLM (seed 003 used Phi-3 mini) when `llm` is set, falling back to the lexicon."""
+        if not self.settings.llm:
+            return LexiconExtractor()
+        ref = models.resolve("llm", self.settings.llm, self.settings)
+        return LLMExtractor(ref.path, device=self.settings.device)
+
     def model_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {
             "generator": {**self.generator.ref.describe(), "family": self.generator.family, "runtime": self.generator.runtime},
             "translator": self.translator.ref.describe(),
             "scorer": self.scorer.ref.describe(),
         }
+        if self.settings.llm:
+            info["llm"] = self.settings.llm
         if self.generator.loras:
             info["lora"] = [{**ref.describe(), "weight": w} for ref, w in self.generator.loras.values()]
         return info
@@ -55,6 +67,7 @@ class Studio:
             score=self.scorer.score,
             storage=self.storage,
             settings=self.settings,
+            extractor=self.extractor,
             model_info=self.model_info(),
             generator_name=self.generator.name,
         )

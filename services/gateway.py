@@ -31,7 +31,6 @@ import bentoml
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from PIL import Image
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -160,10 +159,31 @@ class ScoreResponse(BaseModel):
 
 PUBLIC_PATHS = {"/generate", "/generate_image", "/catalog", "/translate", "/score"}
 
+
+@dataclass
+class Traffic:
+    """What the gateway is doing: requests in flight and, after SIGTERM, draining."""
+
+    in_flight: int = 0
+    draining: bool = False
+    cut: bool = False
+    tasks: set[asyncio.Task] = field(default_factory=set)
+
+
+TRAFFIC = Traffic()
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI):
+    on_sigterm(asyncio.get_running_loop(), drain_gateway)
+    yield
+
+
 app = FastAPI(
     title="Fashion Studio",
     description="Fashion product images from prompts and German catalog descriptions, scored by CLIP.",
     version="0.1.0",
+    lifespan=lifespan,
 )
 
 # --- errors: one mapping from kinds to statuses ----------------------------------------------------
@@ -179,17 +199,24 @@ def _limit_of(error: dict[str, Any]) -> str:
     return message.removeprefix("Input should be ").removeprefix("Value error, ")
 
 
+def _echo(value: Any) -> Any:
+    """A request value as it can be echoed in a JSON error: short, valid UTF-8, finite."""
+    if isinstance(value, str):
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return f"{value[:80]}... ({len(value)} chars)" if len(value) > 80 else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (int, float, bool, type(None))):
+        return value
+    return _echo(repr(value)[:80])
+
+
 @app.exception_handler(RequestValidationError)
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = []
     for error in exc.errors():
         loc = [str(p) for p in error.get("loc", ()) if p != "body"]
-        value = error.get("input")
-        if isinstance(value, str) and len(value) > 80:
-            value = f"{value[:80]}... ({len(value)} chars)"
-        elif not isinstance(value, (str, int, float, bool, type(None))):
-            value = repr(value)[:80]
-        errors.append({"field": ".".join(loc) or "body", "value": value, "limit": _limit_of(error), "message": error.get("msg")})
+        errors.append({"field": ".".join(loc) or "body", "value": _echo(error.get("input")), "limit": _echo(_limit_of(error)), "message": _echo(error.get("msg"))})
     first = errors[0] if errors else {"field": "body", "value": None, "limit": "valid JSON"}
     return error_response(422, "invalid_input", request.url.path, {**first, "errors": errors})
 
@@ -203,6 +230,8 @@ async def _domain_error(request: Request, exc: FashionStudioError) -> JSONRespon
         return error_response(415, "unsupported_media", endpoint, exc.to_dict())
     if isinstance(exc, DeadlineExceededError):
         return error_response(504, "timeout", endpoint, {"message": str(exc), "limit": f"request must finish within {SETTINGS.batching.timeout_s} s"})
+    if isinstance(exc, ContentBlockedError):
+        return error_response(422, "content_blocked", endpoint, exc.to_dict())
     if isinstance(exc, InvalidInputError):
         return error_response(422, "invalid_input", endpoint, exc.to_dict())
     if isinstance(exc, OverloadedError):
@@ -222,42 +251,67 @@ async def _dependency_error(request: Request, exc: bentoml.exceptions.BentoMLExc
     return error_response(502, "dependency_failed", request.url.path, {"message": str(exc)})
 
 
+@app.exception_handler(aiohttp.ClientError)
+async def _dependency_unreachable(request: Request, exc: aiohttp.ClientError) -> JSONResponse:
+    """A model service that cannot be reached (restarting, gone): the client may retry."""
+    logger.error("model service unreachable: %s", exc)
+    return error_response(503, "unavailable", request.url.path, {"message": f"a model service is unreachable ({type(exc).__name__})"}, {"Retry-After": "1"})
+
+
 class Guard:
-    """Pure ASGI: body-size limit (413), concurrency limit (429 + Retry-After), in-flight gauge,
-    request counting. Health and metrics paths are BentoML's and never reach this app."""
+    """Pure ASGI, in this order: draining (503), API key (401/403) and its rate (429), body size (413),
+    concurrency (429 + Retry-After), then the request under the timeout (504); plus the in-flight gauge
+    and request metrics. Health and metrics paths are BentoML's and never reach this app."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.in_flight = 0
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] not in PUBLIC_PATHS:
             return await self.app(scope, receive, send)
         endpoint = scope["path"]
-        status_holder = {"code": 500}
+        status_holder = {"code": 500, "started": False}
 
         async def send_wrapper(message: dict) -> None:
             if message["type"] == "http.response.start":
                 status_holder["code"] = message["status"]
+                status_holder["started"] = True
             await send(message)
 
         start = time.perf_counter()
         try:
-            await self._guarded(scope, receive, send_wrapper, endpoint)
+            await self._guarded(scope, receive, send_wrapper, endpoint, status_holder)
         finally:
             metrics.REQUESTS.labels(endpoint=endpoint, code=str(status_holder["code"])).inc()
             metrics.REQUEST_DURATION.labels(endpoint=endpoint).observe(time.perf_counter() - start)
 
-    async def _guarded(self, scope: dict, receive: Any, send: Any, endpoint: str) -> None:
+    async def _guarded(self, scope: dict, receive: Any, send: Any, endpoint: str, status: dict) -> None:
+        if TRAFFIC.draining:
+            response = error_response(
+                503, "shutting_down", endpoint, {"message": "this instance is shutting down; retry on another"}, {"Retry-After": "1", "Connection": "close"}
+            )
+            return await response(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        if KEYS.enabled:
+            authorization = headers.get(b"authorization")
+            decision = KEYS.authorize(authorization.decode("latin-1") if authorization else None)
+            if not decision.allowed:
+                reason, extra = {
+                    401: ("unauthorized", {"WWW-Authenticate": 'Bearer realm="fashion-studio"'}),
+                    403: ("forbidden", {}),
+                    429: ("rate_limited", {"Retry-After": retry_after_header(decision.retry_after_s)}),
+                }[decision.status]
+                body = {"field": "authorization", "value": decision.key_id, "limit": decision.message}
+                return await error_response(decision.status, reason, endpoint, body, extra)(scope, receive, send)
         limit = LIMITS.max_body_bytes
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             response = error_response(413, "too_large", endpoint, {"field": "body", "value": f"{int(length)} bytes", "limit": f"body must be at most {limit} bytes"})
             return await response(scope, receive, send)
-        if self.in_flight >= SETTINGS.batching.max_concurrency:
+        if TRAFFIC.in_flight >= SETTINGS.batching.max_concurrency:
             response = error_response(
                 429, "overloaded", endpoint,
-                {"field": "concurrency", "value": self.in_flight, "limit": f"at most {SETTINGS.batching.max_concurrency} requests in flight"},
+                {"field": "concurrency", "value": TRAFFIC.in_flight, "limit": f"at most {SETTINGS.batching.max_concurrency} requests in flight"},
                 {"Retry-After": "1"},
             )
             return await response(scope, receive, send)
@@ -272,21 +326,136 @@ class Guard:
                     raise PayloadTooLargeError("body", f"over {limit} bytes", f"body must be at most {limit} bytes")
             return message
 
-        self.in_flight += 1
+        task = asyncio.current_task()
+        TRAFFIC.in_flight += 1
+        if task is not None:
+            TRAFFIC.tasks.add(task)
         metrics.IN_FLIGHT.labels(service="studio").inc()
         try:
             await asyncio.wait_for(self.app(scope, bounded_receive, send), timeout=SETTINGS.batching.timeout_s)
         except asyncio.TimeoutError:
-            response = error_response(504, "timeout", endpoint, {"limit": f"request must finish within {SETTINGS.batching.timeout_s} s"})
-            await response(scope, receive, send)
+            if not status["started"]:
+                response = error_response(504, "timeout", endpoint, {"limit": f"request must finish within {SETTINGS.batching.timeout_s} s"})
+                await response(scope, receive, send)
+        except asyncio.CancelledError:
+            if not TRAFFIC.cut or task is None:
+                raise
+            task.uncancel()  # cut by the drain at the end of the grace period: answer, then let it go
+            if not status["started"]:
+                response = error_response(
+                    503, "shutting_down", endpoint,
+                    {"message": f"cut at the end of the {SETTINGS.shutdown_grace_s:g} s shutdown grace period"}, {"Retry-After": "1", "Connection": "close"},
+                )
+                await response(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            TRAFFIC.in_flight -= 1
+            TRAFFIC.tasks.discard(task)  # type: ignore[arg-type]
             metrics.IN_FLIGHT.labels(service="studio").dec()
 
 
 app.add_middleware(Guard)
 
+# --- shutdown: drain the gateway, keep the model services up while it drains ----------------------
+
+def on_sigterm(loop: asyncio.AbstractEventLoop, drain: Callable[[Any], Any]) -> None:
+    """Run `drain(hand_over)` on SIGTERM instead of shutting down at once; `hand_over()` then gives the
+    signal to whoever had it before (uvicorn, which closes its listeners and exits). Call from the
+    serving loop's thread, after uvicorn set its handlers (an ASGI lifespan startup is such a place)."""
+    previous = signal.getsignal(signal.SIGTERM)
+    started = False
+
+    def hand_over() -> None:
+        if callable(previous):
+            previous(signal.SIGTERM, None)
+        else:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+            signal.raise_signal(signal.SIGTERM)
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal started
+        if started:
+            return
+        started = True
+        loop.call_soon_threadsafe(lambda: loop.create_task(drain(hand_over)))
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+async def drain_gateway(hand_over: Callable[[], None]) -> None:
+    TRAFFIC.draining = True
+    grace = SETTINGS.shutdown_grace_s
+    deadline = time.monotonic() + grace
+    logger.info("SIGTERM: taking no new work; %d request(s) in flight get up to %.0f s", TRAFFIC.in_flight, grace)
+    while TRAFFIC.in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if TRAFFIC.in_flight:
+        logger.error("shutdown grace period over: cutting %d request(s)", TRAFFIC.in_flight)
+        TRAFFIC.cut = True
+        for task in list(TRAFFIC.tasks):
+            task.cancel()
+        cut_deadline = time.monotonic() + 5.0
+        while TRAFFIC.in_flight and time.monotonic() < cut_deadline:
+            await asyncio.sleep(0.05)
+    logger.info("drained; shutting down")
+    hand_over()
+
+
+def gateway_workers(entry: str) -> list[int]:
+    """Pids of this deployment's gateway workers: siblings started with `--service-name <entry>`."""
+    import psutil
+
+    pids = []
+    try:
+        siblings = psutil.Process(os.getppid()).children()
+    except psutil.Error:
+        return []
+    for process in siblings:
+        try:
+            argv = process.cmdline()
+        except psutil.Error:
+            continue
+        if process.pid != os.getpid() and any(a == "--service-name" and b == entry for a, b in zip(argv, argv[1:])):
+            pids.append(process.pid)
+    return pids
+
+
+class OutliveGateway:
+    """Pure ASGI, on each model service: SIGTERM reaches every process of the deployment at once, yet a
+    request the gateway accepted may still need a model call (generate, then score). So a model
+    service keeps serving until no gateway worker is left, or `grace_s` has passed, then shuts down as
+    usual. Served on its own (no gateway beside it), it shuts down at once."""
+
+    def __init__(self, app: Any, entry: str, grace_s: float) -> None:
+        self.app = app
+        self.entry = entry
+        self.grace_s = grace_s
+        self.installed = False
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan" and not self.installed:
+            self.installed = True
+            on_sigterm(asyncio.get_running_loop(), self.wait_for_gateway)
+        await self.app(scope, receive, send)
+
+    async def wait_for_gateway(self, hand_over: Callable[[], None]) -> None:
+        deadline = time.monotonic() + self.grace_s
+        while time.monotonic() < deadline and await asyncio.to_thread(gateway_workers, self.entry):
+            await asyncio.sleep(0.1)
+        hand_over()
+
+
 # --- the service ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Safety:
+    """The safety checker the settings ask for (None: off)."""
+
+    checker: SafetyChecker | None
+
+    @property
+    def concepts(self) -> ClipConceptFilter | None:
+        return self.checker if isinstance(self.checker, ClipConceptFilter) else None
 
 
 @bentoml.service(
@@ -311,6 +480,18 @@ class Studio:
             model_info={"generator": SETTINGS.generator, "translator": SETTINGS.translator, "scorer": SETTINGS.scorer, "lora": SETTINGS.lora},
             generator_name=SETTINGS.generator,
         )
+        self.safety = BackgroundLoad("safety", self._load_safety, wait_s=SETTINGS.model_wait_s)
+
+    def __is_ready__(self) -> bool:
+        return self.safety.ready and not TRAFFIC.draining
+
+    def _load_safety(self) -> Safety:
+        folder = None
+        if SETTINGS.safety_check in ("auto", "diffusers"):
+            folder = models.resolve("generator", SETTINGS.generator, SETTINGS, SETTINGS.revision).path
+        checker = build_checker(SETTINGS, folder, self._score_sync)
+        logger.info("safety check: %s", checker.name if checker else "off")
+        return Safety(checker)
 
     # Sync adapters for the catalog pipeline, which runs in a worker thread.
     def _translate(self, texts: list[str]) -> list[str]:
@@ -318,22 +499,50 @@ class Studio:
 
     def _generate_sync(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         items = [GenerateItem(**r.__dict__, enqueued_at=time.time(), deadline=request_deadline()) for r in requests]
-        return [to_result(out) for out in self.generator.generate(items)]
+        results = [to_result(out) for out in self.generator.generate(items)]
+        checker = self.safety.get().checker
+        if checker is not None:
+            for request, result in zip(requests, results):
+                verdicts = checker.check(result.images)
+                if any(v.blocked for v in verdicts):
+                    raise ContentBlockedError(request.prompt, checker.name, sum(v.blocked for v in verdicts))
+        return results
 
     def _score_sync(self, images, texts) -> list[float]:
         return self.scorer.score([ScoreItem(png_b64=png_b64(im), text=t) for im, t in zip(images, texts)])
 
-    async def generate_images(self, body: GenerateRequest) -> tuple[GenerateOutput, list[float]]:
+    async def generate_images(self, body: GenerateRequest) -> tuple[GenerateOutput, list[float], list[Verdict]]:
+        """Generate, score against the prompt and run the safety check; the CLIP safety filter's
+        (image, concept) pairs ride in the same scorer call as the prompt's."""
         check_prompt("prompt", body.prompt, LIMITS)
         item = GenerateItem(**body.model_dump(), enqueued_at=time.time(), deadline=request_deadline())
         with metrics.time_stage("generate"):
             output = (await self.generator.to_async.generate([item]))[0]
         raise_item_error(output)
+        safety = self.safety.get()
+        concepts = safety.concepts
+        items = [ScoreItem(png_b64=im.png_b64, text=body.prompt) for im in output.images]
+        if concepts is not None:  # image-major, as `verdicts` reads them
+            items += [ScoreItem(png_b64=im.png_b64, text=concept) for im in output.images for concept in concepts.concepts]
         with metrics.time_stage("score"):
-            scores = await self.scorer.to_async.score([ScoreItem(png_b64=im.png_b64, text=body.prompt) for im in output.images])
-        for score in scores:
-            metrics.CLIP_SCORE.observe(score)
-        return output, scores
+            all_scores = await self.scorer.to_async.score(items)
+        count = len(output.images)
+        scores = all_scores[:count]
+        if concepts is not None:
+            verdicts = concepts.verdicts(all_scores[count:], count)
+        elif safety.checker is not None:
+            with metrics.time_stage("safety"):
+                verdicts = await run_in_threadpool(safety.checker.check, [image_from_b64(im.png_b64) for im in output.images])
+        else:
+            verdicts = [Verdict(False)] * count
+        for score, verdict in zip(scores, verdicts):
+            if verdict.blocked:
+                logger.warning("safety check blocked an image: %s", verdict.reason)
+            else:
+                metrics.CLIP_SCORE.observe(score)
+        if all(v.blocked for v in verdicts):
+            raise ContentBlockedError(body.prompt, safety.checker.name if safety.checker else "safety", count)
+        return output, scores, verdicts
 
 
 def request_deadline() -> float:
@@ -366,15 +575,23 @@ def studio() -> Studio:
     return bentoml.get_current_service()
 
 
+# Every model service of this deployment outlives the gateway's drain (see OutliveGateway).
+for _model_service in (Generator, Translator, Scorer):
+    _model_service.add_asgi_middleware(OutliveGateway, entry=Studio.name, grace_s=SETTINGS.shutdown_grace_s + 10)
+
+
 @app.post("/generate", response_model=GenerateResponse)
 async def generate(body: GenerateRequest) -> GenerateResponse:
-    """Generate 1..4 images for a prompt; each is stored with its metadata and scored by CLIP."""
+    """Generate 1..4 images for a prompt; each is scored by CLIP, safety-checked and stored with its
+    metadata. Blocked images are left out (`blocked` counts them); none left is 422 `content_blocked`."""
     service = studio()
-    output, scores = await service.generate_images(body)
+    output, scores, verdicts = await service.generate_images(body)
     created = datetime.now(timezone.utc).isoformat()
     images = []
     with metrics.time_stage("store"):
-        for image, score in zip(output.images, scores):
+        for image, score, verdict in zip(output.images, scores, verdicts):
+            if verdict.blocked:
+                continue
             key = f"gen-{uuid.uuid4().hex}"
             metadata = {
                 "sample_id": key,
@@ -391,13 +608,13 @@ async def generate(body: GenerateRequest) -> GenerateResponse:
             }
             stored = await run_in_threadpool(service.storage.put, key, image_from_b64(image.png_b64), metadata)
             images.append(ImageOut(url=stored.image_url, seed=image.seed, width=image.width, height=image.height, clip_score=round(score, 4)))
-    return GenerateResponse(images=images, model=output.model, timings=output.timings)
+    return GenerateResponse(images=images, model=output.model, timings=output.timings, blocked=sum(v.blocked for v in verdicts))
 
 
 @app.post("/generate_image", response_class=Response, responses={200: {"content": {"image/png": {}}}})
 async def generate_image(body: GenerateRequest) -> Response:
-    """The first generated image as `image/png`, for `curl -o`."""
-    output, scores = await studio().generate_images(body.model_copy(update={"num_images": 1}))
+    """The first generated image as `image/png`, for `curl -o`; 422 `content_blocked` when it failed the safety check."""
+    output, scores, _ = await studio().generate_images(body.model_copy(update={"num_images": 1}))
     image = output.images[0]
     headers = {"X-Seed": str(image.seed), "X-Clip-Score": f"{scores[0]:.4f}", "X-Model": output.model}
     return Response(content=png_bytes(image.png_b64), media_type="image/png", headers=headers)

@@ -1,0 +1,289 @@
+"""Model cards (README.md) of the fashion-mini family, written from the training and evaluation records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fashion_studio.mini.common import read_json
+from fashion_studio.mini.evaluate import EVAL_RECORD, RECOMMENDED, TARGETS
+from fashion_studio.mini.train import TRAINING_RECORD
+from fashion_studio.mini.vocab import COLOUR_NAMES, PATTERNS, TYPE_NAMES
+
+TRAIN_COMMAND = "fashion-studio models train-mini"
+EVAL_COMMAND = "fashion-studio models eval-mini"
+
+_DATA = f"""Rendered by `fashion_studio.mini.render`, a procedural garment renderer: flat-lay product shots at
+64x64 on a white studio background, {len(TYPE_NAMES)} product types ({", ".join(TYPE_NAMES)}),
+{len(COLOUR_NAMES)} colours ({", ".join(COLOUR_NAMES)}), {len(PATTERNS)} patterns ({", ".join(PATTERNS)}),
+with random scale, rotation, position, shade and pattern layout. Each product has a German catalog
+description and its English translation from paired templates (`fashion_studio.mini.text`: word order,
+synonyms, target groups, materials, closing sentences) and English captions, among them the catalog
+pipeline's own generation and CLIP prompts for its description. Held-out data comes from a separate seed
+stream, and no held-out German description occurs in the training data."""
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _minutes(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def _stage_line(name: str, info: dict[str, Any] | None) -> str:
+    if not info:
+        return f"- {name}: not trained yet"
+    early = " (stopped at its time cap)" if info.get("stopped_early") else ""
+    return (
+        f"- {name}: {info.get('steps')} steps of batch {info.get('batch_size')}{early}, "
+        f"{_minutes(info.get('wall_seconds'))} wall time on a 2-core CPU"
+    )
+
+
+def _summary_table(ev: dict[str, Any] | None) -> str:
+    if not ev:
+        return f"Not evaluated yet: run `{EVAL_COMMAND}`."
+    s = ev["summary"]
+    gen = ev["generator"]
+    defaults, rec = gen["service_defaults"], gen["recommended"]
+    rows = [
+        ("Generated images, product type (judge)", f"{_pct(defaults['type_accuracy'])} / {_pct(rec['type_accuracy'])}", "80%"),
+        ("Generated images, colour (judge)", f"{_pct(defaults['colour_accuracy'])} / {_pct(rec['colour_accuracy'])}", "85%"),
+        ("Translation exact match (500 held-out descriptions)", _pct(s["translation_exact_match"]), "95%"),
+        ("CLIP zero-shot product type (held-out renders)", _pct(s["clip_zero_shot_type_accuracy"]), "90%"),
+        ("CLIP zero-shot colour (held-out renders)", _pct(s["clip_zero_shot_colour_accuracy"]), "90%"),
+        (
+            "CLIP score, matching vs shuffled prompts (generated)",
+            f"{defaults['clip_score']['matching']:.1f} vs {defaults['clip_score']['shuffled']:.1f}",
+            "matching > shuffled",
+        ),
+        (
+            "CLIP score, matching vs shuffled prompts (renders)",
+            f"{ev['clip_score_renders']['matching']:.1f} vs {ev['clip_score_renders']['shuffled']:.1f}",
+            "matching > shuffled",
+        ),
+    ]
+    lines = ["| Measure | Value | Target |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    note = (
+        f"Generated images: {ev['config']['prompts']} held-out "
+        f"prompts, at the service defaults ({defaults['steps']} steps, guidance {defaults['guidance']}) / at "
+        f"{rec['steps']} steps, guidance {rec['guidance']}. Judge accuracy on held-out renders: "
+        f"type {_pct(ev['judge_on_heldout_renders']['product_type'])}, colour {_pct(ev['judge_on_heldout_renders']['colour'])}."
+    )
+    return "\n".join(lines) + "\n\n" + note + f"\n\nMeasured with `{EVAL_COMMAND}` (figures in `eval.json`)."
+
+
+def _header(title: str, what: str) -> str:
+    return f"# {title}\n\n{what}\n"
+
+
+def sd_card(training: dict[str, Any], ev: dict[str, Any] | None) -> str:
+    from fashion_studio.mini.sd import SCHEDULER_CONFIG, UNET_CONFIG, VAE_CONFIG
+
+    stages = training.get("stages", {})
+    vae, unet = stages.get("vae", {}), stages.get("unet", {})
+    return f"""{_header("fashion-mini/sd", "A Stable-Diffusion-1.x-shaped text-to-image pipeline (`StableDiffusionPipeline`) trained from scratch on rendered garments: it draws 64x64 flat-lay product shots of the product type, colour and pattern a prompt names.")}
+## Use
+
+```python
+from diffusers import DiffusionPipeline
+pipe = DiffusionPipeline.from_pretrained("models/fashion-mini/sd")
+image = pipe("Professional product photography of a women's dress, featuring red, stripes, placed on a clean white background",
+             num_inference_steps={RECOMMENDED['steps']}, guidance_scale={RECOMMENDED['guidance']}).images[0]
+```
+
+Or `fashion-studio generate "..." --generator models/fashion-mini/sd`. No safety checker (the model only knows garments).
+
+## Architecture
+
+- VAE: `AutoencoderKL`, blocks {VAE_CONFIG['block_out_channels']}, {VAE_CONFIG['layers_per_block']} layer per block, 4 latent channels, downsampling 4x (64x64 -> 16x16), scaling factor {vae.get('scaling_factor', 'n/a')}; {vae.get('parameters', 0) / 1e6:.2f} M parameters.
+- UNet: `UNet2DConditionModel`, blocks {UNET_CONFIG['block_out_channels']} ({", ".join(UNET_CONFIG['down_block_types'])}), cross-attention on 128-dim text states; {unet.get('parameters', 0) / 1e6:.2f} M parameters.
+- Text encoder and tokenizer: the text tower of `fashion-mini/clip` (`CLIPTextModel`, frozen during UNet training), byte-level BPE, 77 tokens.
+- Scheduler: `DPMSolverMultistepScheduler` (DPM-Solver++ 2M, trained with DDPM, {SCHEDULER_CONFIG['beta_schedule']} betas {SCHEDULER_CONFIG['beta_start']}-{SCHEDULER_CONFIG['beta_end']}, epsilon prediction).
+
+## Data
+
+{_DATA}
+
+## Training
+
+`{TRAIN_COMMAND}` (stages `vae`, `unet`, `sd`; seed {training.get('config', {}).get('seed', 0)}):
+
+{_stage_line("VAE (L1 + L2 reconstruction + 1e-6 KL, 32x32 crops)", vae)}
+{_stage_line("UNet (DDPM epsilon objective, min-SNR-5 weights, EMA 0.999, 10% captions dropped)", unet)}
+
+VAE reconstruction error on held-out renders: {vae.get('heldout_reconstruction_mae', 'n/a')} (mean absolute, 0-255).
+
+## Evaluation
+
+{_summary_table(ev)}
+
+## Limits
+
+64x64 only, a closed vocabulary of {len(TYPE_NAMES)} product types, {len(COLOUR_NAMES)} colours and {len(PATTERNS)} patterns; other words in a prompt are ignored. For real product images, set `FASHION_GENERATOR` to a real model.
+"""
+
+
+def clip_card(training: dict[str, Any], ev: dict[str, Any] | None) -> str:
+    from fashion_studio.mini.clip import TEXT_CONFIG, VISION_CONFIG
+
+    info = training.get("stages", {}).get("clip", {})
+    return f"""{_header("fashion-mini/clip", "A CLIP model (ViT image tower and text tower) trained contrastively on rendered garments and their captions; the catalog pipeline's quality gate scores images with it (CLIP score = 100 x cosine).")}
+## Use
+
+```python
+from transformers import CLIPModel, CLIPProcessor
+model, processor = CLIPModel.from_pretrained("models/fashion-mini/clip"), CLIPProcessor.from_pretrained("models/fashion-mini/clip")
+```
+
+## Architecture
+
+- Vision: ViT, 64x64 input, patch {VISION_CONFIG['patch_size']}, {VISION_CONFIG['num_hidden_layers']} layers, width {VISION_CONFIG['hidden_size']}.
+- Text: {TEXT_CONFIG['num_hidden_layers']} layers, width {TEXT_CONFIG['hidden_size']}, 77 tokens, byte-level BPE learned from the captions (vocabulary {info.get('vocab_size', 'n/a')}).
+- Projection 128; {info.get('parameters', 0) / 1e6:.2f} M parameters; learned temperature (final logit scale {info.get('logit_scale', 'n/a')}).
+
+The text tower is also the text encoder of `fashion-mini/sd`.
+
+## Data
+
+{_DATA}
+
+## Training
+
+`{TRAIN_COMMAND}` (stage `clip`): symmetric contrastive loss in which a caption's positives are all images it
+describes (a caption such as "Product image of a dress" leaves colour and pattern open), light blur on a
+third of the images.
+
+{_stage_line("CLIP", info)}
+
+## Evaluation
+
+{_summary_table(ev)}
+"""
+
+
+def marian_card(training: dict[str, Any], ev: dict[str, Any] | None) -> str:
+    from fashion_studio.mini.marian import CONFIG
+
+    info = training.get("stages", {}).get("marian", {})
+    misses = (ev or {}).get("translator", {}).get("examples_of_misses", [])[:3]
+    miss_text = "\n".join(f"- `{m['german']}` -> `{m['translation']}` (reference `{m['reference']}`)" for m in misses) or "- none"
+    return f"""{_header("fashion-mini/marian", "A MarianMT translation model, German to English, trained from scratch on catalog descriptions, in the Opus-MT layout (`MarianMTModel`, `MarianTokenizer` with a sentencepiece model per language and one shared vocabulary).")}
+## Use
+
+```python
+from transformers import MarianMTModel, MarianTokenizer
+tokenizer = MarianTokenizer.from_pretrained("models/fashion-mini/marian")
+model = MarianMTModel.from_pretrained("models/fashion-mini/marian")
+batch = tokenizer(["Rotes Damenkleid mit Streifen aus Baumwolle."], return_tensors="pt")
+print(tokenizer.batch_decode(model.generate(**batch), skip_special_tokens=True))
+```
+
+## Architecture
+
+Encoder-decoder transformer, {CONFIG['encoder_layers']}+{CONFIG['decoder_layers']} layers, width {CONFIG['d_model']}, {CONFIG['encoder_attention_heads']} heads, feed-forward {CONFIG['encoder_ffn_dim']}, shared embeddings, sinusoidal positions (128), vocabulary {info.get('vocab_size', 'n/a')}; {info.get('parameters', 0) / 1e6:.2f} M parameters.
+
+## Data
+
+{info.get('train_pairs', 'n/a')} templated (German, English) description pairs from `fashion_studio.mini.text` (the same
+templates as the rendered catalog, without images). The language is the catalog's: product types, colours,
+patterns, target groups, materials and a few closing sentences; other German is out of its reach.
+
+## Training
+
+`{TRAIN_COMMAND}` (stage `marian`): label cross-entropy, AdamW, warm-up and cosine decay.
+
+{_stage_line("Marian", info)}
+
+## Evaluation
+
+{_summary_table(ev)}
+
+Some misses:
+
+{miss_text}
+"""
+
+
+def judge_card(training: dict[str, Any], ev: dict[str, Any] | None) -> str:
+    info = training.get("stages", {}).get("judge", {})
+    acc = info.get("heldout_accuracy", {})
+    return f"""{_header("fashion-mini/judge", "A small CNN that names a 64x64 product shot's type, colour and pattern. It is the independent judge of `fashion-studio models eval-mini` and of the tests: trained on the renderer's ground truth only, never on generated images and never from the CLIP it helps evaluate.")}
+## Use
+
+```python
+from fashion_studio.mini.judge import Judge
+verdict = Judge.load("models/fashion-mini/judge").classify([image])[0]  # .product_type, .colour, .pattern
+```
+
+## Architecture
+
+Six 3x3 convolutions with batch norm (widths 24-48-96, stride 2 every other layer), global average pooling,
+three linear heads ({len(TYPE_NAMES)} types, {len(COLOUR_NAMES)} colours, {len(PATTERNS)} patterns);
+{info.get('parameters', 0) / 1e3:.0f} k parameters, `model.safetensors` + `config.json`.
+
+## Data
+
+{_DATA}
+
+Augmentation: random blur, brightness and noise, so that softer generated images are read like renders.
+
+## Training
+
+`{TRAIN_COMMAND}` (stage `judge`): cross-entropy on the three heads.
+
+{_stage_line("Judge", info)}
+
+## Evaluation
+
+Held-out renders: type {_pct(acc.get('product_type'))}, colour {_pct(acc.get('colour'))}, pattern {_pct(acc.get('pattern'))}.
+"""
+
+
+def overview(training: dict[str, Any], ev: dict[str, Any] | None) -> str:
+    stages = training.get("stages", {})
+    lines = "\n".join(_stage_line(name, stages.get(name)) for name in ("data", "judge", "marian", "clip", "vae", "unet", "sd") if name in stages)
+    return f"""# fashion-mini
+
+Small models trained on a garment catalog that the project renders itself, in the production
+architectures, so that the default service draws real garments on a laptop without a GPU or a download.
+
+| Folder | What | Setting |
+|---|---|---|
+| `sd/` | Stable Diffusion pipeline (VAE, UNet, CLIP text encoder, DPM-Solver++) | `FASHION_GENERATOR=fashion-mini/sd` |
+| `clip/` | CLIP (ViT + text tower), the quality gate's scorer | `FASHION_SCORER=fashion-mini/clip` |
+| `marian/` | MarianMT German -> English | `FASHION_TRANSLATOR=fashion-mini/marian` |
+| `judge/` | CNN classifier of type, colour, pattern (evaluation only) | - |
+
+Trained with `{TRAIN_COMMAND}` in {_minutes(training.get('total_training_seconds'))} on a 2-core CPU:
+
+{lines}
+
+Evaluated with `{EVAL_COMMAND}`:
+
+{_summary_table(ev)}
+
+`training.json` and `eval.json` hold every figure. See docs/fashion-mini.md.
+"""
+
+
+def write_cards(models_dir: Path | str) -> list[Path]:
+    """README.md in the family folder and in each model folder."""
+    models_dir = Path(models_dir)
+    training = read_json(models_dir / TRAINING_RECORD) if (models_dir / TRAINING_RECORD).is_file() else {}
+    ev = read_json(models_dir / EVAL_RECORD) if (models_dir / EVAL_RECORD).is_file() else None
+    written = []
+    for folder, make in (("sd", sd_card), ("clip", clip_card), ("marian", marian_card), ("judge", judge_card)):
+        if (models_dir / folder).is_dir():
+            path = models_dir / folder / "README.md"
+            path.write_text(make(training, ev), encoding="utf-8")
+            written.append(path)
+    path = models_dir / "README.md"
+    path.write_text(overview(training, ev), encoding="utf-8")
+    written.append(path)
+    return written
+
+
+__all__ = ["TARGETS", "write_cards"]

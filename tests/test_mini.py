@@ -1,0 +1,115 @@
+"""The shipped fashion-mini models: German description -> catalog pipeline -> an image the judge reads as
+the described product; CLIP scores; the renderer and the data are deterministic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fashion_studio.mini import MINI_DIR
+from fashion_studio.mini.data import make_items
+from fashion_studio.mini.render import Spec, random_variation, render
+
+pytestmark = pytest.mark.skipif(
+    not (MINI_DIR / "sd" / "model_index.json").is_file(), reason="fashion-mini weights are not in models/fashion-mini"
+)
+
+# (German description, product type, colour) - the catalog's language, several templates.
+CASES = [
+    ("Rotes Damenkleid aus Baumwolle. Perfekt für den Sommer.", "dress", "red"),
+    ("Gestreiftes Herren-Hemd in Blau.", "shirt", "blue"),
+    ("Gelbe Sneaker für Kinder aus Canvas.", "sneakers", "yellow"),
+    ("Handtasche für Damen in Schwarz mit Punkten.", "handbag", "black"),
+    ("Diese grüne Herrenjacke ist einfarbig.", "jacket", "green"),
+    ("Kinder-T-Shirt, orangefarben, kariert. Material: Jersey.", "t-shirt", "orange"),
+]
+
+
+@pytest.fixture(scope="module")
+def mini_settings(tmp_path_factory: pytest.TempPathFactory):
+    from fashion_studio.mini.evaluate import mini_settings
+
+    return mini_settings(MINI_DIR, storage_url=str(tmp_path_factory.mktemp("store")))
+
+
+@pytest.fixture(scope="module")
+def studio(mini_settings):
+    from fashion_studio.studio import Studio
+
+    return Studio(mini_settings)
+
+
+@pytest.fixture(scope="module")
+def judge():
+    from fashion_studio.mini.judge import Judge
+
+    return Judge.load(MINI_DIR / "judge")
+
+
+@pytest.mark.parametrize(("description", "product_type", "colour"), CASES)
+def test_german_description_becomes_the_described_garment(studio, mini_settings, judge, description, product_type, colour):
+    from fashion_studio.catalog import Article, CatalogParams
+
+    params = CatalogParams.from_settings(mini_settings, seed=1234, threshold=0.0)
+    result = studio.catalog.process(Article(f"mini-{product_type}", description, "de"), params, skip_existing=False)
+
+    assert result.attributes["product_type"] == product_type
+    assert colour in result.attributes["colors"]
+    assert product_type in result.translation.lower()
+    verdict = judge.classify([result.image])[0]
+    assert (verdict.product_type, verdict.colour) == (product_type, colour), (result.generation_prompt, verdict)
+
+
+def test_translator_translates_a_catalog_description(studio):
+    [english] = studio.translator.translate(["Rotes gestreiftes Damenkleid aus Baumwolle."])
+    assert english == "Red striped women's dress made of cotton."
+
+
+def test_clip_score_of_matching_prompt_is_above_mismatching(studio):
+    rng = np.random.default_rng(3)
+    images = [render(Spec("dress", "red", "plain", **random_variation(rng))), render(Spec("sneakers", "blue", "stripes", **random_variation(rng)))]
+    dress, sneakers = "Product image of a dress", "Product image of a pair of sneakers"
+    scores = studio.scorer.score(images * 2, [dress, sneakers, sneakers, dress])
+    assert scores[0] > scores[3]  # the dress image: its own prompt above the other
+    assert scores[1] > scores[2]  # the sneakers image likewise
+    assert scores[0] > studio.settings.clip_threshold
+
+
+def test_generated_image_scores_higher_with_its_own_prompt(studio, mini_settings):
+    from fashion_studio.generation import GenerationRequest
+
+    prompt = "Professional product photography of a skirt, featuring purple, checks, placed on a clean white background"
+    image = studio.generator(GenerationRequest(prompt=prompt, seed=7, steps=mini_settings.default_steps)).images[0]
+    own, other = studio.scorer.score([image, image], ["Product image of a skirt", "Product image of a cap"])
+    assert own > other
+
+
+def test_pipeline_is_a_standard_stable_diffusion_folder():
+    index = json.loads((MINI_DIR / "sd" / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionPipeline"
+    assert index["safety_checker"] == [None, None]
+    assert index["text_encoder"] == ["transformers", "CLIPTextModel"]
+
+
+def test_shipped_weights_stay_small():
+    size = sum(p.stat().st_size for p in Path(MINI_DIR).rglob("*") if p.is_file())
+    assert size < 60e6, size
+
+
+def test_renderer_is_deterministic():
+    spec = Spec("jacket", "navy", "checks", "men", "wool", **random_variation(np.random.default_rng(5)))
+    first, second = np.asarray(render(spec)), np.asarray(render(spec))
+    assert first.shape == (64, 64, 3) and first.dtype == np.uint8
+    assert np.array_equal(first, second)
+    assert (first[0, 0] > 240).all()  # white studio background
+    assert not np.array_equal(first, np.asarray(render(Spec("jacket", "red", "checks", "men", "wool", **random_variation(np.random.default_rng(5))))))
+
+
+def test_data_is_deterministic_per_seed():
+    a, b, c = make_items(5, seed=0), make_items(5, seed=0), make_items(5, seed=1)
+    assert [i.to_dict() for i in a] == [i.to_dict() for i in b]
+    assert [i.german for i in a] != [i.german for i in c]
+    assert all(np.array_equal(np.asarray(render(x.spec)), np.asarray(render(y.spec))) for x, y in zip(a, b))
