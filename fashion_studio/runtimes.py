@@ -13,6 +13,7 @@ models are named `<model>_<component>` (`sd_unet`), as `python -m export triton`
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import json
@@ -73,6 +74,17 @@ _TRITON_NUMPY = {"FP32": np.float32, "FP16": np.float16, "INT64": np.int64, "INT
 
 _CLIENTS: dict[str, Any] = {}
 _CLIENTS_LOCK = threading.Lock()
+
+
+def close_triton_clients() -> None:
+    """Close the shared channels while gRPC is still whole (not from `__del__` at interpreter exit)."""
+    with _CLIENTS_LOCK:
+        while _CLIENTS:
+            _, client = _CLIENTS.popitem()
+            client.close()
+
+
+atexit.register(close_triton_clients)
 
 
 def triton_client(url: str) -> Any:

@@ -10,7 +10,7 @@ one probe polling `/readyz`, `/livez` and `/metrics` all along, so an overload t
 the run. Every answer's content is checked: PNGs decode and have the asked size, JSON has its fields.
 
 Beyond capacity the service sheds with 429 or 503 and `Retry-After`. Shed answers are the service
-working as designed: they are reported as "<name> [shed]", not as failures, and the user waits the
+working as designed: they are reported as "<name> [shed <status>]", not as failures, and the user waits the
 `Retry-After` before its next request, as a well-behaved client does. Anything else counts as a
 failure: another status, wrong content, a timeout, a dropped connection.
 
@@ -65,18 +65,17 @@ PROMPTS = [
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
-    group = parser.add_argument_group("Fashion Studio")
-    group.add_argument("--stages", default="ramp:10:4,steady:20:4,spike:10:16,recover:10:4",
-                       help="name:seconds:users,... (ramp spawns gradually, later stages at once)")
-    group.add_argument("--articles", default=str(HERE / "articles.csv"), help="Spreadsheet (.csv/.xlsx) with article_id and description columns")
-    group.add_argument("--size", type=int, default=SETTINGS.default_width, help="Width and height of generated images")
-    group.add_argument("--steps", type=int, default=SETTINGS.default_steps, help="Denoising steps per image")
-    group.add_argument("--request-timeout", type=float, default=float(SETTINGS.batching.timeout_s + 30),
-                       help="Client timeout; a request still open then is a failure (a hung request)")
-    group.add_argument("--health-max-seconds", type=float, default=2.0, help="Slowest acceptable /readyz, /livez or /metrics answer")
-    group.add_argument("--api-key", default=os.environ.get("FASHION_API_KEY", ""), is_secret=True, help="Sent as Authorization: Bearer (env FASHION_API_KEY)")
-    group.add_argument("--slo-seconds-per-image", type=float, default=SETTINGS.slo_seconds_per_image)
-    group.add_argument("--slo-error-ratio", type=float, default=SETTINGS.slo_error_ratio)
+    parser.add_argument("--stages", default="ramp:10:4,steady:20:4,spike:10:16,recover:10:4",
+                        help="name:seconds:users,... (ramp spawns gradually, later stages at once)")
+    parser.add_argument("--articles", default=str(HERE / "articles.csv"), help="Spreadsheet (.csv/.xlsx) with article_id and description columns")
+    parser.add_argument("--size", type=int, default=SETTINGS.default_width, help="Width and height of generated images")
+    parser.add_argument("--steps", type=int, default=SETTINGS.default_steps, help="Denoising steps per image")
+    parser.add_argument("--request-timeout", type=float, default=float(SETTINGS.batching.timeout_s + 30),
+                        help="Client timeout; a request still open then is a failure (a hung request)")
+    parser.add_argument("--health-max-seconds", type=float, default=2.0, help="Slowest acceptable /readyz, /livez or /metrics answer")
+    parser.add_argument("--api-key", default=os.environ.get("FASHION_API_KEY", ""), is_secret=True, help="Sent as Authorization: Bearer (env FASHION_API_KEY)")
+    parser.add_argument("--slo-seconds-per-image", type=float, default=SETTINGS.slo_seconds_per_image)
+    parser.add_argument("--slo-error-ratio", type=float, default=SETTINGS.slo_error_ratio)
 
 
 # --- the shape: ramp, steady, spike, recover ----------------------------------------------------
@@ -137,7 +136,7 @@ class StudioUser(HttpUser):
         with self.client.post(path, json=body, name=name, timeout=self.timeout, catch_response=True) as response:
             elapsed = time.perf_counter() - start
             if response.status_code in SHED_STATUSES and "retry-after" in response.headers:
-                response.request_meta["name"] = f"{name} [shed]"
+                response.request_meta["name"] = f"{name} [shed {response.status_code}]"
                 response.success()
                 retry_after = min(float(response.headers["retry-after"]), MAX_RETRY_AFTER_S)
             elif response.status_code != 200:
@@ -299,8 +298,8 @@ class HealthProbe(HttpUser):
                     response.failure(f"HTTP {response.status_code}")
                 elif elapsed > limit:
                     response.failure(f"answered in {elapsed:.2f} s, over {limit} s")
-                elif path == "/metrics" and "fashion_requests_total" not in response.text:
-                    response.failure("no fashion_requests_total in /metrics")
+                elif path == "/metrics" and "fashion_slo_seconds_per_image_target" not in response.text:
+                    response.failure("no fashion_ metrics in /metrics")
                 else:
                     response.success()
 
@@ -320,7 +319,10 @@ class Verdict:
     seconds_per_image_target: float
     images_timed: int
     requests_per_s: float
+    requests_by_endpoint: dict[str, int]
+    failures_by_endpoint: dict[str, int]
     p95_seconds_by_endpoint: dict[str, float]
+    max_seconds_by_endpoint: dict[str, float]
     reasons: list[str]
 
 
@@ -329,7 +331,7 @@ def evaluate(stats: Any, seconds_per_image_target: float, error_ratio_target: fl
     entries = [e for (name, method), e in stats.entries.items() if method != SLO_TYPE]
     requests = sum(e.num_requests for e in entries)
     failures = sum(e.num_failures for e in entries)
-    shed = sum(e.num_requests for e in entries if e.name.endswith("[shed]"))
+    shed = sum(e.num_requests for e in entries if "[shed" in e.name)
     per_image = stats.entries.get((SLO_NAME, SLO_TYPE))
     p95 = per_image.get_response_time_percentile(0.95) / 1000.0 if per_image and per_image.num_requests else None
     ratio = failures / requests if requests else 1.0
@@ -354,9 +356,12 @@ def evaluate(stats: Any, seconds_per_image_target: float, error_ratio_target: fl
         seconds_per_image_target=seconds_per_image_target,
         images_timed=per_image.num_requests if per_image else 0,
         requests_per_s=round(requests / duration, 3) if duration else 0.0,
+        requests_by_endpoint={e.name: e.num_requests for e in sorted(entries, key=lambda e: e.name)},
+        failures_by_endpoint={e.name: e.num_failures for e in sorted(entries, key=lambda e: e.name) if e.num_failures},
         p95_seconds_by_endpoint={
             e.name: e.get_response_time_percentile(0.95) / 1000.0 for e in sorted(entries, key=lambda e: e.name) if e.num_requests
         },
+        max_seconds_by_endpoint={e.name: round(e.max_response_time / 1000.0, 3) for e in sorted(entries, key=lambda e: e.name) if e.num_requests},
         reasons=reasons,
     )
 

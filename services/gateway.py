@@ -20,11 +20,11 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import aiohttp
 import bentoml
@@ -53,6 +53,12 @@ logger = logging.getLogger(__name__)
 SETTINGS = get_settings()
 LIMITS = SETTINGS.limits
 KEYS = Keyring.from_settings(SETTINGS)
+
+# The model services listen on loopback TCP rather than unix sockets: `bentoml serve` deletes its
+# unix-socket folder the moment it is asked to stop, which would cut the gateway off its model
+# services in the middle of a graceful drain. `bentoml serve` imports this module before it creates
+# the sockets, so this takes effect for every way of starting the deployment.
+os.environ.setdefault("BENTOML_NO_UDS", "1")
 
 # --- request and response models -----------------------------------------------------------------
 
@@ -444,6 +450,51 @@ class OutliveGateway:
         hand_over()
 
 
+# --- calls to the model services ------------------------------------------------------------------
+
+T = TypeVar("T")
+# Pauses before the retries of a model-service call that failed before it was served.
+RETRY_PAUSES_S = (0.05, 0.25, 1.0)
+
+
+def retryable(exc: BaseException) -> bool:
+    """Failures that say nothing about the request: a model service at its concurrency limit for a
+    moment (429/503), or a connection that BentoML's client lost under us (a pooled connection the
+    server had closed, or the client session it replaces every 100 calls closed with calls still in
+    it). Model calls have no side effects, so calling again is safe; a call that timed out is not
+    called again."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return False
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        return True
+    if isinstance(exc, RuntimeError) and "Session is closed" in str(exc):
+        return True
+    return isinstance(exc, bentoml.exceptions.BentoMLException) and int(exc.error_code) in (429, 503)
+
+
+async def call_model(call: Callable[[], Awaitable[T]]) -> T:
+    for pause in (*RETRY_PAUSES_S, None):
+        try:
+            return await call()
+        except Exception as exc:
+            if pause is None or not retryable(exc):
+                raise
+            logger.debug("model call failed (%s: %s); again in %.2f s", type(exc).__name__, exc, pause)
+            await asyncio.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def call_model_sync(call: Callable[[], T]) -> T:
+    for pause in (*RETRY_PAUSES_S, None):
+        try:
+            return call()
+        except Exception as exc:
+            if pause is None or not retryable(exc):
+                raise
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
 # --- the service ------------------------------------------------------------------------------------
 
 
@@ -495,11 +546,11 @@ class Studio:
 
     # Sync adapters for the catalog pipeline, which runs in a worker thread.
     def _translate(self, texts: list[str]) -> list[str]:
-        return self.translator.translate(texts)
+        return call_model_sync(lambda: self.translator.translate(texts))
 
     def _generate_sync(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         items = [GenerateItem(**r.__dict__, enqueued_at=time.time(), deadline=request_deadline()) for r in requests]
-        results = [to_result(out) for out in self.generator.generate(items)]
+        results = [to_result(out) for out in call_model_sync(lambda: self.generator.generate(items))]
         checker = self.safety.get().checker
         if checker is not None:
             for request, result in zip(requests, results):
@@ -509,7 +560,8 @@ class Studio:
         return results
 
     def _score_sync(self, images, texts) -> list[float]:
-        return self.scorer.score([ScoreItem(png_b64=png_b64(im), text=t) for im, t in zip(images, texts)])
+        items = [ScoreItem(png_b64=png_b64(im), text=t) for im, t in zip(images, texts)]
+        return call_model_sync(lambda: self.scorer.score(items))
 
     async def generate_images(self, body: GenerateRequest) -> tuple[GenerateOutput, list[float], list[Verdict]]:
         """Generate, score against the prompt and run the safety check; the CLIP safety filter's
@@ -517,7 +569,7 @@ class Studio:
         check_prompt("prompt", body.prompt, LIMITS)
         item = GenerateItem(**body.model_dump(), enqueued_at=time.time(), deadline=request_deadline())
         with metrics.time_stage("generate"):
-            output = (await self.generator.to_async.generate([item]))[0]
+            output = (await call_model(lambda: self.generator.to_async.generate([item])))[0]
         raise_item_error(output)
         safety = self.safety.get()
         concepts = safety.concepts
@@ -525,7 +577,7 @@ class Studio:
         if concepts is not None:  # image-major, as `verdicts` reads them
             items += [ScoreItem(png_b64=im.png_b64, text=concept) for im in output.images for concept in concepts.concepts]
         with metrics.time_stage("score"):
-            all_scores = await self.scorer.to_async.score(items)
+            all_scores = await call_model(lambda: self.scorer.to_async.score(items))
         count = len(output.images)
         scores = all_scores[:count]
         if concepts is not None:
@@ -635,7 +687,7 @@ async def catalog(body: CatalogRequest) -> CatalogResponse:
 @app.post("/translate", response_model=TranslateResponse)
 async def translate(body: TranslateRequest) -> TranslateResponse:
     with metrics.time_stage("translate"):
-        translations = await studio().translator.to_async.translate(body.texts)
+        translations = await call_model(lambda: studio().translator.to_async.translate(body.texts))
     return TranslateResponse(translations=translations)
 
 
@@ -644,6 +696,7 @@ async def score(body: ScoreRequest) -> ScoreResponse:
     image = load_image("image", decode_b64("image", body.image, LIMITS), LIMITS)
     check_prompt("text", body.text, LIMITS)
     with metrics.time_stage("score"):
-        value = (await studio().scorer.to_async.score([ScoreItem(png_b64=png_b64(image), text=body.text)]))[0]
+        item = ScoreItem(png_b64=png_b64(image), text=body.text)
+        value = (await call_model(lambda: studio().scorer.to_async.score([item])))[0]
     metrics.CLIP_SCORE.observe(value)
     return ScoreResponse(clip_score=round(value, 4))

