@@ -16,7 +16,7 @@ export DO_NOT_TRACK := 1
 export BENTOML_DO_NOT_TRACK := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install models serve test generate clean bench-serving
+.PHONY: install models serve test generate clean bench-serving requirements
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench-serving: models
 
 test: $(STAMP) triton-env
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The Bento's requirements, from pyproject.toml (tests/test_bento.py checks they agree).
+requirements:
+	$(PY) -c 'import tomllib; d = tomllib.load(open("pyproject.toml", "rb")); open("requirements-serving.txt", "w").write("# Generated from pyproject.toml by `make requirements`; the Bento installs these.\n" + "\n".join(d["project"]["dependencies"]) + "\n")'
 
 clean:
 	rm -rf out var .pytest_cache
