@@ -394,7 +394,11 @@ def catalog_statistics(results: Iterable[CatalogResult], threshold: float) -> di
 
 
 def run_catalog(
-    pipeline: CatalogPipeline, articles: Sequence[Article], params: CatalogParams, progress: bool = True
+    pipeline: CatalogPipeline,
+    articles: Sequence[Article],
+    params: CatalogParams,
+    progress: bool = True,
+    statistics_name: str = STATISTICS_NAME,
 ) -> tuple[list[CatalogResult], dict[str, Any]]:
     """Process every article, skipping those already stored, then write the statistics file."""
     from tqdm import tqdm
@@ -402,5 +406,5 @@ def run_catalog(
     results = [pipeline.process(a, params) for a in tqdm(articles, desc="catalog", unit="article", disable=not progress)]
     stats = catalog_statistics(results, params.threshold)
     stats["skipped"] = sum(r.skipped for r in results)
-    pipeline.storage.write_bytes(STATISTICS_NAME, json.dumps(stats, indent=2).encode())
+    pipeline.storage.write_bytes(statistics_name, json.dumps(stats, indent=2).encode())
     return results, stats

@@ -10,15 +10,16 @@ from typing import Annotated, Optional
 
 import typer
 
+from fashion_studio.auth import keys_app
 from fashion_studio.errors import FashionStudioError
+from fashion_studio.planning import plan_app
 from fashion_studio.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 models_app = typer.Typer(no_args_is_help=True, help="Build and inspect models.")
 app.add_typer(models_app, name="models")
-from fashion_studio.auth import keys_app  # noqa: E402  (typer only; no model imports)
-
 app.add_typer(keys_app, name="keys")
+app.add_typer(plan_app, name="plan")
 
 logger = logging.getLogger("fashion_studio")
 
@@ -93,9 +94,11 @@ def catalog(
     threshold: Annotated[Optional[float], typer.Option(help="CLIP score under which an image is regenerated.")] = None,
     max_attempts: Annotated[Optional[int], typer.Option("--max-attempts")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    shard_index: Annotated[int, typer.Option("--shard-index", help="This worker's shard (an Indexed Job's JOB_COMPLETION_INDEX).")] = 0,
+    shard_count: Annotated[int, typer.Option("--shard-count", help="How many workers share the spreadsheet; shard i takes rows i, i+n, ...")] = 1,
 ) -> None:
     """Seed 003's batch: every article of a spreadsheet to a stored PNG + JSON; re-runs resume."""
-    from fashion_studio.catalog import CatalogParams, read_articles, run_catalog
+    from fashion_studio.catalog import STATISTICS_NAME, CatalogParams, read_articles, run_catalog
     from fashion_studio.studio import Studio
 
     settings = _settings(storage_url=out)
@@ -104,15 +107,20 @@ def catalog(
             from fashion_studio.errors import InvalidInputError
 
             raise InvalidInputError("language", language, "must be one of de, en, auto")
-        articles = read_articles(file, id_column, description_column, language)  # type: ignore[arg-type]
+        if shard_count < 1 or not 0 <= shard_index < shard_count:
+            from fashion_studio.errors import InvalidInputError
+
+            raise InvalidInputError("shard_index", shard_index, f"must be in [0, shard_count={shard_count}) with shard_count >= 1")
+        articles = read_articles(file, id_column, description_column, language)[shard_index::shard_count]  # type: ignore[arg-type]
         params = CatalogParams.from_settings(
             settings, steps=steps, width=width, height=height, seed=seed, threshold=threshold, max_attempts=max_attempts
         ).check()
         studio = Studio(settings)
-        results, stats = run_catalog(studio.catalog, articles, params, progress=progress)
+        statistics_name = STATISTICS_NAME if shard_count == 1 else f"_statistics-{shard_index}-of-{shard_count}.json"
+        results, stats = run_catalog(studio.catalog, articles, params, progress=progress, statistics_name=statistics_name)
     except FashionStudioError as exc:
         _fail(exc)
-    typer.echo(json.dumps({"storage": settings.storage_url, **stats}, indent=2))
+    typer.echo(json.dumps({"storage": settings.storage_url, "shard": f"{shard_index}/{shard_count}", **stats}, indent=2))
 
 
 @models_app.command("build-tiny")

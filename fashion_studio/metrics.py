@@ -101,14 +101,6 @@ IN_FLIGHT = Gauge(
     ["service"],
     multiprocess_mode="livesum",
 )
-QUEUE_DEPTH = Gauge(
-    f"{PREFIX}_queue_depth",
-    "Items waiting for a batch slot in a batchable method.",
-    ["method"],
-    multiprocess_mode="livesum",
-)
-
-
 @contextmanager
 def time_stage(stage: str) -> Iterator[None]:
     start = time.perf_counter()

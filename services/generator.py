@@ -75,7 +75,9 @@ class Generator:
         images = results[0].batch_images
         total = results[0].timings["total"]
         metrics.BATCH_SIZE.labels(method="generate").observe(len(group))
-        metrics.SECONDS_PER_IMAGE.labels(model=generator.name, runtime=generator.runtime).observe(total / images)
+        per_image = metrics.SECONDS_PER_IMAGE.labels(model=generator.name, runtime=generator.runtime)
+        for _ in range(images):  # one observation per image: the SLO counts images, not batches
+            per_image.observe(total / images)
         metrics.IMAGES_GENERATED.labels(model=generator.name).inc(images)
         for stage in ("encode", "denoise", "decode"):
             metrics.STAGE_DURATION.labels(stage=stage).observe(results[0].timings[stage])

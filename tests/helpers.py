@@ -48,7 +48,9 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=ROOT,
-            env={**os.environ, "BENTOML_DO_NOT_TRACK": "True", **env},
+            # Each server gets its own BENTOML_HOME: `bentoml serve` wipes and shares the Prometheus
+            # multiprocess folder under it, so two servers with one home would mix their metrics.
+            env={**os.environ, "BENTOML_DO_NOT_TRACK": "True", "BENTOML_HOME": str(log.parent / f"bentoml-home-{self.port}"), **env},
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,

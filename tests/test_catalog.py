@@ -189,3 +189,21 @@ def test_killed_catalog_run_resumes_without_loss_or_duplicates(settings, tmp_pat
     assert len(list(out.glob("ART-*.png"))) == len(rows)
     for record in records:
         Image.open(record["image_path"]).verify()
+
+
+def test_sharded_runs_split_the_sheet_and_keep_their_own_statistics(settings, tmp_path):
+    rows = [(f"S-{i}", DINO if i % 2 else DREAM_JOURNEY) for i in range(5)]
+    sheet = write_csv(tmp_path / "sheet.csv", rows)
+    out = tmp_path / "out"
+    env = {**os.environ, "FASHION_GENERATOR": settings.generator, "FASHION_TRANSLATOR": settings.translator,
+           "FASHION_SCORER": settings.scorer, "FASHION_DEFAULT_STEPS": "1", "FASHION_DEFAULT_WIDTH": "32", "FASHION_DEFAULT_HEIGHT": "32"}
+    base = [sys.executable, "-m", "fashion_studio.cli", "catalog", str(sheet), "--out", str(out), "--no-progress", "--threshold", "0", "--shard-count", "2"]
+    for index in (0, 1):
+        result = subprocess.run([*base, "--shard-index", str(index)], env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+    stored = sorted(json.loads(p.read_text())["sample_id"] for p in out.glob("S-*.json"))
+    assert stored == [r[0] for r in rows]
+    counts = [json.loads((out / f"_statistics-{i}-of-2.json").read_text())["count"] for i in (0, 1)]
+    assert counts == [3, 2]
+    bad = subprocess.run([*base, "--shard-index", "2"], env=env, capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "shard_index=2" in bad.stderr
