@@ -123,3 +123,17 @@ tools:
 		$$sudo apt-get update -q && \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; }
 	@promtool --version | head -1
+
+# --- fashion-mini: the small trained models in models/fashion-mini (docs/fashion-mini.md) --------
+# mini-train retrains the family on this CPU (about 40 minutes on two cores) and evaluates it;
+# mini-eval re-measures the shipped weights; mini-grid redraws docs/images/fashion-mini-grid.png.
+.PHONY: mini-train mini-eval mini-grid
+
+mini-train: $(STAMP)
+	nice -n 10 $(VENV)/bin/fashion-studio models train-mini
+
+mini-eval: $(STAMP)
+	$(VENV)/bin/fashion-studio models eval-mini
+
+mini-grid: $(STAMP)
+	$(VENV)/bin/fashion-studio models grid-mini

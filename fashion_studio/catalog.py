@@ -196,7 +196,11 @@ class CatalogPipeline:
             if language == "de" and translation.strip():
                 attributes = merge_attributes(attributes, self.extractor.extract(translation, "en"))
             prompts = build_prompts(
-                attributes, self.settings.generation_template, self.settings.clip_template, fallback_subject=translation
+                attributes,
+                self.settings.generation_template,
+                self.settings.clip_template,
+                fallback_subject=translation,
+                max_chars=self.settings.limits.max_prompt_chars,
             )
         timings["extract"] = time.perf_counter() - start
 

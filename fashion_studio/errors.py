@@ -1,7 +1,8 @@
 """Error kinds shared by the library, the CLI and the services.
 
 Each error names the field, the value and the limit, so a caller can fix the request without reading
-the code. The services map the kinds to HTTP statuses in one place (`services/errors.py`).
+the code. The gateway maps the kinds to HTTP statuses in one place (its exception handlers in
+`services/gateway.py`).
 """
 
 from __future__ import annotations

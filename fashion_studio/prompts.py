@@ -17,12 +17,28 @@ class Prompts:
     clip: str
 
 
-def build_prompts(attributes: Attributes, generation_template: str, clip_template: str, fallback_subject: str = "") -> Prompts:
-    """Fill the templates' `{subject}` and `{details}` from the attributes."""
+def build_prompts(
+    attributes: Attributes,
+    generation_template: str,
+    clip_template: str,
+    fallback_subject: str = "",
+    max_chars: int | None = None,
+) -> Prompts:
+    """Fill the templates' `{subject}` and `{details}` from the attributes.
+
+    With `max_chars`, the last details are dropped until both prompts fit, so a long description
+    still gives a prompt the generator accepts; the subject (product type) always stays.
+    """
     subject = attributes.subject() if attributes.product_type else (fallback_subject.strip() or "a garment")
+    if max_chars is not None:
+        subject = subject[: max(max_chars // 4, 16)]
     details = attributes.details()
-    detail_text = f", featuring {', '.join(details)}" if details else ""
-    return Prompts(
-        generation=generation_template.format(subject=subject, details=detail_text),
-        clip=clip_template.format(subject=subject, details=detail_text),
-    )
+    while True:
+        detail_text = f", featuring {', '.join(details)}" if details else ""
+        prompts = Prompts(
+            generation=generation_template.format(subject=subject, details=detail_text),
+            clip=clip_template.format(subject=subject, details=detail_text),
+        )
+        if max_chars is None or not details or max(len(prompts.generation), len(prompts.clip)) <= max_chars:
+            return prompts
+        details = details[:-1]

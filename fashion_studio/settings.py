@@ -55,6 +55,9 @@ class Batching(BaseSettings):
     max_latency_ms: int = 60_000
     timeout_s: int = 300
     max_concurrency: int = 64
+    # A model service is shared by every gateway replica, so it admits more than one gateway does;
+    # it should not turn away work a gateway has already accepted.
+    service_max_concurrency: int = 256
 
 
 class Settings(BaseSettings):
@@ -68,7 +71,9 @@ class Settings(BaseSettings):
     translator: str = "tiny/marian"
     scorer: str = "tiny/clip"
     llm: str | None = None
-    lora: list[str] = Field(default_factory=list, description="LoRA adapters: path or hub id, optionally '@weight'")
+    lora: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="LoRA adapters, comma-separated: path or hub id, optionally '@weight'"
+    )
     revision: str | None = None
     runtime: Runtime = "torch"
     onnx_dir: Path | None = None

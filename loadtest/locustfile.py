@@ -171,11 +171,13 @@ class Designer(StudioUser):
     def generate(self) -> None:
         count = random.choice((1, 1, 2))
         body = {"prompt": random.choice(PROMPTS), "num_images": count, "steps": self.steps, "width": self.size, "height": self.size}
+        returned: list[int] = []
 
         def check(response: Any) -> None:
             data = response.json()
             assert len(data["images"]) + data.get("blocked", 0) == count, f"{len(data['images'])} images for {count}"
             assert data["images"], "every image was blocked"
+            returned.append(len(data["images"]))
             for image in data["images"]:
                 assert (image["width"], image["height"]) == (self.size, self.size), image
                 assert isinstance(image["seed"], int) and 0.0 <= image["clip_score"] <= 100.0, image
@@ -186,7 +188,7 @@ class Designer(StudioUser):
 
         seconds = self.call("/generate", "/generate", body, check)
         if seconds is not None:
-            self.seconds_per_image(seconds, count)
+            self.seconds_per_image(seconds, returned[0])
 
     @task(1)
     def generate_image(self) -> None:
@@ -313,6 +315,8 @@ class Verdict:
     requests: int
     failures: int
     shed: int
+    served: int
+    served_per_s: float
     error_ratio: float
     error_ratio_target: float
     p95_seconds_per_image: float | None
@@ -332,6 +336,7 @@ def evaluate(stats: Any, seconds_per_image_target: float, error_ratio_target: fl
     requests = sum(e.num_requests for e in entries)
     failures = sum(e.num_failures for e in entries)
     shed = sum(e.num_requests for e in entries if "[shed" in e.name)
+    served = sum(e.num_requests - e.num_failures for e in entries if e.method == "POST" and "[shed" not in e.name)
     per_image = stats.entries.get((SLO_NAME, SLO_TYPE))
     p95 = per_image.get_response_time_percentile(0.95) / 1000.0 if per_image and per_image.num_requests else None
     ratio = failures / requests if requests else 1.0
@@ -350,6 +355,8 @@ def evaluate(stats: Any, seconds_per_image_target: float, error_ratio_target: fl
         requests=requests,
         failures=failures,
         shed=shed,
+        served=served,
+        served_per_s=round(served / duration, 3) if duration else 0.0,
         error_ratio=round(ratio, 6),
         error_ratio_target=error_ratio_target,
         p95_seconds_per_image=p95,
@@ -375,8 +382,9 @@ def _gate(environment: Any, **_: Any) -> None:
     environment.process_exit_code = 0 if verdict.passed else 1
     p95 = "n/a" if verdict.p95_seconds_per_image is None else f"{verdict.p95_seconds_per_image:.3f}"
     logger.info(
-        "SLO gate %s: %d requests (%.2f/s), %d failures (ratio %.4f, target %s), %d shed, p95 %s s per image (target %s)%s",
-        "PASSED" if verdict.passed else "FAILED", verdict.requests, verdict.requests_per_s, verdict.failures, verdict.error_ratio,
+        "SLO gate %s: %d requests (%.2f/s; %d served, %.2f/s), %d failures (ratio %.4f, target %s), %d shed, p95 %s s per image (target %s)%s",
+        "PASSED" if verdict.passed else "FAILED", verdict.requests, verdict.requests_per_s, verdict.served, verdict.served_per_s,
+        verdict.failures, verdict.error_ratio,
         verdict.error_ratio_target, verdict.shed, p95, verdict.seconds_per_image_target,
         "" if verdict.passed else ": " + "; ".join(verdict.reasons),
     )

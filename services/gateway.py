@@ -33,6 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fashion_studio import metrics, models
 from fashion_studio.auth import Keyring, retry_after_header
@@ -68,6 +69,10 @@ _FORBIDDEN_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff
 # base64 has no ':', so a scheme at the start means the client sent a URL instead of image bytes.
 _URL = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]{0,30}:")
 _DATA_URL = re.compile(r"^data:image/(png|jpeg|webp);base64,", re.IGNORECASE)
+# The same rules, stated in the OpenAPI schema for clients and schema-driven fuzzers; the validators
+# below enforce them with errors that name the character.
+TEXT_SCHEMA = {"pattern": "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"}
+IMAGE_SCHEMA = {"pattern": "^(data:image/(png|jpeg|webp);base64,)?[A-Za-z0-9+/]*={0,2}$"}
 
 
 def plain_text(value: str) -> str:
@@ -86,12 +91,12 @@ def image_bytes_b64(value: str) -> str:
 
 
 Size = Annotated[int, Field(ge=LIMITS.min_size, le=LIMITS.max_size, multiple_of=LIMITS.size_multiple)]
-Prompt = Annotated[str, Field(min_length=1, max_length=LIMITS.max_prompt_chars), AfterValidator(plain_text)]
+Prompt = Annotated[str, Field(min_length=1, max_length=LIMITS.max_prompt_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)]
 
 
 class GenerateRequest(BaseModel):
     prompt: Prompt
-    negative_prompt: Annotated[str, Field(max_length=LIMITS.max_prompt_chars), AfterValidator(plain_text)] | None = None
+    negative_prompt: Annotated[str, Field(max_length=LIMITS.max_prompt_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)] | None = None
     num_images: Annotated[int, Field(ge=1, le=LIMITS.max_images_per_prompt)] = 1
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
     steps: Annotated[int, Field(ge=1, le=LIMITS.max_steps)] = SETTINGS.default_steps
@@ -116,8 +121,8 @@ class GenerateResponse(BaseModel):
 
 
 class CatalogRequest(BaseModel):
-    article_id: Annotated[str, Field(min_length=1, max_length=128), AfterValidator(plain_text)]
-    description: Annotated[str, Field(min_length=1, max_length=LIMITS.max_description_chars), AfterValidator(plain_text)]
+    article_id: Annotated[str, Field(min_length=1, max_length=128, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)]
+    description: Annotated[str, Field(min_length=1, max_length=LIMITS.max_description_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)]
     language: Literal["de", "en", "auto"] = "de"
 
 
@@ -145,7 +150,7 @@ class CatalogResponse(BaseModel):
 
 class TranslateRequest(BaseModel):
     texts: Annotated[
-        list[Annotated[str, Field(max_length=LIMITS.max_description_chars), AfterValidator(plain_text)]],
+        list[Annotated[str, Field(max_length=LIMITS.max_description_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)]],
         Field(min_length=1, max_length=LIMITS.max_texts_per_request),
     ]
 
@@ -155,7 +160,9 @@ class TranslateResponse(BaseModel):
 
 
 class ScoreRequest(BaseModel):
-    image: Annotated[str, Field(description="PNG, JPEG or WebP, base64 (or a data: URL); URLs are not fetched"), AfterValidator(image_bytes_b64)]
+    image: Annotated[
+        str, Field(description="PNG, JPEG or WebP, base64 (or a data: URL); URLs are not fetched", json_schema_extra=IMAGE_SCHEMA), AfterValidator(image_bytes_b64)
+    ]
     text: Prompt
 
 
@@ -181,7 +188,7 @@ TRAFFIC = Traffic()
 
 @asynccontextmanager
 async def lifespan(_: FastAPI):
-    on_sigterm(asyncio.get_running_loop(), drain_gateway)
+    on_sigterm(asyncio.get_running_loop(), drain_gateway, exit_within_s=10.0)
     yield
 
 
@@ -225,6 +232,17 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         errors.append({"field": ".".join(loc) or "body", "value": _echo(error.get("input")), "limit": _echo(_limit_of(error)), "message": _echo(error.get("msg"))})
     first = errors[0] if errors else {"field": "body", "value": None, "limit": "valid JSON"}
     return error_response(422, "invalid_input", request.url.path, {**first, "errors": errors})
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's own refusals (an unparsable body, an unknown path or method) in the same shape."""
+    if exc.status_code == 400:
+        body = {"field": "body", "value": request.headers.get("content-type"), "limit": "a JSON object sent as application/json", "message": str(exc.detail)}
+        return error_response(400, "invalid_input", request.url.path, body)
+    reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    endpoint = request.url.path if request.url.path in PUBLIC_PATHS else "other"  # no label per scanned path
+    return error_response(exc.status_code, reason, endpoint, {"message": str(exc.detail)}, dict(exc.headers or {}))
 
 
 @app.exception_handler(FashionStudioError)
@@ -321,16 +339,21 @@ class Guard:
                 {"Retry-After": "1"},
             )
             return await response(scope, receive, send)
-        received = 0
-
-        async def bounded_receive() -> dict:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLargeError("body", f"over {limit} bytes", f"body must be at most {limit} bytes")
-            return message
+        if length is None:
+            # No Content-Length (chunked): read the body here, up to the limit, so the limit answers 413.
+            chunks, size = [], 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > limit:
+                    response = error_response(413, "too_large", endpoint, {"field": "body", "value": f"over {limit} bytes", "limit": f"body must be at most {limit} bytes"})
+                    return await response(scope, receive, send)
+                if not message.get("more_body", False):
+                    break
+            receive = _replay(b"".join(chunks), receive)
 
         task = asyncio.current_task()
         TRAFFIC.in_flight += 1
@@ -338,7 +361,7 @@ class Guard:
             TRAFFIC.tasks.add(task)
         metrics.IN_FLIGHT.labels(service="studio").inc()
         try:
-            await asyncio.wait_for(self.app(scope, bounded_receive, send), timeout=SETTINGS.batching.timeout_s)
+            await asyncio.wait_for(self.app(scope, receive, send), timeout=SETTINGS.batching.timeout_s)
         except asyncio.TimeoutError:
             if not status["started"]:
                 response = error_response(504, "timeout", endpoint, {"limit": f"request must finish within {SETTINGS.batching.timeout_s} s"})
@@ -359,18 +382,37 @@ class Guard:
             metrics.IN_FLIGHT.labels(service="studio").dec()
 
 
+def _replay(body: bytes, receive: Any) -> Any:
+    """An ASGI `receive` that hands out an already-read body, then defers to the connection."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> dict:
+        return pending.pop() if pending else await receive()
+
+    return replayed
+
+
 app.add_middleware(Guard)
 
 # --- shutdown: drain the gateway, keep the model services up while it drains ----------------------
 
-def on_sigterm(loop: asyncio.AbstractEventLoop, drain: Callable[[Any], Any]) -> None:
+
+def on_sigterm(loop: asyncio.AbstractEventLoop, drain: Callable[[Any], Any], exit_within_s: float) -> None:
     """Run `drain(hand_over)` on SIGTERM instead of shutting down at once; `hand_over()` then gives the
-    signal to whoever had it before (uvicorn, which closes its listeners and exits). Call from the
-    serving loop's thread, after uvicorn set its handlers (an ASGI lifespan startup is such a place)."""
+    signal to whoever had it before (uvicorn, which closes its listeners, waits for what still runs,
+    and exits), and ends the process itself if that takes longer than `exit_within_s`: by then nobody
+    awaits that work. Call from the serving loop's thread, after uvicorn set its handlers (an ASGI
+    lifespan startup is such a place)."""
     previous = signal.getsignal(signal.SIGTERM)
     started = False
 
+    def force_exit() -> None:
+        logger.error("still running %.0f s after the drain; exiting", exit_within_s)
+        logging.shutdown()
+        os._exit(0)
+
     def hand_over() -> None:
+        loop.call_later(exit_within_s, force_exit)
         if callable(previous):
             previous(signal.SIGTERM, None)
         else:
@@ -429,7 +471,8 @@ class OutliveGateway:
     """Pure ASGI, on each model service: SIGTERM reaches every process of the deployment at once, yet a
     request the gateway accepted may still need a model call (generate, then score). So a model
     service keeps serving until no gateway worker is left, or `grace_s` has passed, then shuts down as
-    usual. Served on its own (no gateway beside it), it shuts down at once."""
+    usual, giving work that nobody awaits any more 5 s. Served on its own (no gateway beside it), it
+    shuts down at once."""
 
     def __init__(self, app: Any, entry: str, grace_s: float) -> None:
         self.app = app
@@ -440,7 +483,7 @@ class OutliveGateway:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan" and not self.installed:
             self.installed = True
-            on_sigterm(asyncio.get_running_loop(), self.wait_for_gateway)
+            on_sigterm(asyncio.get_running_loop(), self.wait_for_gateway, exit_within_s=5.0)
         await self.app(scope, receive, send)
 
     async def wait_for_gateway(self, hand_over: Callable[[], None]) -> None:
@@ -454,7 +497,7 @@ class OutliveGateway:
 
 T = TypeVar("T")
 # Pauses before the retries of a model-service call that failed before it was served.
-RETRY_PAUSES_S = (0.05, 0.25, 1.0)
+RETRY_PAUSES_S = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5)
 
 
 def retryable(exc: BaseException) -> bool:

@@ -25,7 +25,7 @@ SETTINGS = get_settings()
 
 @bentoml.service(
     name="generator",
-    traffic={"timeout": SETTINGS.batching.timeout_s, "max_concurrency": SETTINGS.batching.max_concurrency},
+    traffic={"timeout": SETTINGS.batching.timeout_s, "max_concurrency": SETTINGS.batching.service_max_concurrency},
     resources={"gpu": 1} if SETTINGS.device.startswith("cuda") else {"cpu": "1"},
     workers=1,
 )

@@ -15,7 +15,7 @@ SETTINGS = get_settings()
 
 @bentoml.service(
     name="scorer",
-    traffic={"timeout": SETTINGS.batching.timeout_s, "max_concurrency": SETTINGS.batching.max_concurrency},
+    traffic={"timeout": SETTINGS.batching.timeout_s, "max_concurrency": SETTINGS.batching.service_max_concurrency},
     resources={"cpu": "1"},
     workers=1,
 )

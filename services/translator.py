@@ -14,7 +14,7 @@ SETTINGS = get_settings()
 
 @bentoml.service(
     name="translator",
-    traffic={"timeout": SETTINGS.batching.timeout_s, "max_concurrency": SETTINGS.batching.max_concurrency},
+    traffic={"timeout": SETTINGS.batching.timeout_s, "max_concurrency": SETTINGS.batching.service_max_concurrency},
     resources={"cpu": "1"},
     workers=1,
 )

@@ -537,3 +537,18 @@ def test_llm_extractor_missing_model(tmp_path):
         LLMExtractor(tmp_path)  # a folder without a model
     with pytest.raises(ModelNotFoundError):
         LLMExtractor(tmp_path / "absent")
+
+
+def test_prompts_drop_trailing_details_to_fit_the_prompt_limit():
+    from fashion_studio.prompts import build_prompts
+    from fashion_studio.settings import DEFAULT_CLIP_TEMPLATE, DEFAULT_GENERATION_TEMPLATE
+
+    attributes = Attributes(
+        product_type="dress", target_group="women", colors=["red"], design_details=[f"detail number {i}" for i in range(12)]
+    )
+    full = build_prompts(attributes, DEFAULT_GENERATION_TEMPLATE, DEFAULT_CLIP_TEMPLATE)
+    limit = len(full.generation) - 20
+    fitted = build_prompts(attributes, DEFAULT_GENERATION_TEMPLATE, DEFAULT_CLIP_TEMPLATE, max_chars=limit)
+    assert len(fitted.generation) <= limit
+    assert "a women's dress" in fitted.generation and "red" in fitted.generation
+    assert "detail number 11" not in fitted.generation and "detail number 0" in fitted.generation
