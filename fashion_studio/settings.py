@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     device: str = "cpu"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     torch_threads: int | None = None
+    warmup: bool = Field(True, description="Run one generation at the default shape before a generator reports ready.")
     model_wait_s: float = Field(
         0.0, description="How long a service waits for a missing model folder to appear (a volume still being filled) before failing."
     )

@@ -23,6 +23,26 @@ logger = logging.getLogger(__name__)
 SETTINGS = get_settings()
 
 
+def load_and_warm_up() -> DiffusionGenerator:
+    """Load, then run one generation at the default shape before reporting ready, so the first
+    request (and the seconds-per-image SLO) does not pay for lazy allocations and kernel selection."""
+    generator = DiffusionGenerator.load(SETTINGS)
+    if SETTINGS.warmup:
+        generator.generate(
+            [
+                GenerationRequest(
+                    prompt="warm-up",
+                    seed=0,
+                    steps=SETTINGS.default_steps,
+                    guidance=SETTINGS.default_guidance,
+                    width=SETTINGS.default_width,
+                    height=SETTINGS.default_height,
+                )
+            ]
+        )
+    return generator
+
+
 @bentoml.service(
     name="generator",
     traffic={"timeout": SETTINGS.batching.timeout_s, "max_concurrency": SETTINGS.batching.service_max_concurrency},
@@ -31,7 +51,7 @@ SETTINGS = get_settings()
 )
 class Generator:
     def __init__(self) -> None:
-        self.model = BackgroundLoad("generator", lambda: DiffusionGenerator.load(SETTINGS), wait_s=SETTINGS.model_wait_s)
+        self.model = BackgroundLoad("generator", load_and_warm_up, wait_s=SETTINGS.model_wait_s)
 
     def __is_ready__(self) -> bool:
         return self.model.ready
