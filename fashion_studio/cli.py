@@ -143,9 +143,10 @@ def train_mini(
     directory: Annotated[Optional[Path], typer.Argument(help="Folder for the trained models (default models/fashion-mini).")] = None,
     work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="Cache of rendered data and intermediate weights (default var/fashion-mini).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
-    only: Annotated[Optional[list[str]], typer.Option(help="Run only these stages (and what depends on them): data, judge, marian, clip, vae, unet, sd.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option(help="Run only these stages: data, judge, marian, clip, vae, unet, sd.")] = None,
     force: Annotated[bool, typer.Option(help="Retrain even what is complete.")] = False,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+    time_scale: Annotated[float, typer.Option("--time-scale", help="Multiply every stage's time cap (a slower or shared machine).")] = 1.0,
     evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Run eval-mini afterwards and write the model cards.")] = True,
 ) -> None:
     """Train the fashion-mini family (translator, CLIP, Stable Diffusion, judge) on rendered products, on a CPU."""
@@ -157,6 +158,7 @@ def train_mini(
 
     directory, work_dir = directory or MINI_DIR, work_dir or WORK_DIR
     config = MiniConfig(seed=seed, threads=threads)
+    config.max_minutes = {stage: minutes * time_scale for stage, minutes in config.max_minutes.items()}
     record = train_all(directory, work_dir, config, only=only, force=force)
     stages = {name: info.get("wall_seconds") for name, info in record["stages"].items()}
     typer.echo(json.dumps({"models": str(directory), "stage_seconds": stages, "total_seconds": record.get("total_training_seconds")}, indent=2))

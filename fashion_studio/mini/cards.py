@@ -111,7 +111,7 @@ Or `fashion-studio generate "..." --generator models/fashion-mini/sd`. No safety
 
 `{TRAIN_COMMAND}` (stages `vae`, `unet`, `sd`; seed {training.get('config', {}).get('seed', 0)}):
 
-{_stage_line("VAE (L1 + L2 reconstruction + 1e-6 KL, 32x32 crops)", vae)}
+{_stage_line("VAE (L1 + L2 reconstruction + 1e-6 KL)", vae)}
 {_stage_line("UNet (DDPM epsilon objective, min-SNR-5 weights, EMA 0.999, 10% captions dropped)", unet)}
 
 VAE reconstruction error on held-out renders: {vae.get('heldout_reconstruction_mae', 'n/a')} (mean absolute, 0-255).

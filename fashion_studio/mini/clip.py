@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 HIDDEN = 128
 TEXT_CONFIG = {"hidden_size": HIDDEN, "intermediate_size": 512, "num_hidden_layers": 4, "num_attention_heads": 4}
-VISION_CONFIG = {"hidden_size": HIDDEN, "intermediate_size": 512, "num_hidden_layers": 4, "num_attention_heads": 4, "patch_size": 8}
+VISION_CONFIG = {"hidden_size": HIDDEN, "intermediate_size": 512, "num_hidden_layers": 4, "num_attention_heads": 4, "patch_size": 16}
 
 
 def text_config(tokenizer: Any) -> Any:
@@ -84,7 +84,7 @@ def pixel_values(images: np.ndarray) -> Any:
 
 
 def consistent(images: Sequence[Caption], texts: Sequence[Caption]) -> np.ndarray:
-    """m[i, j]: caption j describes image i (whose full caption is images[i])."""
+    """m[i, j]: caption j describes image i (images[i] names all of its attributes)."""
 
     def codes(captions: Sequence[Caption], name: str) -> np.ndarray:
         return np.array([hash(getattr(c, name)) if getattr(c, name) is not None else 0 for c in captions])
@@ -123,7 +123,7 @@ def train(
     model.train()
     encoded = tokenizer([c.text for c in all_captions], truncation=True, max_length=CLIP_MAX_LENGTH)["input_ids"]
     offsets = np.cumsum([0] + [len(item.captions) for item in items])
-    full = [item.captions[0] for item in items]  # the catalog prompt: type, colour and pattern
+    full = [Caption("", item.spec.product_type, item.spec.colour, item.spec.pattern) for item in items]  # the truth
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.1, betas=(0.9, 0.98))
     generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)

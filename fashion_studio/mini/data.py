@@ -7,6 +7,7 @@ worker processes; the cache (`images.npy` + `items.json`) is keyed by the seed a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -21,7 +22,7 @@ from fashion_studio.mini.text import Caption, captions, german_description, samp
 
 logger = logging.getLogger(__name__)
 
-DATA_VERSION = 1
+DATA_VERSION = 2
 TRAIN, HELDOUT = "train", "heldout"
 
 
@@ -93,10 +94,12 @@ class RenderedSet:
 
 def rendered_set(work: Path, n: int, seed: int, split: str, exclude: Iterable[str] = (), workers: int = 2) -> RenderedSet:
     """The rendered set for (n, seed, split), from the cache under `work` or rendered now and cached."""
-    folder = work / "data" / f"{split}-{n}-seed{seed}-v{DATA_VERSION}"
+    excluded = sorted(set(exclude))
+    tag = hashlib.sha256("\n".join(excluded).encode()).hexdigest()[:8] if excluded else "all"
+    folder = work / "data" / f"{split}-{n}-seed{seed}-v{DATA_VERSION}-{tag}"
     if (folder / "items.json").is_file() and (folder / "images.npy").is_file():
         return RenderedSet.load(folder)
-    items = make_items(n, seed, split, exclude)
+    items = make_items(n, seed, split, excluded)
     logger.info("rendering %d %s images", n, split)
     data = RenderedSet(items, render_images([i.spec for i in items], workers))
     data.save(folder)

@@ -199,7 +199,7 @@ def _pattern_mask(spec: Spec, matrix: np.ndarray) -> np.ndarray:
     period = 0.3 * spec.pattern_scale
     phase = spec.pattern_phase
     if spec.pattern == "stripes":
-        return (((v / period + phase) % 1.0) < 0.42).astype(np.float32)
+        return (((v / period + phase) % 1.0) < 0.34).astype(np.float32)
     if spec.pattern == "checks":
         a = ((u / period + phase) % 1.0) < 0.5
         b = ((v / period + phase) % 1.0) < 0.5

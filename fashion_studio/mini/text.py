@@ -189,12 +189,17 @@ def _subject(spec: Spec, rng: np.random.Generator, with_target: bool) -> str:
 
 
 def captions(spec: Spec, rng: np.random.Generator, german: str | None = None, english: str | None = None) -> list[Caption]:
-    """English captions of one product: the catalog prompts of its description plus free short forms."""
+    """English captions of one product: the catalog prompts of its description plus free short forms.
+
+    A caption names a non-plain pattern always; a caption without a pattern word leaves the pattern open
+    (for CLIP), though in this data it is then always a plain product (what the generator learns).
+    """
     out: list[Caption] = []
     t, c, p = spec.product_type, spec.colour, spec.pattern
+    named = p if p != "plain" else None
     if german is not None and english is not None:
         generation, clip = catalog_prompts(german, english)
-        out.append(Caption(generation, t, c, p))
+        out.append(Caption(generation, t, c, named))
         out.append(Caption(clip, t, None, None))
     pattern_words = {"plain": ("", ""), **{k: (v["adjective"] + " ", f" with {v['with']}") for k, v in PATTERN_ENGLISH.items()}}
     adjective, with_phrase = pattern_words[p]
@@ -202,10 +207,10 @@ def captions(spec: Spec, rng: np.random.Generator, german: str | None = None, en
     noun = spec.product_type
     if spec.target_group and rng.random() < 0.5:
         noun = f"{TARGET_ENGLISH_POSSESSIVE[spec.target_group]} {noun}"
-    plain = "plain " if p == "plain" and rng.random() < 0.3 else ""
-    out.append(Caption(f"{c} {plain}{adjective}{noun}{material}", t, c, p))
-    out.append(Caption(f"a photo of a {c} {noun}{with_phrase}", t, c, p))
-    out.append(Caption(f"{_subject(spec, rng, rng.random() < 0.5)} in {c}{with_phrase}, on a white background", t, c, p))
+    plain = p == "plain" and rng.random() < 0.3
+    out.append(Caption(f"{c} {'plain ' if plain else ''}{adjective}{noun}{material}", t, c, p if plain else named))
+    out.append(Caption(f"a photo of a {c} {noun}{with_phrase}", t, c, named))
+    out.append(Caption(f"{_subject(spec, rng, rng.random() < 0.5)} in {c}{with_phrase}, on a white background", t, c, named))
     return out
 
 

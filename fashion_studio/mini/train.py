@@ -4,8 +4,8 @@ Stages: data (render and cache) -> judge -> marian -> clip -> vae -> unet -> sd 
 pipeline) -> eval. Each stage runs a fixed number of steps from fixed seeds and also stops at its time
 cap, so the family trains in under 40 minutes on two cores; a stage that stopped at its cap says so in
 the training record. Intermediate results stay under the work folder, and a finished model folder
-carries a marker with the configuration it was trained with, so a re-run skips what is already done
-(and redoes everything downstream of a stage that it redid).
+carries a marker with the configuration it was trained with and the runs of the stages it read, so a
+re-run skips what is already done and redoes whatever a retrained stage feeds.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
     "clip": ("data",),
     "vae": ("data",),
     "unet": ("clip", "vae"),
-    "sd": ("unet",),
+    "sd": ("clip", "vae", "unet"),
 }
 TRAINING_RECORD = "training.json"
 
@@ -50,10 +51,10 @@ class MiniConfig:
     heldout_images: int = 1000
     translation_pairs: int = 40000
     steps: dict[str, int] = field(
-        default_factory=lambda: {"judge": 600, "marian": 1500, "clip": 1200, "vae": 600, "unet": 2500}
+        default_factory=lambda: {"judge": 400, "marian": 800, "clip": 600, "vae": 1200, "unet": 2000}
     )
     batch_sizes: dict[str, int] = field(
-        default_factory=lambda: {"judge": 64, "marian": 64, "clip": 128, "vae": 16, "unet": 64}
+        default_factory=lambda: {"judge": 64, "marian": 64, "clip": 128, "vae": 12, "unet": 64}
     )
     max_minutes: dict[str, float] = field(
         default_factory=lambda: {"judge": 2.0, "marian": 6.0, "clip": 6.0, "vae": 5.0, "unet": 16.0}
@@ -185,7 +186,14 @@ class Trainer:
 
     # -- running -----------------------------------------------------------------------------------
 
+    def _key(self, stage: str) -> dict[str, Any]:
+        """The stage's configuration plus the runs of the stages it reads, so a retrained input invalidates it."""
+        key = self.config.key(stage)
+        key["upstream"] = {u: self.record["stages"].get(u, {}).get("run_id") for u in UPSTREAM[stage]}
+        return key
+
     def run(self, only: Iterable[str] | None = None, force: bool = False) -> dict[str, Any]:
+        """Run the stages (all, or those in `only`) that are not complete for the current configuration."""
         import torch
 
         torch.set_num_threads(self.config.threads)
@@ -193,26 +201,27 @@ class Trainer:
         unknown = wanted - set(STAGES)
         if unknown:
             raise ValueError(f"unknown stages {sorted(unknown)}; known: {list(STAGES)}")
-        redone: set[str] = set()
         for stage in STAGES:
-            folder = _stage_folder(stage, self.out_dir, self.work_dir)
-            key = self.config.key(stage)
-            upstream_redone = any(u in redone for u in UPSTREAM[stage])
-            if stage not in wanted and not upstream_redone:
+            if stage not in wanted:
                 continue
-            if not force and not upstream_redone and is_complete(folder, key) and stage in self.record["stages"]:
+            folder = _stage_folder(stage, self.out_dir, self.work_dir)
+            key = self._key(stage)
+            if not force and is_complete(folder, key) and stage in self.record["stages"]:
                 logger.info("stage %s is complete in %s; kept", stage, folder)
                 continue
+            missing = [u for u in UPSTREAM[stage] if u not in self.record["stages"]]
+            if missing:
+                raise RuntimeError(f"stage {stage} needs {missing} first (run train-mini without --only, or add them)")
             logger.info("stage %s -> %s", stage, folder)
             started = time.perf_counter()
             info = getattr(self, f"_{stage}")(_fresh(folder) if stage != "data" else folder)
             info["wall_seconds"] = round(time.perf_counter() - started, 1)
+            info["run_id"] = f"{stage}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
             self.record["stages"][stage] = info
             self.record["config"] = asdict(self.config)
             folder.mkdir(parents=True, exist_ok=True)
             mark_complete(folder, {"family": f"fashion-mini/{stage}", "key": key})
             write_json(self.record_path, self.record)
-            redone.add(stage)
             logger.info("stage %s done in %.0f s", stage, info["wall_seconds"])
         self.record["total_training_seconds"] = round(
             sum(s.get("wall_seconds", 0.0) for name, s in self.record["stages"].items() if name in STAGES), 1
