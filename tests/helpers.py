@@ -38,6 +38,20 @@ def status_of(url: str) -> int | None:
         return None
 
 
+def tiny_service_env(tiny_models: dict[str, Path], root: Path, **overrides: str) -> dict[str, str]:
+    """Settings of a test server on the tiny models: its own storage and the cheapest generation."""
+    return {
+        "FASHION_GENERATOR": str(tiny_models["sd"]),
+        "FASHION_TRANSLATOR": str(tiny_models["marian"]),
+        "FASHION_SCORER": str(tiny_models["clip"]),
+        "FASHION_STORAGE_URL": str(root / "store"),
+        "FASHION_DEFAULT_STEPS": "1",
+        "FASHION_DEFAULT_WIDTH": "32",
+        "FASHION_DEFAULT_HEIGHT": "32",
+        **overrides,
+    }
+
+
 class Server:
     """`bentoml serve TARGET` as a subprocess with its own environment and log file."""
 

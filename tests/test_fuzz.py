@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from tests.helpers import Server, status_of
+from tests.helpers import Server, status_of, tiny_service_env
 
 MIN_REQUESTS = 500
 # Valid requests do real work (translate, generate, score, store); invalid ones are answered at once.
@@ -26,14 +26,7 @@ POST_ERROR_KEYS = {"error"}
 @pytest.fixture(scope="module")
 def server(tiny_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
-    env = {
-        "FASHION_GENERATOR": str(tiny_models["sd"]),
-        "FASHION_TRANSLATOR": str(tiny_models["marian"]),
-        "FASHION_SCORER": str(tiny_models["clip"]),
-        "FASHION_STORAGE_URL": str(root / "store"),
-        "FASHION_DEFAULT_STEPS": "1",
-        "FASHION_DEFAULT_WIDTH": "32",
-        "FASHION_DEFAULT_HEIGHT": "32",
+    env = tiny_service_env(tiny_models, root, **{
         "FASHION_LIMITS__MAX_SIZE": "32",
         "FASHION_LIMITS__MAX_STEPS": "2",
         "FASHION_LIMITS__MAX_IMAGES_PER_PROMPT": "2",
@@ -44,7 +37,7 @@ def server(tiny_models, tmp_path_factory):
         "FASHION_MAX_ATTEMPTS": "1",
         "FASHION_TRANSLATION_MAX_NEW_TOKENS": "16",
         "FASHION_BATCHING__TIMEOUT_S": "60",
-    }
+    })
     served = Server("services.gateway:Studio", env, root / "server.log")
     try:
         served.wait_ready(timeout=240)

@@ -27,7 +27,7 @@ from fashion_studio.auth import Keyring, TokenBucket, read_key_file
 from fashion_studio.cli import app as cli
 from fashion_studio.safety import ClipConceptFilter, DiffusersSafetyChecker, blanked, build_checker, resolve_mode, ships_safety_checker
 from fashion_studio.settings import Settings
-from tests.helpers import Server, free_port, wait_until
+from tests.helpers import Server, free_port, tiny_service_env, wait_until
 
 ENV_KEY = "fsk_from-a-kubernetes-secret-0123456789"
 MAX_BODY = 200_000
@@ -58,14 +58,7 @@ def keys(tmp_path_factory):
 def server(tiny_models, keys, tmp_path_factory):
     root = tmp_path_factory.mktemp("hardening")
     file, _ = keys
-    env = {
-        "FASHION_GENERATOR": str(tiny_models["sd"]),
-        "FASHION_TRANSLATOR": str(tiny_models["marian"]),
-        "FASHION_SCORER": str(tiny_models["clip"]),
-        "FASHION_STORAGE_URL": str(root / "store"),
-        "FASHION_DEFAULT_STEPS": "1",
-        "FASHION_DEFAULT_WIDTH": "32",
-        "FASHION_DEFAULT_HEIGHT": "32",
+    env = tiny_service_env(tiny_models, root, **{
         "FASHION_TRANSLATION_MAX_NEW_TOKENS": "16",
         "FASHION_MAX_ATTEMPTS": "1",
         "FASHION_LIMITS__MAX_BODY_BYTES": str(MAX_BODY),
@@ -73,7 +66,7 @@ def server(tiny_models, keys, tmp_path_factory):
         "FASHION_API_KEYS": ENV_KEY,
         "FASHION_SAFETY_CHECK": "clip",
         "FASHION_SAFETY_THRESHOLD": "0",
-    }
+    })
     served = Server("services.gateway:Studio", env, root / "server.log")
     served.store = root / "store"
     try:
