@@ -26,23 +26,24 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# The small default models (production architectures, built locally, no download); a complete
-# folder is skipped, so this is cheap to repeat.
+# The default models, fashion-mini, are shipped in models/fashion-mini (docs/fashion-mini.md). `models`
+# builds the tiny random-weight families (SD, SDXL, FLUX, CLIP, Marian) that the export, Triton and
+# runtime benchmarks use; a complete folder is skipped, so this is cheap to repeat.
 models: $(STAMP)
 	$(VENV)/bin/fashion-studio models build-tiny $(MODELS_DIR)/tiny
 
-generate: models
+generate: $(STAMP)
 	$(VENV)/bin/fashion-studio generate "Professional product photography of a red women's dress" -o out/example.png --seed 42
 
 # The public gateway and its model services on http://$(HOST):$(PORT) (OpenAPI at /docs).
-serve: models
+serve: $(STAMP)
 	$(VENV)/bin/bentoml serve services.gateway:Studio --host $(HOST) --port $(PORT)
 
 # Served vs in-process throughput, side by side; writes docs/benchmarks.md.
 bench-serving: models
 	$(PY) -m benchmarks.bench_serving
 
-# Locust against a local service with the small models (loadtest/README.md): ramp, steady, a spike
+# Locust against a local service with the default (fashion-mini) models (loadtest/README.md): ramp, steady, a spike
 # at three times capacity, recovery. The service starts, is waited on until ready, and is stopped
 # (SIGTERM) afterwards; CSV, HTML and the SLO verdict go to loadtest/reports/, and the target fails
 # when the SLO gate does. The gate reads its targets from the settings: 2 s per image is the GPU
@@ -56,10 +57,10 @@ LOADTEST_URL := http://127.0.0.1:$(LOADTEST_PORT)
 
 .PHONY: loadtest
 
-loadtest: models
+loadtest: $(STAMP)
 	@mkdir -p loadtest/reports
-	@export FASHION_BATCHING__MAX_CONCURRENCY=$(LOADTEST_CAPACITY) FASHION_DEFAULT_WIDTH=32 FASHION_DEFAULT_HEIGHT=32 \
-		FASHION_DEFAULT_STEPS=2 FASHION_STORAGE_URL=$(CURDIR)/var/loadtest FASHION_SLO_SECONDS_PER_IMAGE=$(LOADTEST_SLO_S); \
+	@export FASHION_BATCHING__MAX_CONCURRENCY=$(LOADTEST_CAPACITY) \
+		FASHION_STORAGE_URL=$(CURDIR)/var/loadtest FASHION_SLO_SECONDS_PER_IMAGE=$(LOADTEST_SLO_S); \
 	$(VENV)/bin/bentoml serve services.gateway:Studio --host 127.0.0.1 --port $(LOADTEST_PORT) > loadtest/reports/server.log 2>&1 & \
 	server=$$!; trap 'kill -TERM $$server 2>/dev/null; wait $$server' EXIT; \
 	$(PY) -c "from tests.helpers import status_of, wait_until; wait_until(lambda: status_of('$(LOADTEST_URL)/readyz') == 200, 300, 'the service')" || exit 1; \
@@ -125,7 +126,7 @@ tools:
 	@promtool --version | head -1
 
 # --- fashion-mini: the small trained models in models/fashion-mini (docs/fashion-mini.md) --------
-# mini-train retrains the family on this CPU (about 40 minutes on two cores) and evaluates it;
+# mini-train retrains the family on this CPU (28 minutes on two quiet cores, capped at 40) and evaluates it;
 # mini-eval re-measures the shipped weights; mini-grid redraws docs/images/fashion-mini-grid.png.
 .PHONY: mini-train mini-eval mini-grid
 

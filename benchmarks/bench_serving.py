@@ -35,7 +35,7 @@ def in_process(model: str, size: int, steps: int, repeats: int) -> dict[int, flo
     generator = Generator.load(Settings(generator=model))
     rates = {}
     for batch in (1, 2, 4, 8):
-        requests = [GenerationRequest(prompt=f"a red dress {i}", seed=i, steps=steps, width=size, height=size) for i in range(batch)]
+        requests = [GenerationRequest(prompt=f"a red dress {i}", seed=i, steps=steps, guidance=0.0, width=size, height=size) for i in range(batch)]
         generator.generate(requests)  # warm-up at this shape
         samples = []
         for _ in range(repeats):
@@ -61,7 +61,7 @@ def served(url: str, clients: int, requests: int, size: int, steps: int) -> dict
         start = time.perf_counter()
         response = httpx.post(
             f"{url}/generate_image",
-            json={"prompt": f"a red dress {i}", "seed": i, "steps": steps, "width": size, "height": size},
+            json={"prompt": f"a red dress {i}", "seed": i, "steps": steps, "guidance": 0.0, "width": size, "height": size},
             timeout=600,
         )
         response.raise_for_status()
@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         "FASHION_SCORER": args.scorer,
         "FASHION_STORAGE_URL": str(workdir / "store"),
         "FASHION_BATCHING__MAX_BATCH_SIZE": "8",
+        "FASHION_DEFAULT_STEPS": str(args.steps),  # the warm-up's shape
+        "FASHION_DEFAULT_GUIDANCE": "0",
     }
     server = Server("services.gateway:Studio", env, workdir / "server.log")
     results = {}

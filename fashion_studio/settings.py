@@ -65,11 +65,12 @@ class Settings(BaseSettings):
         env_prefix="FASHION_", env_nested_delimiter="__", env_file=".env", extra="ignore"
     )
 
-    # Models: a local folder in Hugging Face layout or a hub id.
+    # Models: a local folder in Hugging Face layout (relative ones under `models_dir`) or a hub id. The
+    # defaults are the small trained fashion-mini family shipped in models/ (docs/fashion-mini.md).
     models_dir: Path = DEFAULT_MODELS_DIR
-    generator: str = "tiny/sd"
-    translator: str = "tiny/marian"
-    scorer: str = "tiny/clip"
+    generator: str = "fashion-mini/sd"
+    translator: str = "fashion-mini/marian"
+    scorer: str = "fashion-mini/clip"
     llm: str | None = None
     lora: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="LoRA adapters, comma-separated: path or hub id, optionally '@weight'"
@@ -100,9 +101,10 @@ class Settings(BaseSettings):
         0.0, description="How long a service waits for a missing model folder to appear (a volume still being filled) before failing."
     )
 
-    # Generation defaults (requests may override within limits).
-    default_steps: int = 4
-    default_guidance: float = 0.0
+    # Generation defaults (requests may override within limits): what fashion-mini was evaluated at.
+    # FLUX.1-schnell wants 4 steps without guidance, SDXL about 30 steps at guidance 5-7.
+    default_steps: int = 20
+    default_guidance: float = 4.0
     default_width: int = 64
     default_height: int = 64
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT

@@ -32,6 +32,7 @@ def settings(tiny_models: dict[str, Path], tmp_path: Path):
         scorer=str(tiny_models["clip"]),
         storage_url=str(tmp_path / "store"),
         default_steps=2,
+        default_guidance=0.0,
         default_width=32,
         default_height=32,
     )

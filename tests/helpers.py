@@ -48,6 +48,7 @@ def tiny_service_env(tiny_models: dict[str, Path], root: Path, **overrides: str)
         "FASHION_DEFAULT_STEPS": "1",
         "FASHION_DEFAULT_WIDTH": "32",
         "FASHION_DEFAULT_HEIGHT": "32",
+        "FASHION_DEFAULT_GUIDANCE": "0",
         **overrides,
     }
 

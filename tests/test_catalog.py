@@ -165,6 +165,7 @@ def test_killed_catalog_run_resumes_without_loss_or_duplicates(settings, tmp_pat
         "FASHION_DEFAULT_STEPS": "2",
         "FASHION_DEFAULT_WIDTH": "32",
         "FASHION_DEFAULT_HEIGHT": "32",
+        "FASHION_DEFAULT_GUIDANCE": "0",
     }
     command = [sys.executable, "-m", "fashion_studio.cli", "catalog", str(sheet), "--out", str(out), "--no-progress", "--threshold", "0"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -196,7 +197,8 @@ def test_sharded_runs_split_the_sheet_and_keep_their_own_statistics(settings, tm
     sheet = write_csv(tmp_path / "sheet.csv", rows)
     out = tmp_path / "out"
     env = {**os.environ, "FASHION_GENERATOR": settings.generator, "FASHION_TRANSLATOR": settings.translator,
-           "FASHION_SCORER": settings.scorer, "FASHION_DEFAULT_STEPS": "1", "FASHION_DEFAULT_WIDTH": "32", "FASHION_DEFAULT_HEIGHT": "32"}
+           "FASHION_SCORER": settings.scorer, "FASHION_DEFAULT_STEPS": "1", "FASHION_DEFAULT_WIDTH": "32", "FASHION_DEFAULT_HEIGHT": "32",
+           "FASHION_DEFAULT_GUIDANCE": "0"}
     base = [sys.executable, "-m", "fashion_studio.cli", "catalog", str(sheet), "--out", str(out), "--no-progress", "--threshold", "0", "--shard-count", "2"]
     for index in (0, 1):
         result = subprocess.run([*base, "--shard-index", str(index)], env=env, capture_output=True, text=True, timeout=600)

@@ -566,7 +566,7 @@ class Cluster:
         # so that the traffic below takes seconds on 2 cores.
         overrides = {
             "FASHION_DEFAULT_STEPS": "2", "FASHION_DEFAULT_WIDTH": "32", "FASHION_DEFAULT_HEIGHT": "32",
-            "FASHION_TRANSLATION_MAX_NEW_TOKENS": "16", "FASHION_MAX_ATTEMPTS": "1", "BENTOML_DO_NOT_TRACK": "True",
+            "FASHION_DEFAULT_GUIDANCE": "0", "FASHION_TRANSLATION_MAX_NEW_TOKENS": "16", "FASHION_MAX_ATTEMPTS": "1", "BENTOML_DO_NOT_TRACK": "True",
         }
         for name in BENTOML_SERVICES:
             self.pods[name] = Pod(self.docs, name, self.root, self.models, ports, overrides)

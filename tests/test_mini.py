@@ -30,6 +30,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def mini_settings(tmp_path_factory: pytest.TempPathFactory):
+    """The fashion-mini models at the service's default sampling (20 steps, guidance 4)."""
     from fashion_studio.mini.evaluate import mini_settings
 
     return mini_settings(MINI_DIR, storage_url=str(tmp_path_factory.mktemp("store")))
@@ -82,7 +83,8 @@ def test_generated_image_scores_higher_with_its_own_prompt(studio, mini_settings
     from fashion_studio.generation import GenerationRequest
 
     prompt = "Professional product photography of a skirt, featuring purple, checks, placed on a clean white background"
-    image = studio.generator(GenerationRequest(prompt=prompt, seed=7, steps=mini_settings.default_steps)).images[0]
+    request = GenerationRequest(prompt=prompt, seed=7, steps=mini_settings.default_steps, guidance=mini_settings.default_guidance)
+    image = studio.generator(request).images[0]
     own, other = studio.scorer.score([image, image], ["Product image of a skirt", "Product image of a cap"])
     assert own > other
 
@@ -113,3 +115,75 @@ def test_data_is_deterministic_per_seed():
     assert [i.to_dict() for i in a] == [i.to_dict() for i in b]
     assert [i.german for i in a] != [i.german for i in c]
     assert all(np.array_equal(np.asarray(render(x.spec)), np.asarray(render(y.spec))) for x, y in zip(a, b))
+
+
+def test_eval_mini_measures_a_copy_and_writes_its_cards(tmp_path):
+    """`eval-mini` at a small scale: every figure is measured on held-out data and lands in the cards."""
+    import shutil
+
+    from fashion_studio.mini.cards import write_cards
+    from fashion_studio.mini.evaluate import TARGETS, EvalConfig, evaluate
+
+    models = tmp_path / "fashion-mini"
+    for name in ("sd", "clip", "marian", "judge", "training.json"):
+        (shutil.copytree if (MINI_DIR / name).is_dir() else shutil.copy)(MINI_DIR / name, models / name)
+    results = evaluate(models, tmp_path / "work", EvalConfig(prompts=12, translations=40, zero_shot_images=120, heldout_images=120))
+
+    summary = results["summary"]
+    assert summary["generated_type_accuracy"] >= TARGETS["generated_type_accuracy"], results["generator"]
+    assert summary["generated_colour_accuracy"] >= TARGETS["generated_colour_accuracy"], results["generator"]
+    assert summary["translation_exact_match"] >= TARGETS["translation_exact_match"], results["translator"]
+    assert summary["clip_zero_shot_type_accuracy"] >= TARGETS["clip_zero_shot_type_accuracy"]
+    assert summary["clip_score_matching"] > summary["clip_score_shuffled"]
+    assert results["generator"]["service_defaults"]["steps"] == 20 and results["generator"]["fast"]["steps"] == 4
+    assert json.loads((models / "eval.json").read_text())["summary"] == summary
+
+    write_cards(models)
+    card = (models / "sd" / "README.md").read_text()
+    assert f"{100 * summary['generated_colour_accuracy']:.1f}%" in card and "fashion-studio models eval-mini" in card
+    assert (models / "README.md").is_file() and (models / "judge" / "README.md").is_file()
+
+
+def test_the_default_service_draws_what_a_german_description_asks_for(tmp_path, judge):
+    """`make serve` with nothing set: the gateway and its model services on the shipped models."""
+    import io
+
+    import httpx
+    from PIL import Image
+
+    from tests.helpers import Server
+
+    server = Server("services.gateway:Studio", {"FASHION_STORAGE_URL": str(tmp_path / "store")}, tmp_path / "server.log")
+    try:
+        server.wait_ready(timeout=240)
+        reply = httpx.post(
+            f"{server.url}/catalog",
+            json={"article_id": "A-7", "description": "Gelbe Sneaker für Kinder aus Canvas. Leicht und bequem."},
+            timeout=120,
+        )
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert body["attributes"]["product_type"] == "sneakers" and body["passed"], body
+        verdict = judge.classify([Image.open(body["url"])])[0]
+        assert (verdict.product_type, verdict.colour) == ("sneakers", "yellow"), (body["generation_prompt"], verdict)
+        metadata = json.loads(Path(body["metadata_url"]).read_text())
+        assert metadata["models"]["generator"] == "fashion-mini/sd" and metadata["models"]["translator"] == "fashion-mini/marian"
+
+        png = httpx.post(f"{server.url}/generate_image", json={"prompt": "a red dress with dots", "seed": 3}, timeout=120)
+        assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+        verdict = judge.classify([Image.open(io.BytesIO(png.content)).convert("RGB")])[0]
+        assert (verdict.product_type, verdict.colour) == ("dress", "red"), verdict
+    finally:
+        server.stop()
+
+
+def test_onnx_runtime_draws_the_same_garment_as_pytorch(studio, mini_settings, tmp_path):
+    """The family is a standard SD checkpoint: exported to ONNX on first use, it draws the same pixels."""
+    from fashion_studio.generation import GenerationRequest, Generator
+
+    request = GenerationRequest(prompt="Professional product photography of a red dress, featuring stripes", seed=5, steps=20, guidance=4.0)
+    onnx = Generator.load(mini_settings.model_copy(update={"runtime": "onnx", "onnx_cache_dir": tmp_path / "onnx"}))
+    assert onnx.runtime == "onnx"
+    expected = np.asarray(studio.generator(request).images[0]).astype(int)
+    got = np.asarray(onnx(request).images[0]).astype(int)
+    assert np.abs(expected - got).max() <= 2

@@ -35,6 +35,7 @@ def server(tiny_models, tmp_path_factory):
         "FASHION_DEFAULT_STEPS": "2",
         "FASHION_DEFAULT_WIDTH": "32",
         "FASHION_DEFAULT_HEIGHT": "32",
+        "FASHION_DEFAULT_GUIDANCE": "0",
         "FASHION_BATCHING__MAX_CONCURRENCY": str(MAX_CONCURRENCY),
         "FASHION_BATCHING__TIMEOUT_S": str(TIMEOUT_S),
         "FASHION_BATCHING__MAX_LATENCY_MS": "30000",

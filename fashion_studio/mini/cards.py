@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from fashion_studio.mini.common import read_json
-from fashion_studio.mini.evaluate import EVAL_RECORD, RECOMMENDED, TARGETS
+from fashion_studio.mini.evaluate import EVAL_RECORD, TARGETS
+from fashion_studio.settings import Settings
 from fashion_studio.mini.train import TRAINING_RECORD
 from fashion_studio.mini.vocab import COLOUR_NAMES, PATTERNS, TYPE_NAMES
 
@@ -23,6 +24,9 @@ pipeline's own generation and CLIP prompts for its description. Held-out data co
 stream, and no held-out German description occurs in the training data."""
 
 
+_STEPS, _GUIDANCE = (Settings.model_fields[name].default for name in ("default_steps", "default_guidance"))
+
+
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
@@ -34,11 +38,10 @@ def _minutes(seconds: float | None) -> str:
 def _stage_line(name: str, info: dict[str, Any] | None) -> str:
     if not info:
         return f"- {name}: not trained yet"
+    if "steps" not in info:
+        return f"- {name}: {_minutes(info.get('wall_seconds'))}"
     early = " (stopped at its time cap)" if info.get("stopped_early") else ""
-    return (
-        f"- {name}: {info.get('steps')} steps of batch {info.get('batch_size')}{early}, "
-        f"{_minutes(info.get('wall_seconds'))} wall time on a 2-core CPU"
-    )
+    return f"- {name}: {info.get('steps')} steps of batch {info.get('batch_size')}{early}, {_minutes(info.get('wall_seconds'))}"
 
 
 def _summary_table(ev: dict[str, Any] | None) -> str:
@@ -46,16 +49,16 @@ def _summary_table(ev: dict[str, Any] | None) -> str:
         return f"Not evaluated yet: run `{EVAL_COMMAND}`."
     s = ev["summary"]
     gen = ev["generator"]
-    defaults, rec = gen["service_defaults"], gen["recommended"]
+    rec, fast = gen["service_defaults"], gen["fast"]
     rows = [
-        ("Generated images, product type (judge)", f"{_pct(defaults['type_accuracy'])} / {_pct(rec['type_accuracy'])}", "80%"),
-        ("Generated images, colour (judge)", f"{_pct(defaults['colour_accuracy'])} / {_pct(rec['colour_accuracy'])}", "85%"),
+        ("Generated images, product type (judge)", f"{_pct(rec['type_accuracy'])} ({_pct(fast['type_accuracy'])})", "80%"),
+        ("Generated images, colour (judge)", f"{_pct(rec['colour_accuracy'])} ({_pct(fast['colour_accuracy'])})", "85%"),
         ("Translation exact match (500 held-out descriptions)", _pct(s["translation_exact_match"]), "95%"),
         ("CLIP zero-shot product type (held-out renders)", _pct(s["clip_zero_shot_type_accuracy"]), "90%"),
         ("CLIP zero-shot colour (held-out renders)", _pct(s["clip_zero_shot_colour_accuracy"]), "90%"),
         (
             "CLIP score, matching vs shuffled prompts (generated)",
-            f"{defaults['clip_score']['matching']:.1f} vs {defaults['clip_score']['shuffled']:.1f}",
+            f"{rec['clip_score']['matching']:.1f} vs {rec['clip_score']['shuffled']:.1f}",
             "matching > shuffled",
         ),
         (
@@ -67,10 +70,11 @@ def _summary_table(ev: dict[str, Any] | None) -> str:
     lines = ["| Measure | Value | Target |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     note = (
-        f"Generated images: {ev['config']['prompts']} held-out "
-        f"prompts, at the service defaults ({defaults['steps']} steps, guidance {defaults['guidance']}) / at "
-        f"{rec['steps']} steps, guidance {rec['guidance']}. Judge accuracy on held-out renders: "
-        f"type {_pct(ev['judge_on_heldout_renders']['product_type'])}, colour {_pct(ev['judge_on_heldout_renders']['colour'])}."
+        f"Generated images: {ev['config']['prompts']} held-out German descriptions through the catalog pipeline's "
+        f"translation and prompt, drawn at the service defaults, {rec['steps']} steps with guidance {rec['guidance']} "
+        f"(in brackets: {fast['steps']} steps without guidance), {rec['seconds_per_image']:.2f} s per image on the CPU. "
+        f"Judge accuracy on held-out renders: type {_pct(ev['judge_on_heldout_renders']['product_type'])}, "
+        f"colour {_pct(ev['judge_on_heldout_renders']['colour'])}."
     )
     return "\n".join(lines) + "\n\n" + note + f"\n\nMeasured with `{EVAL_COMMAND}` (figures in `eval.json`)."
 
@@ -91,15 +95,15 @@ def sd_card(training: dict[str, Any], ev: dict[str, Any] | None) -> str:
 from diffusers import DiffusionPipeline
 pipe = DiffusionPipeline.from_pretrained("models/fashion-mini/sd")
 image = pipe("Professional product photography of a women's dress, featuring red, stripes, placed on a clean white background",
-             num_inference_steps={RECOMMENDED['steps']}, guidance_scale={RECOMMENDED['guidance']}).images[0]
+             num_inference_steps={_STEPS}, guidance_scale={_GUIDANCE}).images[0]
 ```
 
-Or `fashion-studio generate "..." --generator models/fashion-mini/sd`. No safety checker (the model only knows garments).
+It is the default generator of `make serve` and `fashion-studio generate`. No safety checker (the model only knows garments).
 
 ## Architecture
 
 - VAE: `AutoencoderKL`, blocks {VAE_CONFIG['block_out_channels']}, {VAE_CONFIG['layers_per_block']} layer per block, 4 latent channels, downsampling 4x (64x64 -> 16x16), scaling factor {vae.get('scaling_factor', 'n/a')}; {vae.get('parameters', 0) / 1e6:.2f} M parameters.
-- UNet: `UNet2DConditionModel`, blocks {UNET_CONFIG['block_out_channels']} ({", ".join(UNET_CONFIG['down_block_types'])}), cross-attention on 128-dim text states; {unet.get('parameters', 0) / 1e6:.2f} M parameters.
+- UNet: `UNet2DConditionModel`, blocks {UNET_CONFIG['block_out_channels']} ({", ".join(UNET_CONFIG['down_block_types'])}), cross-attention on 128-dim text states, which are also attention-pooled into the time embedding (`addition_embed_type="text"`); {unet.get('parameters', 0) / 1e6:.2f} M parameters.
 - Text encoder and tokenizer: the text tower of `fashion-mini/clip` (`CLIPTextModel`, frozen during UNet training), byte-level BPE, 77 tokens.
 - Scheduler: `DPMSolverMultistepScheduler` (DPM-Solver++ 2M, trained with DDPM, {SCHEDULER_CONFIG['beta_schedule']} betas {SCHEDULER_CONFIG['beta_start']}-{SCHEDULER_CONFIG['beta_end']}, epsilon prediction).
 
@@ -112,7 +116,7 @@ Or `fashion-studio generate "..." --generator models/fashion-mini/sd`. No safety
 `{TRAIN_COMMAND}` (stages `vae`, `unet`, `sd`; seed {training.get('config', {}).get('seed', 0)}):
 
 {_stage_line("VAE (L1 + L2 reconstruction + 1e-6 KL)", vae)}
-{_stage_line("UNet (DDPM epsilon objective, min-SNR-5 weights, EMA 0.999, 10% captions dropped)", unet)}
+{_stage_line("UNet (DDPM epsilon objective with offset noise 0.1, min-SNR-5 weights, EMA 0.999, 10% captions dropped)", unet)}
 
 VAE reconstruction error on held-out renders: {vae.get('heldout_reconstruction_mae', 'n/a')} (mean absolute, 0-255).
 
@@ -257,7 +261,8 @@ architectures, so that the default service draws real garments on a laptop witho
 | `marian/` | MarianMT German -> English | `FASHION_TRANSLATOR=fashion-mini/marian` |
 | `judge/` | CNN classifier of type, colour, pattern (evaluation only) | - |
 
-Trained with `{TRAIN_COMMAND}` in {_minutes(training.get('total_training_seconds'))} on a 2-core CPU:
+Trained with `{TRAIN_COMMAND}` in {_minutes(training.get('total_training_seconds'))} of wall time on a CPU
+({training.get('config', {}).get('threads', 2)} torch threads on a 2-core machine):
 
 {lines}
 

@@ -67,7 +67,7 @@ def render_grid(settings: Settings, out: Path, steps: int, guidance: float, seed
             image = result.images[0].resize((cell, cell), Image.Resampling.NEAREST)
             sheet.paste(image, (label_w + j * (cell + pad), y))
     out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out, optimize=True)
+    sheet.quantize(256, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)  # a small file for the repository
     return out
 
 

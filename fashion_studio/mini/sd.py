@@ -10,6 +10,7 @@ captions dropped (half to "", half to the service's negative prompt) for classif
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -283,4 +284,9 @@ def assemble(out: Path, vae: Any, unet: Any, text_encoder: Any, tokenizer: Any, 
     )
     out.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out, safe_serialization=True)
+    for component in ("vae", "unet"):  # diffusers records the local folder each was loaded from
+        config_path = out / component / "config.json"
+        config = json.loads(config_path.read_text())
+        config.pop("_name_or_path", None)
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return pipe

@@ -57,7 +57,7 @@ class MiniConfig:
         default_factory=lambda: {"judge": 64, "marian": 64, "clip": 128, "vae": 12, "unet": 64}
     )
     max_minutes: dict[str, float] = field(
-        default_factory=lambda: {"judge": 2.0, "marian": 6.0, "clip": 6.0, "vae": 5.0, "unet": 16.0}
+        default_factory=lambda: {"judge": 1.0, "marian": 4.0, "clip": 4.5, "vae": 5.5, "unet": 21.0}
     )
     threads: int = 2
     workers: int = 2
