@@ -33,4 +33,10 @@ def test_bentoml_build_accepts_the_bentofile(tmp_path):
     assert {s["name"] for s in info["services"]} >= {"studio", "generator", "translator", "scorer"}
     assert (bento / "src" / "services" / "gateway.py").is_file()
     assert (bento / "src" / "fashion_studio" / "generation.py").is_file()
-    assert not list((bento / "src").glob("tests/*")) and not (bento / "src" / "models").exists()
+    assert not list((bento / "src").glob("tests/*")) and not (bento / "src" / "models" / "tiny").exists()
+    # The default models travel with the Bento, so a container serves them with no model volume.
+    shipped = ROOT / "models" / "fashion-mini"
+    weights = sorted(shipped.rglob("*.safetensors"))
+    assert len(weights) >= 6  # sd: text encoder, unet, vae; clip, marian, judge
+    for path in weights:
+        assert (bento / "src" / "models" / "fashion-mini" / path.relative_to(shipped)).stat().st_size == path.stat().st_size

@@ -48,6 +48,7 @@ NAMESPACE = "fashion-studio"
 # and the newest kubernetes-validate knows.
 K8S_VERSIONS = ("1.33.0", "1.37.0")
 BENTOML_SERVICES = ("studio", "generator", "translator", "scorer")
+IMAGE_SOURCE = "/home/bentoml/bento/src"  # where `bentoml containerize` puts the Bento's files
 PROBE_ENDPOINTS = re.compile(r"/(readyz|livez|healthz|metrics)")
 
 
@@ -413,7 +414,7 @@ def container_env(docs: list[dict], container: dict) -> dict[str, str]:
 class Pod:
     """One Deployment's container run here as its image would run it, with its volumes as folders."""
 
-    def __init__(self, docs: list[dict], name: str, root: Path, models: Path, ports: dict[str, int], overrides: dict[str, str]) -> None:
+    def __init__(self, docs: list[dict], name: str, root: Path, ports: dict[str, int], overrides: dict[str, str]) -> None:
         deployment = objects(docs, "Deployment")[name]
         container = main_container(deployment)
         self.name = name
@@ -426,13 +427,11 @@ class Pod:
         mounts = {}
         for mount in container["volumeMounts"]:
             local = self.root / mount["name"]
-            if mount["name"] == "models":
-                local.mkdir(parents=True, exist_ok=True)
-                if not (local / "tiny").exists():  # what the build-tiny-models init container writes
-                    (local / "tiny").symlink_to(models)
             local.mkdir(parents=True, exist_ok=True)
             mounts[mount["mountPath"]] = local
         self.mounts = mounts
+        # The image's Bento source (its models/fashion-mini included) is this checkout.
+        mounts[IMAGE_SOURCE] = ROOT
 
         def local_path(value: str) -> str:
             for path, local in sorted(mounts.items(), key=lambda item: -len(item[0])):
@@ -546,14 +545,13 @@ def tool(name: str) -> str:
 class Cluster:
     """The cpu overlay's services, Triton and Prometheus on loopback, with real traffic sent."""
 
-    def __init__(self, root: Path, models: Path) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
         self.docs = render("cpu")
         self.pods: dict[str, Pod] = {}
         self.triton = None
         self.dcgm: StaticPage | None = None
         self.prometheus: subprocess.Popen | None = None
-        self.models = models
         self.traffic_at = 0.0
 
     # -- start ----------------------------------------------------------------------------------------
@@ -569,7 +567,7 @@ class Cluster:
             "FASHION_DEFAULT_GUIDANCE": "0", "FASHION_TRANSLATION_MAX_NEW_TOKENS": "16", "FASHION_MAX_ATTEMPTS": "1", "BENTOML_DO_NOT_TRACK": "True",
         }
         for name in BENTOML_SERVICES:
-            self.pods[name] = Pod(self.docs, name, self.root, self.models, ports, overrides)
+            self.pods[name] = Pod(self.docs, name, self.root, ports, overrides)
         repository = self.root / "triton-repository" / "identity"
         (repository / "1").mkdir(parents=True)
         (repository / "config.pbtxt").write_text(IDENTITY_CONFIG)
@@ -734,11 +732,11 @@ _CLUSTER: Cluster | None = None
 
 
 @pytest.fixture(scope="session")
-def cluster(tiny_models, tmp_path_factory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
     """One running replay per session, shared with tests/test_monitoring.py (which stops it early)."""
     global _CLUSTER
     if _CLUSTER is None or not _CLUSTER.running:
-        running = Cluster(tmp_path_factory.mktemp("cluster"), tiny_models["sd"].parent)
+        running = Cluster(tmp_path_factory.mktemp("cluster"))
         try:
             running.start()
             running.traffic()

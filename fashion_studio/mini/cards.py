@@ -246,7 +246,7 @@ Held-out renders: type {_pct(acc.get('product_type'))}, colour {_pct(acc.get('co
 """
 
 
-def overview(training: dict[str, Any], ev: dict[str, Any] | None) -> str:
+def overview(training: dict[str, Any], ev: dict[str, Any] | None, size_bytes: int = 0) -> str:
     stages = training.get("stages", {})
     lines = "\n".join(_stage_line(name, stages.get(name)) for name in ("data", "judge", "marian", "clip", "vae", "unet", "sd") if name in stages)
     return f"""# fashion-mini
@@ -260,6 +260,8 @@ architectures, so that the default service draws real garments on a laptop witho
 | `clip/` | CLIP (ViT + text tower), the quality gate's scorer | `FASHION_SCORER=fashion-mini/clip` |
 | `marian/` | MarianMT German -> English | `FASHION_TRANSLATOR=fashion-mini/marian` |
 | `judge/` | CNN classifier of type, colour, pattern (evaluation only) | - |
+
+{size_bytes / 1e6:.1f} MB in all (safetensors weights, tokenizers, configs, these cards).
 
 Trained with `{TRAIN_COMMAND}` in {_minutes(training.get('total_training_seconds'))} of wall time on a CPU
 ({training.get('config', {}).get('threads', 2)} torch threads on a 2-core machine):
@@ -286,7 +288,9 @@ def write_cards(models_dir: Path | str) -> list[Path]:
             path.write_text(make(training, ev), encoding="utf-8")
             written.append(path)
     path = models_dir / "README.md"
-    path.write_text(overview(training, ev), encoding="utf-8")
+    path.write_text(overview(training, ev), encoding="utf-8")  # once, so that the size counts it
+    size = sum(p.stat().st_size for p in models_dir.rglob("*") if p.is_file())
+    path.write_text(overview(training, ev, size), encoding="utf-8")
     written.append(path)
     return written
 
