@@ -404,11 +404,25 @@ def run_catalog(
     progress: bool = True,
     statistics_name: str = STATISTICS_NAME,
 ) -> tuple[list[CatalogResult], dict[str, Any]]:
-    """Process every article, skipping those already stored, then write the statistics file."""
+    """Process every article, skipping those already stored, then write the statistics file.
+
+    An article whose images the safety check blocks is not stored and does not stop the job: it is
+    listed under `blocked` in the statistics (a re-run tries it again).
+    """
     from tqdm import tqdm
 
-    results = [pipeline.process(a, params) for a in tqdm(articles, desc="catalog", unit="article", disable=not progress)]
+    from fashion_studio.safety import ContentBlockedError
+
+    results: list[CatalogResult] = []
+    blocked: list[str] = []
+    for article in tqdm(articles, desc="catalog", unit="article", disable=not progress):
+        try:
+            results.append(pipeline.process(article, params))
+        except ContentBlockedError as exc:
+            logger.warning("article %s: %s", article.article_id, exc)
+            blocked.append(article.article_id)
     stats = catalog_statistics(results, params.threshold)
     stats["skipped"] = sum(r.skipped for r in results)
+    stats["blocked"] = blocked
     pipeline.storage.write_bytes(statistics_name, json.dumps(stats, indent=2).encode())
     return results, stats

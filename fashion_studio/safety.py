@@ -174,3 +174,15 @@ def build_checker(settings: Settings, generator_folder: str | Path | None, score
     if mode == "clip":
         return ClipConceptFilter(score_pairs, settings.safety_concepts, settings.safety_threshold)
     return None
+
+
+def check_results(checker: SafetyChecker | None, requests: Sequence[Any], results: Sequence[Any]) -> None:
+    """Raise ContentBlockedError for the first request whose images the checker blocks (None: no check)."""
+    if checker is None:
+        return
+    for request, result in zip(requests, results):
+        blocked = sum(v.blocked for v in checker.check(result.images))
+        if blocked:
+            logger.warning("safety check (%s) blocked %d image(s) of prompt %r", checker.name, blocked, request.prompt[:80])
+            raise ContentBlockedError(request.prompt, checker.name, blocked)
+

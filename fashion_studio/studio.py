@@ -10,7 +10,8 @@ from typing import Any
 from fashion_studio import models
 from fashion_studio.attributes import LexiconExtractor, LLMExtractor
 from fashion_studio.catalog import CatalogPipeline, Extractor
-from fashion_studio.generation import Generator
+from fashion_studio.generation import GenerationRequest, GenerationResult, Generator
+from fashion_studio.safety import SafetyChecker, build_checker, check_results
 from fashion_studio.scoring import Scorer
 from fashion_studio.settings import Settings
 from fashion_studio.storage import Storage
@@ -34,6 +35,19 @@ class Studio:
     @cached_property
     def scorer(self) -> Scorer:
         return Scorer.load(self.settings)
+
+    @cached_property
+    def safety(self) -> SafetyChecker | None:
+        """The safety check of `safety_check` (None: off), as the gateway runs it."""
+        checker = build_checker(self.settings, self.generator.ref.path, score_pairs=self.scorer.score)
+        logger.info("safety check: %s", checker.name if checker else "off")
+        return checker
+
+    def generate_checked(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        """Generate, then the safety check: a blocked image raises ContentBlockedError and is never stored."""
+        results = self.generator.generate(requests)
+        check_results(self.safety, requests, results)
+        return results
 
     @cached_property
     def storage(self) -> Storage:
@@ -63,7 +77,7 @@ class Studio:
     def catalog(self) -> CatalogPipeline:
         return CatalogPipeline(
             translate=self.translator.translate,
-            generate=self.generator.generate,
+            generate=self.generate_checked,
             score=self.scorer.score,
             storage=self.storage,
             settings=self.settings,

@@ -41,7 +41,7 @@ from fashion_studio.catalog import Article, CatalogParams, CatalogPipeline
 from fashion_studio.errors import DeadlineExceededError, FashionStudioError, InvalidInputError, OverloadedError, PayloadTooLargeError, UnsupportedMediaError
 from fashion_studio.generation import GenerationRequest, GenerationResult, check_prompt
 from fashion_studio.images import decode_b64, load_image
-from fashion_studio.safety import ClipConceptFilter, ContentBlockedError, SafetyChecker, Verdict, build_checker
+from fashion_studio.safety import ClipConceptFilter, ContentBlockedError, SafetyChecker, Verdict, build_checker, check_results
 from fashion_studio.settings import get_settings
 from fashion_studio.storage import Storage
 from services.loading import BackgroundLoad
@@ -594,12 +594,7 @@ class Studio:
     def _generate_sync(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         items = [GenerateItem(**r.__dict__, enqueued_at=time.time(), deadline=request_deadline()) for r in requests]
         results = [to_result(out) for out in call_model_sync(lambda: self.generator.generate(items))]
-        checker = self.safety.get().checker
-        if checker is not None:
-            for request, result in zip(requests, results):
-                verdicts = checker.check(result.images)
-                if any(v.blocked for v in verdicts):
-                    raise ContentBlockedError(request.prompt, checker.name, sum(v.blocked for v in verdicts))
+        check_results(self.safety.get().checker, requests, results)
         return results
 
     def _score_sync(self, images, texts) -> list[float]:

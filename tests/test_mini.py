@@ -187,3 +187,34 @@ def test_onnx_runtime_draws_the_same_garment_as_pytorch(studio, mini_settings, t
     expected = np.asarray(studio.generator(request).images[0]).astype(int)
     got = np.asarray(onnx(request).images[0]).astype(int)
     assert np.abs(expected - got).max() <= 2
+
+
+def test_catalog_job_runs_the_safety_check_and_goes_on_past_a_blocked_article(tmp_path, judge):
+    """The CLI batch job checks images like the gateway: with the CLIP filter set to treat dresses as a
+    blocked concept, the dress article is reported and not stored, the sneakers are stored."""
+    import os
+    import subprocess
+    import sys
+
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text(
+        "article_id,description\nB-1,Rotes Damenkleid aus Baumwolle.\nB-2,Gelbe Sneaker für Kinder aus Canvas.\n", encoding="utf-8"
+    )
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        "FASHION_SAFETY_CHECK": "clip",
+        "FASHION_SAFETY_CONCEPTS": "Product image of a dress",
+        "FASHION_SAFETY_THRESHOLD": "50",  # matching pairs score about 74 with this CLIP, others about 23
+    }
+    command = [sys.executable, "-m", "fashion_studio.cli", "catalog", str(sheet), "--out", str(out), "--no-progress", "--threshold", "0"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = json.loads((out / "_statistics.json").read_text())
+    assert stats["blocked"] == ["B-1"] and stats["count"] == 1, stats
+    assert not list(out.glob("B-1*")), "a blocked image was stored"
+    from PIL import Image
+
+    [png] = out.glob("B-2*.png")
+    verdict = judge.classify([Image.open(png).convert("RGB")])[0]
+    assert (verdict.product_type, verdict.colour) == ("sneakers", "yellow")
