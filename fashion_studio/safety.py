@@ -185,4 +185,3 @@ def check_results(checker: SafetyChecker | None, requests: Sequence[Any], result
         if blocked:
             logger.warning("safety check (%s) blocked %d image(s) of prompt %r", checker.name, blocked, request.prompt[:80])
             raise ContentBlockedError(request.prompt, checker.name, blocked)
-
