@@ -117,8 +117,14 @@ class Settings(BaseSettings):
     translation_beams: int = 1
     translation_max_new_tokens: int = 128
 
-    # Storage: any fsspec URL; a local folder by default.
+    # Storage: any fsspec URL; a local folder by default. For `s3://` an endpoint (MinIO, SeaweedFS, a
+    # cloud's S3 API) and static credentials may be set here; unset, s3fs uses the standard AWS chain
+    # (AWS_* variables, a mounted profile, or the pod's workload identity), which production prefers.
     storage_url: str = str(PROJECT_ROOT / "var" / "images")
+    storage_endpoint_url: str | None = None
+    storage_key: SecretStr | None = None
+    storage_secret: SecretStr | None = None
+    storage_region: str | None = None
 
     # Service-level objectives and batching.
     slo_seconds_per_image: float = 2.0

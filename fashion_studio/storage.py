@@ -20,6 +20,8 @@ from typing import Any
 import fsspec
 from PIL import Image
 
+from fashion_studio.settings import Settings
+
 logger = logging.getLogger(__name__)
 
 _SAFE_KEY = re.compile(r"[^A-Za-z0-9._-]+")
@@ -39,11 +41,18 @@ class StoredRecord:
 
 
 class Storage:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, **options: Any) -> None:
+        """`options` go to the fsspec filesystem (for s3fs: `endpoint_url`, `key`, `secret`, ...)."""
         self.url = url.rstrip("/")
-        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
         self.fs.makedirs(self.root, exist_ok=True)
         self._local = "file" in _protocols(self.fs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, url: str | None = None) -> Storage:
+        """Storage at `url` (default: `storage_url`) with the object-store endpoint and credentials of the settings."""
+        url = url or settings.storage_url
+        return cls(url, **storage_options(url, settings))
 
     def _path(self, name: str) -> str:
         return f"{self.root}/{name}"
@@ -96,6 +105,23 @@ class Storage:
         """Keys of complete records."""
         names = (n.rsplit("/", 1)[-1] for n in self.fs.ls(self.root, detail=False))
         return sorted(n[: -len(".json")] for n in names if n.endswith(".json") and not n.startswith(("_", ".")))
+
+
+def storage_options(url: str, settings: Settings) -> dict[str, Any]:
+    """The fsspec options of the settings that apply to `url`'s filesystem (S3 only, today)."""
+    if not url.startswith(("s3://", "s3a://")):
+        return {}
+    # Several gateway replicas and batch jobs write to one bucket: a cached listing would hide their
+    # records and cause work to be done twice.
+    options: dict[str, Any] = {"use_listings_cache": False}
+    if settings.storage_endpoint_url:
+        options["endpoint_url"] = settings.storage_endpoint_url
+    if settings.storage_key is not None and settings.storage_secret is not None:
+        options["key"] = settings.storage_key.get_secret_value()
+        options["secret"] = settings.storage_secret.get_secret_value()
+    if settings.storage_region:
+        options["client_kwargs"] = {"region_name": settings.storage_region}
+    return options
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:

@@ -1,16 +1,21 @@
-"""All models of one process, loaded from settings: what the CLI and the in-process tests use."""
+"""All models of one process, loaded from settings (what the CLI and the in-process tests use), and the
+one builder of the catalog pipeline that the CLI and the gateway share."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from PIL import Image
+
 from fashion_studio import models
 from fashion_studio.attributes import LexiconExtractor, LLMExtractor
 from fashion_studio.catalog import CatalogPipeline, Extractor
-from fashion_studio.generation import GenerationRequest, GenerationResult, Generator
+from fashion_studio.errors import ModelNotFoundError
+from fashion_studio.generation import GenerationRequest, GenerationResult, Generator, short_name
 from fashion_studio.safety import SafetyChecker, build_checker, check_results
 from fashion_studio.scoring import Scorer
 from fashion_studio.settings import Settings
@@ -51,37 +56,82 @@ class Studio:
 
     @cached_property
     def storage(self) -> Storage:
-        return Storage(self.settings.storage_url)
+        return Storage.from_settings(self.settings)
 
     @cached_property
     def extractor(self) -> Extractor:
-        """The lexicon by default; an LLM (seed 003 used Phi-3 mini) when `llm` is set, falling back to the lexicon."""
-        if not self.settings.llm:
-            return LexiconExtractor()
-        ref = models.resolve("llm", self.settings.llm, self.settings)
-        return LLMExtractor(ref.path, device=self.settings.device)
-
-    def model_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {
-            "generator": {**self.generator.ref.describe(), "family": self.generator.family, "runtime": self.generator.runtime},
-            "translator": self.translator.ref.describe(),
-            "scorer": self.scorer.ref.describe(),
-        }
-        if self.settings.llm:
-            info["llm"] = self.settings.llm
-        if self.generator.loras:
-            info["lora"] = [{**ref.describe(), "weight": w} for ref, w in self.generator.loras.values()]
-        return info
+        return build_extractor(self.settings)
 
     @cached_property
     def catalog(self) -> CatalogPipeline:
-        return CatalogPipeline(
+        return build_catalog(
+            self.settings,
             translate=self.translator.translate,
             generate=self.generate_checked,
             score=self.scorer.score,
             storage=self.storage,
-            settings=self.settings,
             extractor=self.extractor,
-            model_info=self.model_info(),
-            generator_name=self.generator.name,
         )
+
+
+def build_extractor(settings: Settings) -> Extractor:
+    """The lexicon by default; an LLM (seed 003 used Phi-3 mini) when `llm` is set, falling back to the lexicon."""
+    if not settings.llm:
+        return LexiconExtractor()
+    ref = models.resolve("llm", settings.llm, settings)
+    return LLMExtractor(ref.path, device=settings.device)
+
+
+def _describe(kind: str, ref: str, settings: Settings, revision: str | None = None) -> dict[str, Any]:
+    """What a model reference resolves to; a process without the weights (a gateway pod) names the reference."""
+    try:
+        return models.resolve(kind, ref, settings, revision).describe()
+    except ModelNotFoundError:
+        return {"ref": ref, "path": None, "revision": revision}
+
+
+def describe_models(settings: Settings) -> dict[str, Any]:
+    """The models of a deployment as stored in each record's metadata, from the settings alone, so the
+    command line and the gateway write the same description."""
+    generator = _describe("generator", settings.generator, settings, settings.revision)
+    try:
+        family: str | None = models.diffusion_family(generator["path"]) if generator["path"] else None
+    except ModelNotFoundError:
+        family = None
+    info: dict[str, Any] = {
+        "generator": {**generator, "family": family, "runtime": settings.runtime},
+        "translator": _describe("translator", settings.translator, settings),
+        "scorer": _describe("scorer", settings.scorer, settings),
+    }
+    if settings.llm:
+        info["llm"] = settings.llm
+    if settings.lora:
+        info["lora"] = [
+            {**_describe("lora", ref, settings), "weight": float(weight) if weight else 1.0}
+            for ref, _, weight in (spec.partition("@") for spec in settings.lora)
+        ]
+    return info
+
+
+def build_catalog(
+    settings: Settings,
+    *,
+    translate: Callable[[list[str]], list[str]],
+    generate: Callable[[list[GenerationRequest]], list[GenerationResult]],
+    score: Callable[[Sequence[Image.Image], Sequence[str]], list[float]],
+    storage: Storage,
+    extractor: Extractor | None = None,
+) -> CatalogPipeline:
+    """The catalog pipeline of these settings, over whatever runs the models (in-process or remote): the
+    same extractor, model description and record keys everywhere, so an article done by the batch job
+    is found done over HTTP."""
+    return CatalogPipeline(
+        translate=translate,
+        generate=generate,
+        score=score,
+        storage=storage,
+        settings=settings,
+        extractor=extractor or build_extractor(settings),
+        model_info=describe_models(settings),
+        generator_name=short_name(settings.generator),
+    )

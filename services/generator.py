@@ -16,6 +16,7 @@ from fashion_studio.errors import DeadlineExceededError, InvalidInputError
 from fashion_studio.generation import Generator as DiffusionGenerator
 from fashion_studio.generation import GenerationRequest, group_by_shape
 from fashion_studio.settings import get_settings
+from services.lifecycle import outlive_gateway
 from services.loading import BackgroundLoad
 from services.schemas import GeneratedImage, GenerateItem, GenerateOutput, png_b64
 
@@ -43,6 +44,7 @@ def load_and_warm_up() -> DiffusionGenerator:
     return generator
 
 
+@outlive_gateway
 @bentoml.service(
     name="generator",
     traffic={"timeout": SETTINGS.batching.timeout_s, "max_concurrency": SETTINGS.batching.service_max_concurrency},

@@ -7,12 +7,14 @@ import bentoml
 from fashion_studio import metrics
 from fashion_studio.scoring import Scorer as ClipScorer
 from fashion_studio.settings import get_settings
+from services.lifecycle import outlive_gateway
 from services.loading import BackgroundLoad
 from services.schemas import ScoreItem, image_from_b64
 
 SETTINGS = get_settings()
 
 
+@outlive_gateway
 @bentoml.service(
     name="scorer",
     traffic={"timeout": SETTINGS.batching.timeout_s, "max_concurrency": SETTINGS.batching.service_max_concurrency},

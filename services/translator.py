@@ -7,11 +7,13 @@ import bentoml
 from fashion_studio import metrics
 from fashion_studio.settings import get_settings
 from fashion_studio.translation import Translator as MarianTranslator
+from services.lifecycle import outlive_gateway
 from services.loading import BackgroundLoad
 
 SETTINGS = get_settings()
 
 
+@outlive_gateway
 @bentoml.service(
     name="translator",
     traffic={"timeout": SETTINGS.batching.timeout_s, "max_concurrency": SETTINGS.batching.service_max_concurrency},

@@ -36,3 +36,15 @@ def settings(tiny_models: dict[str, Path], tmp_path: Path):
         default_width=32,
         default_height=32,
     )
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real S3 server (SeaweedFS) for the whole session: see tests/s3.py."""
+    from tests.s3 import SeaweedS3
+
+    server = SeaweedS3.start(tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -167,7 +167,7 @@ def test_the_default_service_draws_what_a_german_description_asks_for(tmp_path, 
         verdict = judge.classify([Image.open(body["url"])])[0]
         assert (verdict.product_type, verdict.colour) == ("sneakers", "yellow"), (body["generation_prompt"], verdict)
         metadata = json.loads(Path(body["metadata_url"]).read_text())
-        assert metadata["models"]["generator"] == "fashion-mini/sd" and metadata["models"]["translator"] == "fashion-mini/marian"
+        assert metadata["models"]["generator"]["ref"] == "fashion-mini/sd" and metadata["models"]["translator"]["ref"] == "fashion-mini/marian"
 
         png = httpx.post(f"{server.url}/generate_image", json={"prompt": "a red dress with dots", "seed": 3}, timeout=120)
         assert png.status_code == 200 and png.headers["content-type"] == "image/png"

@@ -1,0 +1,176 @@
+"""Who gets in: `Guard` sits in front of every API route of the gateway.
+
+In this order: draining (503), API key (401/403) and its rate (429), body size (413), concurrency
+(429 + Retry-After), then the request under the timeout (504); plus the in-flight gauge and the request
+metrics, labelled by the route's path template. Health and metrics paths are BentoML's and never reach
+this app; the OpenAPI schema, its docs and static files are not guarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import Mount, Route, compile_path
+
+from fashion_studio import metrics
+from fashion_studio.auth import Keyring, retry_after_header
+from fashion_studio.settings import get_settings
+from services.errors import error_response
+from services.lifecycle import TRAFFIC
+
+SETTINGS = get_settings()
+LIMITS = SETTINGS.limits
+KEYS = Keyring.from_settings(SETTINGS)
+
+
+@dataclass(frozen=True)
+class _Route:
+    template: str
+    regex: re.Pattern[str]
+    api: bool
+
+
+def _walk(routes: list[Any], prefix: str = "") -> Iterator[_Route]:
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:  # a router included with `include_router`, under its prefix
+            yield from _walk(included.routes, prefix + getattr(getattr(route, "include_context", None), "prefix", ""))
+        elif isinstance(route, (APIRoute, Route)):
+            template = prefix + route.path
+            yield _Route(template, compile_path(template)[0], isinstance(route, APIRoute))
+        elif isinstance(route, Mount):
+            template = prefix + route.path
+            yield _Route(template + "/{path}", re.compile("^" + re.escape(template) + "(/.*)?$"), False)
+
+
+@lru_cache(maxsize=8)
+def _routes(api: FastAPI, version: int) -> tuple[_Route, ...]:
+    return tuple(_walk(api.router.routes))
+
+
+def route_of(api: FastAPI, scope: dict) -> tuple[str, bool]:
+    """The path template of the route that serves `scope` ("other" when none does, so that scanned
+    paths do not each get a metric label), and whether it is an API route, which the guard admits,
+    rather than the schema, its docs or static files."""
+    path = scope.get("path", "")
+    for route in _routes(api, len(api.router.routes)):
+        if route.regex.match(path):
+            return route.template, route.api
+    return "other", False
+
+
+class Guard:
+    def __init__(self, app: Any, api: FastAPI) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        endpoint, guarded = route_of(self.api, scope)
+        if not guarded:
+            return await self.app(scope, receive, send)
+        status_holder = {"code": 500, "started": False}
+
+        async def send_wrapper(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["code"] = message["status"]
+                status_holder["started"] = True
+            await send(message)
+
+        start = time.perf_counter()
+        try:
+            await self._guarded(scope, receive, send_wrapper, endpoint, status_holder)
+        finally:
+            metrics.REQUESTS.labels(endpoint=endpoint, code=str(status_holder["code"])).inc()
+            metrics.REQUEST_DURATION.labels(endpoint=endpoint).observe(time.perf_counter() - start)
+
+    async def _guarded(self, scope: dict, receive: Any, send: Any, endpoint: str, status: dict) -> None:
+        if TRAFFIC.draining:
+            response = error_response(
+                503, "shutting_down", endpoint, {"message": "this instance is shutting down; retry on another"}, {"Retry-After": "1", "Connection": "close"}
+            )
+            return await response(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        if KEYS.enabled:
+            authorization = headers.get(b"authorization")
+            decision = KEYS.authorize(authorization.decode("latin-1") if authorization else None)
+            if not decision.allowed:
+                reason, extra = {
+                    401: ("unauthorized", {"WWW-Authenticate": 'Bearer realm="fashion-studio"'}),
+                    403: ("forbidden", {}),
+                    429: ("rate_limited", {"Retry-After": retry_after_header(decision.retry_after_s)}),
+                }[decision.status]
+                body = {"field": "authorization", "value": decision.key_id, "limit": decision.message}
+                return await error_response(decision.status, reason, endpoint, body, extra)(scope, receive, send)
+        limit = LIMITS.max_body_bytes
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            response = error_response(413, "too_large", endpoint, {"field": "body", "value": f"{int(length)} bytes", "limit": f"body must be at most {limit} bytes"})
+            return await response(scope, receive, send)
+        if TRAFFIC.in_flight >= SETTINGS.batching.max_concurrency:
+            response = error_response(
+                429, "overloaded", endpoint,
+                {"field": "concurrency", "value": TRAFFIC.in_flight, "limit": f"at most {SETTINGS.batching.max_concurrency} requests in flight"},
+                {"Retry-After": "1"},
+            )
+            return await response(scope, receive, send)
+        if length is None and scope.get("method") not in ("GET", "HEAD"):
+            # No Content-Length (chunked): read the body here, up to the limit, so the limit answers 413.
+            chunks, size = [], 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > limit:
+                    response = error_response(413, "too_large", endpoint, {"field": "body", "value": f"over {limit} bytes", "limit": f"body must be at most {limit} bytes"})
+                    return await response(scope, receive, send)
+                if not message.get("more_body", False):
+                    break
+            receive = _replay(b"".join(chunks), receive)
+
+        task = asyncio.current_task()
+        TRAFFIC.in_flight += 1
+        if task is not None:
+            TRAFFIC.tasks.add(task)
+        metrics.IN_FLIGHT.labels(service="studio").inc()
+        try:
+            await asyncio.wait_for(self.app(scope, receive, send), timeout=SETTINGS.batching.timeout_s)
+        except asyncio.TimeoutError:
+            if not status["started"]:
+                response = error_response(504, "timeout", endpoint, {"limit": f"request must finish within {SETTINGS.batching.timeout_s} s"})
+                await response(scope, receive, send)
+        except asyncio.CancelledError:
+            if not TRAFFIC.cut or task is None:
+                raise
+            task.uncancel()  # cut by the drain at the end of the grace period: answer, then let it go
+            if not status["started"]:
+                response = error_response(
+                    503, "shutting_down", endpoint,
+                    {"message": f"cut at the end of the {SETTINGS.shutdown_grace_s:g} s shutdown grace period"}, {"Retry-After": "1", "Connection": "close"},
+                )
+                await response(scope, receive, send)
+        finally:
+            TRAFFIC.in_flight -= 1
+            TRAFFIC.tasks.discard(task)  # type: ignore[arg-type]
+            metrics.IN_FLIGHT.labels(service="studio").dec()
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """An ASGI `receive` that hands out an already-read body, then defers to the connection."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> dict:
+        return pending.pop() if pending else await receive()
+
+    return replayed

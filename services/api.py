@@ -1,0 +1,141 @@
+"""The public API's request and response models, and the field types they share.
+
+Every bound comes from the settings at import time, so the OpenAPI schema states the limits that the
+validators enforce; a value outside them is a 422 naming the field, the value and the limit.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, Field
+
+from fashion_studio.settings import get_settings
+
+SETTINGS = get_settings()
+LIMITS = SETTINGS.limits
+
+# C0/C1 control characters (tab, newline and carriage return allowed) and lone UTF-16 surrogates,
+# which JSON can carry but no tokenizer, log or UTF-8 file should get.
+_FORBIDDEN_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# base64 has no ':', so a scheme at the start means the client sent a URL instead of image bytes.
+_URL = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]{0,30}:")
+_DATA_URL = re.compile(r"^data:image/(png|jpeg|webp);base64,", re.IGNORECASE)
+# The same rules, stated in the OpenAPI schema for clients and schema-driven fuzzers; the validators
+# below enforce them with errors that name the character.
+TEXT_SCHEMA = {"pattern": "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"}
+IMAGE_SCHEMA = {"pattern": "^(data:image/(png|jpeg|webp);base64,)?[A-Za-z0-9+/]*={0,2}$"}
+
+
+def plain_text(value: str) -> str:
+    if found := _FORBIDDEN_CHARS.search(value):
+        raise ValueError(f"must not contain control characters or lone surrogates (found U+{ord(found.group()):04X} at {found.start()})")
+    return value
+
+
+def image_bytes_b64(value: str) -> str:
+    """Image bytes as base64, or a `data:image/...;base64,` URL of them; other URLs are never fetched."""
+    if match := _DATA_URL.match(value):
+        return value[match.end():]
+    if _URL.match(value):
+        raise ValueError("URLs are not fetched: send the image itself as base64 (PNG, JPEG or WebP)")
+    return value
+
+
+# --- field types -------------------------------------------------------------------------------------
+
+Size = Annotated[int, Field(ge=LIMITS.min_size, le=LIMITS.max_size, multiple_of=LIMITS.size_multiple)]
+Prompt = Annotated[str, Field(min_length=1, max_length=LIMITS.max_prompt_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)]
+OptionalText = Annotated[str, Field(max_length=LIMITS.max_prompt_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)]
+Description = Annotated[
+    str, Field(min_length=1, max_length=LIMITS.max_description_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)
+]
+Identifier = Annotated[str, Field(min_length=1, max_length=128, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)]
+ImageB64 = Annotated[
+    str, Field(description="PNG, JPEG or WebP, base64 (or a data: URL); URLs are not fetched", json_schema_extra=IMAGE_SCHEMA), AfterValidator(image_bytes_b64)
+]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
+# --- generation ----------------------------------------------------------------------------------------
+
+
+class GenerateRequest(BaseModel):
+    prompt: Prompt
+    negative_prompt: OptionalText | None = None
+    num_images: Annotated[int, Field(ge=1, le=LIMITS.max_images_per_prompt)] = 1
+    seed: Seed | None = None
+    steps: Annotated[int, Field(ge=1, le=LIMITS.max_steps)] = SETTINGS.default_steps
+    guidance: Annotated[float, Field(ge=0.0, le=LIMITS.max_guidance)] = SETTINGS.default_guidance
+    width: Size = SETTINGS.default_width
+    height: Size = SETTINGS.default_height
+
+
+class ImageOut(BaseModel):
+    url: str
+    seed: int
+    width: int
+    height: int
+    clip_score: float
+
+
+class GenerateResponse(BaseModel):
+    images: list[ImageOut]
+    model: str
+    timings: dict[str, float]
+    blocked: int = Field(0, description="Images the safety check removed from this answer (never stored).")
+
+
+# --- catalog -------------------------------------------------------------------------------------------
+
+
+class CatalogRequest(BaseModel):
+    article_id: Identifier
+    description: Description
+    language: Literal["de", "en", "auto"] = "de"
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    seed: int
+    clip_score: float
+    seconds: float
+
+
+class CatalogResponse(BaseModel):
+    article_id: str
+    translation: str
+    attributes: dict[str, Any]
+    generation_prompt: str
+    clip_prompt: str
+    clip_score: float
+    passed: bool
+    attempts: list[AttemptOut]
+    seed: int
+    url: str
+    metadata_url: str
+    skipped: bool
+
+
+# --- translation and scoring -----------------------------------------------------------------------
+
+
+class TranslateRequest(BaseModel):
+    texts: Annotated[
+        list[Annotated[str, Field(max_length=LIMITS.max_description_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)]],
+        Field(min_length=1, max_length=LIMITS.max_texts_per_request),
+    ]
+
+
+class TranslateResponse(BaseModel):
+    translations: list[str]
+
+
+class ScoreRequest(BaseModel):
+    image: ImageB64
+    text: Prompt
+
+
+class ScoreResponse(BaseModel):
+    clip_score: float

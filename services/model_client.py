@@ -1,0 +1,88 @@
+"""Calls from the gateway to the model services: deadlines, retries of calls that were never served,
+and the conversion of a model service's per-item answer back into the library's types."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import aiohttp
+import bentoml
+
+from fashion_studio.errors import DeadlineExceededError, InvalidInputError
+from fashion_studio.generation import GenerationResult
+from fashion_studio.settings import get_settings
+from services.schemas import GenerateOutput, image_from_b64
+
+logger = logging.getLogger(__name__)
+SETTINGS = get_settings()
+T = TypeVar("T")
+# Pauses before the retries of a model-service call that failed before it was served.
+RETRY_PAUSES_S = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5)
+
+
+def request_deadline() -> float:
+    """Work for a request is worthless past its timeout; the generator stops there."""
+    return time.time() + SETTINGS.batching.timeout_s
+
+
+def retryable(exc: BaseException) -> bool:
+    """Failures that say nothing about the request: a model service at its concurrency limit for a
+    moment (429/503), or a connection that BentoML's client lost under us (a pooled connection the
+    server had closed, or the client session it replaces every 100 calls closed with calls still in
+    it). Model calls have no side effects, so calling again is safe; a call that timed out is not
+    called again."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return False
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        return True
+    if isinstance(exc, RuntimeError) and "Session is closed" in str(exc):
+        return True
+    return isinstance(exc, bentoml.exceptions.BentoMLException) and int(exc.error_code) in (429, 503)
+
+
+async def call_model(call: Callable[[], Awaitable[T]]) -> T:
+    for pause in (*RETRY_PAUSES_S, None):
+        try:
+            return await call()
+        except Exception as exc:
+            if pause is None or not retryable(exc):
+                raise
+            logger.debug("model call failed (%s: %s); again in %.2f s", type(exc).__name__, exc, pause)
+            await asyncio.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def call_model_sync(call: Callable[[], T]) -> T:
+    for pause in (*RETRY_PAUSES_S, None):
+        try:
+            return call()
+        except Exception as exc:
+            if pause is None or not retryable(exc):
+                raise
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def raise_item_error(output: GenerateOutput) -> None:
+    if output.error is None:
+        return
+    if output.error.get("kind") == "timeout":
+        raise DeadlineExceededError(output.error.get("message", "deadline exceeded"))
+    if output.error.get("kind") == "invalid_input":
+        raise InvalidInputError(output.error["field"], output.error.get("value"), output.error["limit"])
+    raise RuntimeError(output.error.get("message", "generation failed"))
+
+
+def to_result(output: GenerateOutput) -> GenerationResult:
+    raise_item_error(output)
+    return GenerationResult(
+        images=[image_from_b64(im.png_b64) for im in output.images],
+        seeds=[im.seed for im in output.images],
+        timings=output.timings,
+        batch_images=output.batch_images,
+        model=output.model,
+    )

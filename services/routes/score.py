@@ -1,0 +1,26 @@
+"""`/score`: the CLIP score of an image against a text."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from fashion_studio import metrics
+from fashion_studio.generation import check_prompt
+from fashion_studio.images import decode_b64, load_image
+from services.api import LIMITS, ScoreRequest, ScoreResponse
+from services.model_client import call_model
+from services.routes import studio
+from services.schemas import ScoreItem, png_b64
+
+router = APIRouter()
+
+
+@router.post("/score", response_model=ScoreResponse)
+async def score(body: ScoreRequest) -> ScoreResponse:
+    image = load_image("image", decode_b64("image", body.image, LIMITS), LIMITS)
+    check_prompt("text", body.text, LIMITS)
+    with metrics.time_stage("score"):
+        item = ScoreItem(png_b64=png_b64(image), text=body.text)
+        value = (await call_model(lambda: studio().scorer.to_async.score([item])))[0]
+    metrics.CLIP_SCORE.observe(value)
+    return ScoreResponse(clip_score=round(value, 4))
