@@ -13,6 +13,8 @@ import typer
 from fashion_studio.auth import keys_app
 from fashion_studio.errors import FashionStudioError
 from fashion_studio.planning import plan_app
+from fashion_studio.popularity.cli import popularity_app
+from fashion_studio.products import products_app
 from fashion_studio.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -20,6 +22,8 @@ models_app = typer.Typer(no_args_is_help=True, help="Build and inspect models.")
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(plan_app, name="plan")
+app.add_typer(popularity_app, name="popularity")
+app.add_typer(products_app, name="products")
 
 logger = logging.getLogger("fashion_studio")
 

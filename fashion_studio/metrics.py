@@ -101,6 +101,15 @@ IN_FLIGHT = Gauge(
     ["service"],
     multiprocess_mode="livesum",
 )
+POPULARITY_PREDICTIONS = Counter(
+    f"{PREFIX}_popularity_predictions_total",
+    "Images scored by the popularity model.",
+)
+FEEDBACK_EVENTS = Counter(
+    f"{PREFIX}_feedback_events_total",
+    "Events stored in the event log, by kind and source (api, import, simulated).",
+    ["kind", "source"],
+)
 @contextmanager
 def time_stage(stage: str) -> Iterator[None]:
     start = time.perf_counter()

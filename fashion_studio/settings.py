@@ -150,6 +150,12 @@ class Settings(BaseSettings):
     # Shutdown: after SIGTERM the gateway takes no new work and gives accepted requests this long.
     shutdown_grace_s: float = Field(60.0, gt=0)
 
+    # Popularity (fashion_studio/popularity): the product catalog folder, the append-only event log
+    # (`sqlite:///path` is embedded; relative paths under the project) and the trained models' folder.
+    products_dir: Path = PROJECT_ROOT / "var" / "products"
+    events_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'events.db'}"
+    popularity_model: str = "fashion-mini/popularity"
+
     @field_validator("safety_concepts", mode="before")
     @classmethod
     def _split_concepts(cls, value: object) -> object:

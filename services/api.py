@@ -70,6 +70,7 @@ class GenerateRequest(BaseModel):
     guidance: Annotated[float, Field(ge=0.0, le=LIMITS.max_guidance)] = SETTINGS.default_guidance
     width: Size = SETTINGS.default_width
     height: Size = SETTINGS.default_height
+    rank_by_popularity: bool = Field(False, description="Return the images ranked by predicted popularity, most popular first.")
 
 
 class ImageOut(BaseModel):
@@ -78,6 +79,7 @@ class ImageOut(BaseModel):
     width: int
     height: int
     clip_score: float
+    popularity: float | None = Field(None, description="Predicted popularity, when the request asked for the ranking.")
 
 
 class GenerateResponse(BaseModel):

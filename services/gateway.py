@@ -32,7 +32,8 @@ from services.generator import Generator
 from services.lifecycle import GATEWAY_NAME, TRAFFIC, drain_gateway, on_sigterm
 from services.loading import BackgroundLoad
 from services.model_client import call_model, call_model_sync, raise_item_error, request_deadline, to_result
-from services.routes import catalog, generation, score, translate
+from services.popularity import Popularity
+from services.routes import catalog, generation, popularity, score, translate
 from services.schemas import GenerateItem, GenerateOutput, ScoreItem, image_from_b64, png_b64
 from services.scorer import Scorer
 from services.translator import Translator
@@ -60,7 +61,7 @@ app = FastAPI(
     version="0.1.0",
     lifespan=lifespan,
 )
-for _router in (generation.router, catalog.router, translate.router, score.router):
+for _router in (generation.router, catalog.router, translate.router, score.router, popularity.router):
     app.include_router(_router)
 
 
@@ -93,6 +94,7 @@ class Studio:
     generator = bentoml.depends(Generator)
     translator = bentoml.depends(Translator)
     scorer = bentoml.depends(Scorer)
+    popularity = bentoml.depends(Popularity)
 
     def __init__(self) -> None:
         self.storage = Storage.from_settings(SETTINGS)

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from fashion_studio import metrics
 from services.api import GenerateRequest, GenerateResponse, ImageOut
 from services.routes import studio
+from services.routes.popularity import popularity_scores
 from services.schemas import image_from_b64, png_bytes
 
 router = APIRouter()
@@ -23,10 +24,16 @@ async def generate(body: GenerateRequest) -> GenerateResponse:
     metadata. Blocked images are left out (`blocked` counts them); none left is 422 `content_blocked`."""
     service = studio()
     output, scores, verdicts = await service.generate_images(body)
+    popularity: list[float | None] = [None] * len(output.images)
+    if body.rank_by_popularity and output.images:
+        popularity = list(await popularity_scores([im.png_b64 for im in output.images]))
+        order = sorted(range(len(popularity)), key=lambda i: -popularity[i])
+        output.images = [output.images[i] for i in order]
+        scores, verdicts, popularity = [scores[i] for i in order], [verdicts[i] for i in order], [popularity[i] for i in order]
     created = datetime.now(timezone.utc).isoformat()
     images = []
     with metrics.time_stage("store"):
-        for image, score, verdict in zip(output.images, scores, verdicts):
+        for image, score, verdict, predicted in zip(output.images, scores, verdicts, popularity):
             if verdict.blocked:
                 continue
             key = f"gen-{uuid.uuid4().hex}"
@@ -40,11 +47,19 @@ async def generate(body: GenerateRequest) -> GenerateResponse:
                 "seed": image.seed,
                 "params": body.model_dump(exclude={"prompt", "negative_prompt", "seed"}),
                 "models": {"generator": output.model},
+                "lora": output.lora,
                 "timings": output.timings,
                 "created_at": created,
             }
+            if predicted is not None:
+                metadata["popularity"] = round(predicted, 4)
             stored = await run_in_threadpool(service.storage.put, key, image_from_b64(image.png_b64), metadata)
-            images.append(ImageOut(url=stored.image_url, seed=image.seed, width=image.width, height=image.height, clip_score=round(score, 4)))
+            images.append(
+                ImageOut(
+                    url=stored.image_url, seed=image.seed, width=image.width, height=image.height, clip_score=round(score, 4),
+                    popularity=None if predicted is None else round(predicted, 4),
+                )
+            )
     return GenerateResponse(images=images, model=output.model, timings=output.timings, blocked=sum(v.blocked for v in verdicts))
 
 

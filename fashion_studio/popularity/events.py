@@ -1,0 +1,216 @@
+"""The shop's append-only event log: views, clicks, likes and purchases of products and generated images.
+
+`EventStore` is the interface; `SqliteEventStore` is the embedded store (stdlib sqlite3, WAL journal,
+`synchronous=FULL`), and `open_store(url)` picks the store by URL scheme so that a server-backed store
+can follow. An append returns only after its transaction is committed: an acknowledged event survives
+a crash of the process that took it.
+"""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, Protocol
+
+from fashion_studio.errors import InvalidInputError
+from fashion_studio.settings import PROJECT_ROOT
+
+Kind = Literal["view", "click", "like", "purchase"]
+SubjectType = Literal["product", "image"]
+KINDS: tuple[str, ...] = ("view", "click", "like", "purchase")
+FEEDBACK_KINDS: tuple[str, ...] = ("view", "click", "like")  # purchases come from the shop's order export
+# How much one event says about an article's appeal; the popularity target is log(1 + the weighted sum).
+WEIGHTS: dict[str, float] = {"view": 0.1, "click": 1.0, "like": 3.0, "purchase": 10.0}
+# Clocks differ a little between a client and the server; more than this ahead is an error.
+MAX_CLOCK_SKEW_S = 60.0
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    subject_type: str
+    subject_id: str
+    ts: float  # seconds since the epoch, UTC
+    user: str | None = None
+    quantity: int = 1
+    source: str = "api"  # api | import | simulated
+
+
+def check_event(event: Event, now: float | None = None) -> Event:
+    """Reject what the log must not hold; each error names the field, the value and the limit."""
+    if event.kind not in KINDS:
+        raise InvalidInputError("kind", event.kind, f"must be one of {', '.join(KINDS)}")
+    if event.subject_type not in ("product", "image"):
+        raise InvalidInputError("subject_type", event.subject_type, "must be product or image")
+    if event.quantity < 1:
+        raise InvalidInputError("quantity", event.quantity, "must be at least 1")
+    latest = (time.time() if now is None else now) + MAX_CLOCK_SKEW_S
+    if event.ts > latest:
+        raise InvalidInputError("timestamp", iso(event.ts), f"must not be in the future: at most {iso(latest)}")
+    return event
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def parse_time(value: str | float | int, field: str = "timestamp") -> float:
+    """Epoch seconds from epoch seconds or an ISO 8601 time (UTC unless it names its offset)."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInputError(field, value, "must be ISO 8601 (2026-05-01T12:00:00Z) or epoch seconds") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+class EventStore(Protocol):
+    """What the rest of the project needs from an event log."""
+
+    def append(self, event: Event) -> int: ...
+
+    def append_many(self, events: Iterable[Event]) -> int: ...
+
+    def count(self) -> int: ...
+
+    def events(self) -> Iterator[Event]: ...
+
+    def engagement(self, subject_type: str = "product") -> dict[str, dict[str, int]]: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteEventStore:
+    """The embedded store: one file, WAL journal, every append committed and synced before it returns."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, kind TEXT NOT NULL,"
+            " subject_type TEXT NOT NULL, subject_id TEXT NOT NULL, user TEXT, quantity INTEGER NOT NULL DEFAULT 1,"
+            " source TEXT NOT NULL, received_at REAL NOT NULL)"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS events_subject ON events (subject_type, subject_id)")
+
+    def append(self, event: Event) -> int:
+        """Store one event; returns its id once committed."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = self._db.execute(_INSERT, _row(event))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return int(cursor.lastrowid or 0)
+
+    def append_many(self, events: Iterable[Event]) -> int:
+        """Store events in one transaction: all of them or, on any failure, none."""
+        rows = [_row(e) for e in events]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(_INSERT, rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return len(rows)
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def events(self) -> Iterator[Event]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT kind, subject_type, subject_id, ts, user, quantity, source FROM events ORDER BY id"
+            ).fetchall()
+        return (Event(*row) for row in rows)
+
+    def engagement(self, subject_type: str = "product") -> dict[str, dict[str, int]]:
+        """Per subject id, the number of each kind of event (purchases counted by quantity)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT subject_id, kind, SUM(quantity) FROM events WHERE subject_type = ? GROUP BY subject_id, kind",
+                (subject_type,),
+            ).fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for subject_id, kind, total in rows:
+            out.setdefault(subject_id, {})[kind] = int(total)
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+_INSERT = (
+    "INSERT INTO events (ts, kind, subject_type, subject_id, user, quantity, source, received_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _row(event: Event) -> tuple:
+    return (event.ts, event.kind, event.subject_type, event.subject_id, event.user, event.quantity, event.source, time.time())
+
+
+def open_store(url: str) -> EventStore:
+    """The store behind a URL: `sqlite:////abs/path.db`, `sqlite:///path/under/the/project.db` or a file path."""
+    if url.startswith("sqlite:///"):
+        rest = url[len("sqlite:///"):]
+        return SqliteEventStore(rest if rest.startswith("/") else PROJECT_ROOT / rest)
+    if "://" in url:
+        raise InvalidInputError("events_url", url, "supported stores: sqlite:///PATH")
+    return SqliteEventStore(url)
+
+
+def engagement_score(counts: dict[str, int]) -> float:
+    """The weighted engagement of one subject."""
+    return sum(WEIGHTS[kind] * n for kind, n in counts.items() if kind in WEIGHTS)
+
+
+def read_purchases(path: Path, known_products: set[str], now: float | None = None) -> list[Event]:
+    """Purchases from a CSV export (product_id, timestamp, optional quantity and user), every row checked
+    before any is stored: an error names its line, the field, the value and the limit."""
+    events = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"product_id", "timestamp"} - set(reader.fieldnames or ())
+        if missing:
+            raise InvalidInputError("columns", reader.fieldnames, f"the CSV needs columns {sorted(missing)}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                events.append(_purchase(row, known_products, now))
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"line {line}: {exc.field}", exc.value, exc.limit) from None
+    return events
+
+
+def _purchase(row: dict[str, str], known_products: set[str], now: float | None) -> Event:
+    product_id = (row.get("product_id") or "").strip()
+    if product_id not in known_products:
+        raise InvalidInputError("product_id", product_id, "must be a product of the catalog")
+    quantity_text = (row.get("quantity") or "1").strip()
+    if not quantity_text.isdigit():
+        raise InvalidInputError("quantity", quantity_text, "must be a whole number >= 1")
+    event = Event("purchase", "product", product_id, parse_time(row.get("timestamp") or ""), (row.get("user") or None),
+                  int(quantity_text), "import")
+    return check_event(event, now)
