@@ -15,10 +15,12 @@ from fashion_studio.errors import FashionStudioError
 from fashion_studio.planning import plan_app
 from fashion_studio.popularity.cli import popularity_app
 from fashion_studio.products import products_app
+from fashion_studio.pull import pull_command
 from fashion_studio.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 models_app = typer.Typer(no_args_is_help=True, help="Build and inspect models.")
+models_app.command("pull")(pull_command)
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(plan_app, name="plan")

@@ -19,6 +19,7 @@ import importlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -72,7 +73,15 @@ class OrtBackend:
 _ORT_NUMPY = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 _TRITON_NUMPY = {"FP32": np.float32, "FP16": np.float16, "INT64": np.int64, "INT32": np.int32}
 
-_CLIENTS: dict[str, Any] = {}
+# A channel resolves its target once; renewing it this often lets a dns:/// target over a headless
+# Service see Triton pods that the autoscaler added (gRPC re-resolves only when a connection fails).
+CHANNEL_MAX_AGE_S = 60.0
+# Backoff while a Triton server or model is not ready yet: from the first delay, doubling, capped.
+READY_FIRST_DELAY_S = 0.5
+READY_MAX_DELAY_S = 15.0
+
+_CLIENTS: dict[str, tuple[float, Any]] = {}
+_RETIRED: list[Any] = []
 _CLIENTS_LOCK = threading.Lock()
 
 
@@ -80,36 +89,84 @@ def close_triton_clients() -> None:
     """Close the shared channels while gRPC is still whole (not from `__del__` at interpreter exit)."""
     with _CLIENTS_LOCK:
         while _CLIENTS:
-            _, client = _CLIENTS.popitem()
+            _, (_, client) = _CLIENTS.popitem()
             client.close()
+        while _RETIRED:
+            _RETIRED.pop().close()
 
 
 atexit.register(close_triton_clients)
 
 
+def triton_channel_args() -> list[tuple[str, Any]]:
+    """tritonclient's own channel options plus round-robin balancing: given a target that resolves to
+    several addresses (`dns:///triton-headless:8001`, a headless Service), the channel connects to every
+    ready pod and spreads calls over them; one connection to a ClusterIP would pin a process to one pod."""
+    from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE
+
+    return [
+        ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.lb_policy_name", "round_robin"),
+        ("grpc.dns_min_time_between_resolutions_ms", 5000),
+    ]
+
+
 def triton_client(url: str) -> Any:
-    """One gRPC client per server, shared by every component (gRPC channels are thread-safe)."""
+    """One gRPC client per server, shared by every component (gRPC channels are thread-safe), renewed
+    after CHANNEL_MAX_AGE_S; a renewed client closes one period later, when its calls have finished."""
     import tritonclient.grpc as grpcclient
 
+    now = time.monotonic()
     with _CLIENTS_LOCK:
-        if url not in _CLIENTS:
-            _CLIENTS[url] = grpcclient.InferenceServerClient(url=url)
-        return _CLIENTS[url]
+        created, client = _CLIENTS.get(url, (0.0, None))
+        if client is None or now - created > CHANNEL_MAX_AGE_S:
+            while _RETIRED:
+                _RETIRED.pop().close()
+            if client is not None:
+                _RETIRED.append(client)
+            client = grpcclient.InferenceServerClient(url=url, channel_args=triton_channel_args())
+            _CLIENTS[url] = (now, client)
+        return client
+
+
+def wait_for_triton_model(url: str, model: str, wait_s: float) -> None:
+    """Return once Triton at `url` serves `model`, retrying with backoff for up to `wait_s`: a model
+    service may start before Triton has loaded its engines, and then becomes ready with it instead of
+    failing until its startup probe restarts it. Raises RuntimeUnavailable when the wait runs out."""
+    from tritonclient.utils import InferenceServerException
+
+    deadline = time.monotonic() + wait_s
+    delay = READY_FIRST_DELAY_S
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            if triton_client(url).is_model_ready(model):
+                return
+            reason = f"Triton at {url} has no ready model {model!r}"
+        except InferenceServerException as exc:
+            reason = f"Triton at {url} is not reachable: {exc}"
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RuntimeUnavailable(f"{reason} after {attempt} attempts in {wait_s:.0f} s; is the repository from `python -m export triton`?")
+        pause = min(delay, left)
+        logger.warning("%s (attempt %d); retrying in %.1f s (%.0f s left)", reason, attempt, pause, left)
+        time.sleep(pause)
+        delay = min(delay * 2, READY_MAX_DELAY_S)
 
 
 class TritonBackend:
     """A model on a Triton server; a call larger than the model's max batch goes as concurrent chunks."""
 
-    def __init__(self, url: str, model: str, timeout_s: float = 60.0) -> None:
+    def __init__(self, url: str, model: str, timeout_s: float = 60.0, wait_s: float = 0.0) -> None:
         from tritonclient.utils import InferenceServerException
 
         self.name = model
         self.url = url
         self.timeout_s = timeout_s
-        self.client = triton_client(url)
+        wait_for_triton_model(url, model, wait_s)
         try:
-            if not self.client.is_model_ready(model):
-                raise RuntimeUnavailable(f"Triton at {url} has no ready model {model!r}; is the repository from `python -m export triton`?")
             metadata = self.client.get_model_metadata(model, as_json=True)
             config = self.client.get_model_config(model, as_json=True)["config"]
         except InferenceServerException as exc:
@@ -118,6 +175,10 @@ class TritonBackend:
         self.output_names = [t["name"] for t in metadata["outputs"]]
         self.max_batch = int(config.get("max_batch_size", 0)) or None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"triton-{model}")
+
+    @property
+    def client(self) -> Any:
+        return triton_client(self.url)
 
     def _infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import tritonclient.grpc as grpcclient
@@ -327,7 +388,7 @@ def make_backends(settings: Settings, export_dir: Path) -> dict[str, Backend]:
         if settings.runtime == "onnx":
             backends[name] = OrtBackend(export_dir / entry["file"], f"{manifest['name']}_{name}", settings.torch_threads)
         elif settings.runtime == "triton":
-            backends[name] = TritonBackend(settings.triton_url, f"{manifest['name']}_{name}", settings.triton_client_timeout_s)
+            backends[name] = TritonBackend(settings.triton_url, f"{manifest['name']}_{name}", settings.triton_client_timeout_s, settings.model_wait_s)
         else:
             raise ValueError(f"runtime {settings.runtime!r} has no backends; choose onnx or triton")
     return backends

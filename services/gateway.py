@@ -32,7 +32,6 @@ from services.generator import Generator
 from services.lifecycle import GATEWAY_NAME, TRAFFIC, drain_gateway, on_sigterm
 from services.loading import BackgroundLoad
 from services.model_client import call_model, call_model_sync, raise_item_error, request_deadline, to_result
-from services.popularity import Popularity
 from services.routes import catalog, generation, popularity, score, translate
 from services.schemas import GenerateItem, GenerateOutput, ScoreItem, image_from_b64, png_b64
 from services.scorer import Scorer
@@ -94,7 +93,6 @@ class Studio:
     generator = bentoml.depends(Generator)
     translator = bentoml.depends(Translator)
     scorer = bentoml.depends(Scorer)
-    popularity = bentoml.depends(Popularity)
 
     def __init__(self) -> None:
         self.storage = Storage.from_settings(SETTINGS)
@@ -116,17 +114,17 @@ class Studio:
 
     # Sync adapters for the catalog pipeline, which runs in a worker thread.
     def _translate(self, texts: list[str]) -> list[str]:
-        return call_model_sync(lambda: self.translator.translate(texts))
+        return call_model_sync(lambda: self.translator.to_sync.translate(texts))
 
     def _generate_sync(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         items = [GenerateItem(**r.__dict__, enqueued_at=time.time(), deadline=request_deadline()) for r in requests]
-        results = [to_result(out) for out in call_model_sync(lambda: self.generator.generate(items))]
+        results = [to_result(out) for out in call_model_sync(lambda: self.generator.to_sync.generate(items))]
         check_results(self.safety.get().checker, requests, results)
         return results
 
     def _score_sync(self, images, texts) -> list[float]:
         items = [ScoreItem(png_b64=png_b64(im), text=t) for im, t in zip(images, texts)]
-        return call_model_sync(lambda: self.scorer.score(items))
+        return call_model_sync(lambda: self.scorer.to_sync.score(items))
 
     async def generate_images(self, body: GenerateRequest) -> tuple[GenerateOutput, list[float], list[Verdict]]:
         """Generate, score against the prompt and run the safety check; the CLIP safety filter's

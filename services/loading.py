@@ -48,6 +48,11 @@ class BackgroundLoad(Generic[T]):
     def ready(self) -> bool:
         return self._done.is_set() and self._error is None
 
+    def wait(self) -> T:
+        """The value once loading has ended (its error if it failed): for a load that builds on another."""
+        self._done.wait()
+        return self.get()
+
     def get(self) -> T:
         if not self._done.is_set():
             raise bentoml.exceptions.ServiceUnavailable(f"{self.name} is still loading; retry when /readyz answers 200")

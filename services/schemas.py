@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import Any
 
 from PIL import Image
 from pydantic import BaseModel, Field
@@ -40,6 +41,16 @@ class GenerateOutput(BaseModel):
 class ScoreItem(BaseModel):
     png_b64: str
     text: str
+
+
+class PopularityItem(BaseModel):
+    png_b64: str
+    metadata: dict[str, Any] | None = None  # product_type, colour, pattern, price: any may be absent
+
+
+class PopularityOut(BaseModel):
+    score: float
+    percentile: float
 
 
 def png_b64(image: Image.Image) -> str:

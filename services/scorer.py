@@ -1,15 +1,22 @@
-"""CLIP scoring and embeddings as a batchable BentoML service."""
+"""CLIP scoring, embeddings and popularity as a batchable BentoML service.
+
+Popularity (fashion_studio/popularity) is a small head on CLIP's image embedding, so it runs here on
+the CLIP this service already holds rather than in a process and pod of its own. Its weights load
+apart: missing ones make `/popularity` answer 503 with the folder read and how to train them, while
+scoring goes on; a retrain that replaces them is picked up on the next batch.
+"""
 
 from __future__ import annotations
 
 import bentoml
 
 from fashion_studio import metrics
+from fashion_studio.popularity.predictor import Predictor
 from fashion_studio.scoring import Scorer as ClipScorer
 from fashion_studio.settings import get_settings
 from services.lifecycle import outlive_gateway
 from services.loading import BackgroundLoad
-from services.schemas import ScoreItem, image_from_b64
+from services.schemas import PopularityItem, PopularityOut, ScoreItem, image_from_b64
 
 SETTINGS = get_settings()
 
@@ -24,6 +31,10 @@ SETTINGS = get_settings()
 class Scorer:
     def __init__(self) -> None:
         self.model = BackgroundLoad("scorer", lambda: ClipScorer.load(SETTINGS), wait_s=SETTINGS.model_wait_s)
+        self.popularity = BackgroundLoad("popularity", self._load_popularity)
+
+    def _load_popularity(self) -> Predictor:
+        return Predictor.load(SETTINGS, scorer=self.model.wait())
 
     def __is_ready__(self) -> bool:
         return self.model.ready
@@ -37,3 +48,10 @@ class Scorer:
     def embed_texts(self, texts: list[str]) -> list[list[float]]:
         metrics.BATCH_SIZE.labels(method="embed_texts").observe(len(texts))
         return self.model.get().embed_texts(texts).tolist()
+
+    @bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=SETTINGS.batching.max_latency_ms)
+    def predict_popularity(self, items: list[PopularityItem]) -> list[PopularityOut]:
+        metrics.BATCH_SIZE.labels(method="popularity").observe(len(items))
+        prediction = self.popularity.get()([image_from_b64(i.png_b64) for i in items], [i.metadata for i in items])
+        metrics.POPULARITY_PREDICTIONS.inc(len(items))
+        return [PopularityOut(score=s, percentile=p) for s, p in zip(prediction.scores, prediction.percentiles)]

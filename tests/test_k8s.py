@@ -3,8 +3,8 @@ are checked against what the services really do.
 
 No cluster runs here, so the rendered cpu overlay is replayed on loopback: each Deployment's container
 arguments and environment (its ConfigMap, its env, its volumes mapped to folders of its own) start the
-real BentoML service the way the image's entrypoint would, a real Triton serves a model, and a real
-Prometheus scrapes them the way the ServiceMonitors describe. That `cluster` is shared with
+real BentoML service from a Bento built by `bentoml build`, the way the image's entrypoint would, a real
+Triton serves a model, and a real Prometheus scrapes them the way the ServiceMonitors describe. That `cluster` is shared with
 tests/test_monitoring.py.
 """
 
@@ -49,6 +49,7 @@ NAMESPACE = "fashion-studio"
 K8S_VERSIONS = ("1.33.0", "1.37.0")
 BENTOML_SERVICES = ("studio", "generator", "translator", "scorer")
 IMAGE_SOURCE = "/home/bentoml/bento/src"  # where `bentoml containerize` puts the Bento's files
+CLUSTER_SCOPED = ("Namespace", "PriorityClass")
 PROBE_ENDPOINTS = re.compile(r"/(readyz|livez|healthz|metrics)")
 
 
@@ -137,8 +138,10 @@ def test_each_overlay_renders_into_the_expected_objects(overlay):
     assert set(autoscalers) == set(deployments)
     if overlay.endswith("keda"):
         assert not objects(docs, "HorizontalPodAutoscaler"), "two autoscalers on one Deployment would fight"
+    if overlay.startswith("gpu"):
+        assert set(objects(docs, "Canary")) == {"studio"}
     for doc in docs:
-        if doc["kind"] != "Namespace":
+        if doc["kind"] not in CLUSTER_SCOPED:
             assert doc["metadata"].get("namespace") == NAMESPACE, f"{doc['kind']}/{doc['metadata']['name']} outside {NAMESPACE}"
         assert doc["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == "fashion-studio"
 
@@ -275,8 +278,21 @@ def test_every_container_has_requests_and_limits(overlay):
         assert gpus == {"studio": None, "generator": None, "translator": None, "scorer": None, "triton": "1"}
         triton = objects(docs, "Deployment")["triton"]
         assert main_container(triton)["resources"]["requests"]["nvidia.com/gpu"] == "1"
-        assert pod_spec(triton)["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod_spec(triton)["tolerations"]
+        # Placement on labels the cloud sets (no GPU Operator): every term pins an H100 node.
+        assert "nodeSelector" not in pod_spec(triton)
+        terms = pod_spec(triton)["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        keys = {e["key"] for term in terms for e in term["matchExpressions"]}
+        assert keys == {"cloud.google.com/gke-accelerator", "node.kubernetes.io/instance-type"}
+        for term in terms:
+            (expression,) = term["matchExpressions"]
+            assert expression["operator"] == "In" and expression["values"]
+        # The memory limit covers loading: each engine twice in host memory, /dev/shm, the server.
+        resources = main_container(triton)["resources"]
+        engines = [quantity(e.split("=")[1]) for e in triton["spec"]["template"]["metadata"]["annotations"]["fashion-studio/engine-sizes"].split()]
+        shm = quantity(next(v for v in pod_spec(triton)["volumes"] if v["name"] == "dshm")["emptyDir"]["sizeLimit"])
+        assert quantity(resources["limits"]["memory"]) >= 2 * sum(engines) + shm + quantity("2Gi")
+        assert resources["requests"]["memory"] == resources["limits"]["memory"]  # no overcommit on a GPU node
         assert configmap(docs, "fashion-studio-settings")["FASHION_RUNTIME"] == "triton"
     else:
         assert not any(gpus.values())
@@ -340,9 +356,110 @@ def test_keda_scaled_objects_mirror_the_hpas():
         assert spec["minReplicaCount"] <= spec["maxReplicaCount"]  # the CRD's CEL rule
         assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] == hpa["behavior"]
         (trigger,) = spec["triggers"]
-        assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"
+        # A namespace total divided by replicas (AverageValue); Triton's queue time per request is an
+        # average already (Value).
+        assert trigger["type"] == "prometheus" and trigger["metricType"] == ("Value" if name == "triton" else "AverageValue")
         assert float(trigger["metadata"]["threshold"]) == float(hpa["metrics"][0]["pods"]["target"]["averageValue"])
         assert f'namespace="{obj["metadata"]["namespace"]}"' in trigger["metadata"]["query"]
+        for key, value in hpa["metrics"][0]["pods"]["metric"].get("selector", {}).get("matchLabels", {}).items():
+            assert f'{key}="{value}"' in trigger["metadata"]["query"], f"ScaledObject {name} does not select {key}={value} like its HPA"
+
+
+def test_triton_scales_on_the_bottleneck_models_queue_time_and_the_callers_can_feed_it():
+    """Queue time per request of the denoiser the overlay serves, not pending requests summed over
+    every model; each generator pod has one denoiser call in flight, so it may grow as far as Triton."""
+    for overlay, family in (("cpu", "sd"), ("gpu", "flux")):
+        docs = render(overlay)
+        hpas = objects(docs, "HorizontalPodAutoscaler")
+        metric = hpas["triton"]["spec"]["metrics"][0]["pods"]["metric"]
+        assert metric["name"] == "nv_inference_queue_us_per_request"
+        assert metric["selector"]["matchLabels"] == {"model": f"{family}_{'transformer' if family == 'flux' else 'unet'}"}
+        assert hpas["generator"]["spec"]["maxReplicas"] >= hpas["triton"]["spec"]["maxReplicas"], overlay
+    settings = configmap(render("gpu"), "fashion-studio-settings")
+    assert settings["FASHION_TRITON_URL"].startswith("dns:///triton-headless.")
+    headless = objects(render("gpu"), "Service")["triton-headless"]
+    assert headless["spec"]["clusterIP"] == "None"
+
+
+@pytest.mark.parametrize("overlay", ("cpu", "gpu"))
+def test_network_policies_admit_only_the_callers_and_the_catalog_yields(overlay):
+    docs = render(overlay)
+    policies = objects(docs, "NetworkPolicy")
+    assert policies["default-deny-ingress"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    classes = objects(docs, "PriorityClass")
+    for name, doc in {**objects(docs, "Deployment"), **objects(docs, "Job")}.items():
+        labels = doc["spec"]["template"]["metadata"]["labels"]
+        selecting = [p for p in policies.values() if p["spec"]["podSelector"].get("matchLabels", {}).items() <= labels.items() and p["spec"]["podSelector"]]
+        priority = classes[pod_spec(doc)["priorityClassName"]]
+        if name == "catalog":
+            assert not selecting  # the batch serves nothing
+            assert priority["value"] < min(c["value"] for n, c in classes.items() if n != pod_spec(doc)["priorityClassName"])
+            assert priority["preemptionPolicy"] == "Never"
+            continue
+        assert selecting, f"{name}: no NetworkPolicy admits its callers"
+        ports = {p["name"]: p["containerPort"] for p in main_container(doc)["ports"]}
+        allowed = {port["port"] for policy in selecting for rule in policy["spec"]["ingress"] for port in rule["ports"]}
+        assert allowed <= set(ports), f"{name}: {allowed} are not its ports"
+        metrics_port = "metrics" if name == "triton" else "http"
+        assert metrics_port in allowed, f"{name}: Prometheus cannot scrape it"
+        if name != "studio":  # only the gateway is public
+            sources = [source for policy in selecting for rule in policy["spec"]["ingress"] for source in rule["from"]]
+            assert sources and all(source.get("podSelector") or source.get("namespaceSelector") for source in sources), name
+
+
+def test_the_gateway_canary_rolls_back_on_the_slos():
+    docs = render("gpu")
+    canary = objects(docs, "Canary")["studio"]["spec"]
+    assert canary["targetRef"]["name"] in objects(docs, "Deployment")
+    assert canary["autoscalerRef"]["name"] in objects(docs, "HorizontalPodAutoscaler")
+    analysis = canary["analysis"]
+    assert 0 < analysis["stepWeight"] <= analysis["maxWeight"] <= 50 and analysis["threshold"] >= 1
+    templates = objects(docs, "MetricTemplate")
+    assert {m["templateRef"]["name"] for m in analysis["metrics"]} == set(templates)
+    for template in templates.values():
+        assert 'code=~"5..|429"' in template["spec"]["query"] or 'le="30.0"' in template["spec"]["query"]
+
+
+def test_gpu_pods_pull_pinned_model_revisions_into_their_own_volume():
+    """No shared ReadOnlyMany volume (EBS and most block storage reject it, and nothing filled it): each
+    pod that reads a model folder pulls its pinned revision into an emptyDir before it starts."""
+    from fashion_studio.cli import models_app
+
+    assert "pull" in {c.name for c in models_app.registered_commands}  # what the init containers run
+    docs = render("gpu")
+    assert not any("ReadOnlyMany" in doc["spec"].get("accessModes", []) for doc in objects(docs, "PersistentVolumeClaim").values() if doc["metadata"]["name"] != "catalog-input")
+    settings = configmap(docs, "fashion-studio-settings")
+    needed = {"studio": [settings["FASHION_GENERATOR"]], "generator": [settings["FASHION_GENERATOR"]], "translator": [settings["FASHION_TRANSLATOR"]],
+              "scorer": [settings["FASHION_SCORER"]], "catalog": [settings[k] for k in ("FASHION_GENERATOR", "FASHION_TRANSLATOR", "FASHION_SCORER")]}
+    workloads = {**objects(docs, "Deployment"), **objects(docs, "Job")}
+    for name, models in needed.items():
+        spec = pod_spec(workloads[name])
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert "emptyDir" in volumes["models"] and "persistentVolumeClaim" not in volumes["models"], name
+        pulled = {}
+        for init in spec["initContainers"]:
+            args = init["args"]
+            assert args[:6] == ["python", "-m", "fashion_studio.cli", "models", "pull", args[5]], args
+            revision = flag(args, "revision")
+            assert revision and revision not in ("main", "latest"), f"{name}: unpinned revision {revision}"
+            assert any(m["name"] == "models" and not m.get("readOnly") for m in init["volumeMounts"])
+            pulled[args[6]] = args[5]
+        mount = next(m["mountPath"] for m in main_container(workloads[name])["volumeMounts"] if m["name"] == "models")
+        assert sorted(pulled) == sorted(f"{mount}/{model}" for model in models), name
+    triton = main_container(objects(docs, "Deployment")["triton"])
+    assert flag(triton["args"], "model-repository").startswith("s3://")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_prometheus_objects_carry_the_release_label_kube_prometheus_stack_selects(overlay):
+    """The operator of kube-prometheus-stack reads only objects labelled with its Helm release; the
+    label is one setting of the overlay, on every ServiceMonitor and PrometheusRule alike."""
+    docs = render(overlay)
+    monitoring = [doc for doc in docs if doc["apiVersion"].startswith("monitoring.coreos.com/")]
+    assert {doc["kind"] for doc in monitoring} == {"ServiceMonitor", "PrometheusRule"}
+    releases = {doc["metadata"]["labels"].get("release") for doc in monitoring}
+    assert releases == {"kube-prometheus-stack"}, releases
+    assert all("release" not in doc["metadata"].get("labels", {}) for doc in docs if doc not in monitoring)
 
 
 @pytest.mark.parametrize("overlay", ("cpu", "gpu"))
@@ -384,7 +501,14 @@ def test_settings_name_real_fields_and_secrets_stay_out_of_the_repo(overlay):
     gateway = objects(docs, "Deployment")["studio"]
     studio = main_container(gateway)
     refs = {ref["secretRef"]["name"]: ref["secretRef"].get("optional", False) for ref in studio["envFrom"] if "secretRef" in ref}
-    assert refs == ({"fashion-studio-storage": False} if overlay == "gpu" else {"fashion-studio-storage": True})
+    # Production reaches its buckets through workload identity: no static storage keys anywhere.
+    assert refs == ({} if overlay == "gpu" else {"fashion-studio-storage": True})
+    if overlay == "gpu":
+        for doc in [*objects(docs, "Deployment").values(), *objects(docs, "Job").values()]:
+            for container in containers(doc):
+                assert not any("secretRef" in ref for ref in container.get("envFrom", [])), f"{doc['metadata']['name']}/{container['name']}"
+        annotations = objects(docs, "ServiceAccount")["fashion-studio"]["metadata"]["annotations"]
+        assert {"eks.amazonaws.com/role-arn", "iam.gke.io/gcp-service-account"} <= set(annotations)
     env = container_env(docs, studio)
     if overlay == "gpu":  # API keys: the hash file from a Secret, mounted read-only; auth is on
         volumes = {v["name"]: v for v in pod_spec(gateway)["volumes"]}
@@ -393,6 +517,48 @@ def test_settings_name_real_fields_and_secrets_stay_out_of_the_repo(overlay):
         assert env["FASHION_API_KEYS_FILE"].startswith(mount["mountPath"] + "/")
     else:  # a laptop cluster: no keys configured, auth off
         assert "FASHION_API_KEYS_FILE" not in env and "FASHION_API_KEYS" not in env
+
+
+def test_a_gpu_model_pod_pulls_its_models_from_s3_before_it_reports_ready(tmp_path):
+    """The scorer's pod of the gpu overlay, started here as the kubelet would: its init container's
+    command, as rendered, copies the pinned revision from a real S3 server (SeaweedFS) into the pod's
+    model volume; then the service starts on that folder and reports ready. A restart keeps the copy."""
+    from tests.helpers import Server
+    from tests.s3 import KEY, SECRET, SeaweedS3
+
+    docs = render("gpu")
+    scorer = objects(docs, "Deployment")["scorer"]
+    (init,) = pod_spec(scorer)["initContainers"]
+    source, dest, revision = init["args"][5], init["args"][6], flag(init["args"], "revision")
+    bucket, _, prefix = source.removeprefix("s3://").partition("/")
+    s3 = SeaweedS3.start(tmp_path / "s3", bucket=bucket)
+    service = None
+    try:
+        # The bucket's layout: one folder per model and revision (the shipped CLIP stands in for ViT-L/14).
+        s3.filesystem().put(str(ROOT / "models" / "fashion-mini" / "clip"), f"{bucket}/{prefix}/{revision}", recursive=True)
+        volume = tmp_path / "models"  # the pod's emptyDir, mounted at /models
+        local_args = [arg.replace("/models/", f"{volume}/") for arg in init["args"][3:]]
+        # Workload identity stands in as environment credentials (botocore's chain reads both alike).
+        env = {**os.environ, "AWS_ENDPOINT_URL_S3": s3.endpoint, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": "us-east-1"}
+        command = [sys.executable, "-m", "fashion_studio.cli", *local_args]
+        first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert first.returncode == 0, first.stderr[-2000:]
+        pulled = Path(dest.replace("/models/", f"{volume}/"))
+        assert (pulled / "model.safetensors").stat().st_size == (ROOT / "models" / "fashion-mini" / "clip" / "model.safetensors").stat().st_size
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and again.stdout.startswith("kept"), again.stdout + again.stderr[-2000:]
+        missing = subprocess.run([*command[:-1], "--revision=no-such-revision"], env=env, capture_output=True, text=True, timeout=120)
+        assert missing.returncode == 2 and f"{source}/no-such-revision" in missing.stderr
+        settings = configmap(docs, "fashion-studio-settings")
+        service = Server("services.scorer:Scorer", {"FASHION_MODELS_DIR": str(volume), "FASHION_SCORER": settings["FASHION_SCORER"],
+                                                    "FASHION_RUNTIME": "torch", "FASHION_DEVICE": "cpu"}, tmp_path / "scorer.log")
+        service.wait_ready(180)
+        response = httpx.post(f"{service.url}/embed_texts", json={"texts": ["a red dress"]}, timeout=60)
+        assert response.status_code == 200 and len(response.json()[0]) > 1, response.text
+    finally:
+        if service is not None:
+            service.stop()
+        s3.stop()
 
 
 # --- the cpu overlay replayed on loopback -----------------------------------------------------------
@@ -414,7 +580,7 @@ def container_env(docs: list[dict], container: dict) -> dict[str, str]:
 class Pod:
     """One Deployment's container run here as its image would run it, with its volumes as folders."""
 
-    def __init__(self, docs: list[dict], name: str, root: Path, ports: dict[str, int], overrides: dict[str, str]) -> None:
+    def __init__(self, docs: list[dict], name: str, root: Path, ports: dict[str, int], overrides: dict[str, str], bento: Path) -> None:
         deployment = objects(docs, "Deployment")[name]
         container = main_container(deployment)
         self.name = name
@@ -430,8 +596,8 @@ class Pod:
             local.mkdir(parents=True, exist_ok=True)
             mounts[mount["mountPath"]] = local
         self.mounts = mounts
-        # The image's Bento source (its models/fashion-mini included) is this checkout.
-        mounts[IMAGE_SOURCE] = ROOT
+        # The image's Bento source (its models/fashion-mini included) is the built Bento's.
+        mounts[IMAGE_SOURCE] = bento / "src"
 
         def local_path(value: str) -> str:
             for path, local in sorted(mounts.items(), key=lambda item: -len(item[0])):
@@ -455,9 +621,9 @@ class Pod:
             args.append(arg)
         self.env = env
         # The entrypoint of images built by `bentoml containerize`: start-http-server ARGS $BENTO_PATH.
-        self.command = [sys.executable, "-m", "bentoml_cli._internal.start", *args, "."]
+        self.command = [sys.executable, "-m", "bentoml_cli._internal.start", *args, str(bento)]
         self.process = subprocess.Popen(
-            self.command, cwd=ROOT, env={**os.environ, **env},
+            self.command, cwd=bento, env={**os.environ, **env},
             stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -542,6 +708,33 @@ def tool(name: str) -> str:
     return path
 
 
+def bottleneck_model(overlay: str) -> str:
+    """The Triton model whose queue time the overlay's Triton HPA scales on."""
+    hpa = objects(render(overlay), "HorizontalPodAutoscaler")["triton"]
+    return hpa["spec"]["metrics"][0]["pods"]["metric"]["selector"]["matchLabels"]["model"]
+
+
+def keda_queries() -> dict[str, str]:
+    """Each ScaledObject's query, for the replayed cpu overlay: its Triton serves the cpu bottleneck model."""
+    gpu, cpu = bottleneck_model("gpu"), bottleneck_model("cpu")
+    return {
+        name: obj["spec"]["triggers"][0]["metadata"]["query"].replace(f'model="{gpu}"', f'model="{cpu}"')
+        for name, obj in objects(render("gpu-keda"), "ScaledObject").items()
+    }
+
+
+def build_bento(home: Path) -> Path:
+    """`bentoml build` into its own BENTOML_HOME; the built Bento's folder (the image's $BENTO_PATH)."""
+    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build", "--output", "tag"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    tag = result.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    name, version = tag.split(":")
+    return home / "bentos" / name / version
+
+
 class Cluster:
     """The cpu overlay's services, Triton and Prometheus on loopback, with real traffic sent."""
 
@@ -551,6 +744,7 @@ class Cluster:
         self.pods: dict[str, Pod] = {}
         self.triton = None
         self.dcgm: StaticPage | None = None
+        self.kube_state: StaticPage | None = None
         self.prometheus: subprocess.Popen | None = None
         self.traffic_at = 0.0
 
@@ -566,11 +760,14 @@ class Cluster:
             "FASHION_DEFAULT_STEPS": "2", "FASHION_DEFAULT_WIDTH": "32", "FASHION_DEFAULT_HEIGHT": "32",
             "FASHION_DEFAULT_GUIDANCE": "0", "FASHION_TRANSLATION_MAX_NEW_TOKENS": "16", "FASHION_MAX_ATTEMPTS": "1", "BENTOML_DO_NOT_TRACK": "True",
         }
+        self.bento = build_bento(self.root / "build-home")
         for name in BENTOML_SERVICES:
-            self.pods[name] = Pod(self.docs, name, self.root, ports, overrides)
-        repository = self.root / "triton-repository" / "identity"
+            self.pods[name] = Pod(self.docs, name, self.root, ports, overrides, self.bento)
+        # A stand-in with the name of the overlay's bottleneck model, which the Triton HPA selects.
+        self.triton_model = bottleneck_model("cpu")
+        repository = self.root / "triton-repository" / self.triton_model
         (repository / "1").mkdir(parents=True)
-        (repository / "config.pbtxt").write_text(IDENTITY_CONFIG)
+        (repository / "config.pbtxt").write_text(IDENTITY_CONFIG.replace('name: "identity"', f'name: "{self.triton_model}"'))
         (repository / "1" / "model.py").write_text(IDENTITY_MODEL)
         try:
             env = triton_env()
@@ -580,6 +777,8 @@ class Cluster:
         self.triton.start(wait_s=0)
         self.dcgm = StaticPage((MONITORING / "testdata" / "dcgm-exporter.prom").read_text())
         self.dcgm.start()
+        self.kube_state = StaticPage((MONITORING / "testdata" / "kube-state-metrics.prom").read_text())
+        self.kube_state.start()
         for pod in self.pods.values():
             wait_until(pod.ready, 240, f"{pod.name}'s /readyz", interval=0.5)
         self.triton.wait_ready(120)
@@ -624,8 +823,15 @@ class Cluster:
         assert {j["static_configs"][0]["labels"]["job"] for j in jobs} == {*BENTOML_SERVICES, "triton"}
         jobs.append({
             "job_name": "dcgm-exporter",
-            "honor_labels": True,  # keep the exporter's pod mapping (namespace, pod of the GPU's user)
-            "static_configs": [{"targets": [f"127.0.0.1:{self.dcgm.port}"], "labels": {"namespace": "gpu-operator", "pod": "dcgm-exporter-0"}}],
+            # As the GPU Operator's ServiceMonitor scrapes it (honorLabels false): the exporter's pod
+            # mapping (namespace, pod and container of the GPU's user) arrives as exported_*.
+            "honor_labels": False,
+            "static_configs": [{"targets": [f"127.0.0.1:{self.dcgm.port}"], "labels": {"namespace": "gpu-operator", "pod": "dcgm-exporter-0", "container": "exporter"}}],
+        })
+        jobs.append({
+            "job_name": "kube-state-metrics",
+            "honor_labels": True,  # as kube-prometheus-stack scrapes it: the objects' own namespace and pod
+            "static_configs": [{"targets": [f"127.0.0.1:{self.kube_state.port}"], "labels": {"namespace": "monitoring", "pod": "kube-state-metrics-0"}}],
         })
         return jobs
 
@@ -694,7 +900,7 @@ class Cluster:
         for _ in range(4):
             data = triton_http.InferInput("INPUT0", [1, 4], "FP32")
             data.set_data_from_numpy(np.ones((1, 4), np.float32))
-            client.infer("identity", [data])
+            client.infer(self.triton_model, [data])
 
     def query(self, promql: str) -> list[dict]:
         response = httpx.get(f"{self.prometheus_url}/api/v1/query", params={"query": promql}, timeout=10).json()
@@ -721,9 +927,10 @@ class Cluster:
                 self.prometheus.wait(timeout=10)
         if self.triton is not None:
             self.triton.stop()
-        if self.dcgm is not None:
-            self.dcgm.stop()
-            self.dcgm = None
+        for page in (self.dcgm, self.kube_state):
+            if page is not None:
+                page.stop()
+        self.dcgm = self.kube_state = None
         for pod in self.pods.values():
             pod.stop()
 
@@ -751,7 +958,7 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
 def test_the_rendered_deployments_start_the_services_they_name(cluster):
     for name, pod in cluster.pods.items():
         assert status_of(f"{pod.url}/readyz") == 200 and status_of(f"{pod.url}/livez") == 200
-        own = re.findall(r'bentoml_service_request_total\{[^}]*service_name="([a-z]+)"', pod.metrics())
+        own = re.findall(r'bentoml_service_request_total\{[^}]*runner_name="([a-z]+)"', pod.metrics())
         assert set(own) == {name}, f"{name}'s pod serves {set(own)}: one BentoML service per Deployment"
     # The gateway reached its dependencies through the --depends URLs, so each counted requests.
     for name in ("generator", "translator", "scorer"):
@@ -773,12 +980,15 @@ def series_of(rule: dict) -> str:
 
 
 def hpa_metrics() -> list[tuple[str, str, dict]]:
-    """(target Deployment, metric name, label selector) of every HPA in both overlays."""
+    """(target Deployment, metric name, label selector) of every HPA in both overlays; the replay's
+    Triton serves the cpu overlay's bottleneck model, so the gpu one is asked as that."""
     found = set()
     for overlay in ("cpu", "gpu"):
         for hpa in objects(render(overlay), "HorizontalPodAutoscaler").values():
             pods = hpa["spec"]["metrics"][0]["pods"]
-            selector = pods["metric"].get("selector", {}).get("matchLabels", {})
+            selector = dict(pods["metric"].get("selector", {}).get("matchLabels", {}))
+            if "model" in selector:
+                selector["model"] = bottleneck_model("cpu")
             found.add((hpa["spec"]["scaleTargetRef"]["name"], pods["metric"]["name"], tuple(sorted(selector.items()))))
     return [(target, metric, dict(selector)) for target, metric, selector in sorted(found)]
 
@@ -809,11 +1019,58 @@ def test_the_adapter_rules_answer_per_pod_for_each_hpa(cluster):
 
 
 def test_the_keda_queries_return_data(cluster):
-    for name, obj in objects(render("gpu-keda"), "ScaledObject").items():
-        query = obj["spec"]["triggers"][0]["metadata"]["query"]
+    for name, query in keda_queries().items():
         result = cluster.query(query)
         assert len(result) == 1, f"ScaledObject {name}: {query} -> {result}"
+        assert float(result[0]["value"][1]) >= 0, f"ScaledObject {name}: {query} -> {result}"
 
+
+def test_the_canary_metric_queries_run_on_the_real_prometheus(cluster):
+    """Flagger's MetricTemplates with its variables filled as for the replayed gateway pod."""
+    for name, template in objects(render("gpu"), "MetricTemplate").items():
+        query = (template["spec"]["query"].replace("{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)", "studio-0")
+                 .replace("{{ namespace }}", NAMESPACE).replace("{{ interval }}", "1m"))
+        (result,) = cluster.query(query)
+        assert 0 <= float(result["value"][1]) <= 1, f"{name}: {query} -> {result}"
+
+
+# --- a built Bento's metrics: what the autoscalers select on ----------------------------------------
+# The replay starts every Deployment from a Bento built by `bentoml build` (`start-http-server
+# --service-name=NAME $BENTO_PATH`, the image's entrypoint), so these are the series a cluster's
+# Prometheus scrapes.
+
+MODEL_SERVICES = ("generator", "translator", "scorer")
+
+
+def labels_of(text: str, series: str) -> list[dict[str, str]]:
+    return [dict(re.findall(r'(\w+)="([^"]*)"', line)) for line in text.splitlines() if line.startswith(series + "{")]
+
+
+def test_a_built_bento_names_the_service_in_runner_name_and_itself_in_service_name(cluster):
+    bento = yaml.safe_load((cluster.bento / "bento.yaml").read_text())
+    for name, pod in cluster.pods.items():
+        found = [s for s in labels_of(pod.metrics(), "bentoml_service_request_in_progress") if not PROBE_ENDPOINTS.search(s["endpoint"])]
+        assert found, f"{name}: no bentoml_service_request_in_progress for an API endpoint"
+        assert {s["runner_name"] for s in found} == {name}
+        assert {s["service_name"] for s in found} == {bento["name"]}
+        assert {s["service_version"] for s in found} == {bento["version"]}
+
+
+def test_every_autoscaler_selects_the_label_that_names_the_service(cluster):
+    """Each HPA's and ScaledObject's query returns one value for its own Deployment; the same query on
+    service_name (the Bento's name) would return nothing, and the model services would never scale."""
+    model_hpas = [(target, metric, selector) for target, metric, selector in hpa_metrics() if target in MODEL_SERVICES]
+    assert {target for target, _, _ in model_hpas} == set(MODEL_SERVICES)
+    for target, metric, selector in model_hpas:
+        assert selector == {"runner_name": target}, f"HPA {target}: {selector}"
+        series = series_of(rule_for(metric))
+        assert len(cluster.query(f'{series}{{namespace="{NAMESPACE}",runner_name="{target}"}}')) >= 1
+        assert cluster.query(f'{series}{{namespace="{NAMESPACE}",service_name="{target}"}}') == []
+    for name, query in keda_queries().items():
+        if name in MODEL_SERVICES:
+            assert f'runner_name="{name}"' in query and "service_name" not in query, query
+        (result,) = cluster.query(query)
+        assert float(result["value"][1]) >= 0, f"ScaledObject {name}: {query} -> {result}"
 
 def test_memory_limits_leave_room_over_the_measured_footprint(cluster):
     """The cpu overlay's limits against each service's resident memory after real traffic."""
@@ -821,3 +1078,4 @@ def test_memory_limits_leave_room_over_the_measured_footprint(cluster):
         limit = quantity(pod.limits["memory"])
         rss = pod.rss_bytes()
         assert rss < 0.8 * limit, f"{name}: {rss / 2**20:.0f} MiB resident, limit {pod.limits['memory']}"
+

@@ -60,7 +60,9 @@ def test_promtool_unit_tests_page_on_fast_burns_and_not_on_blips():
     assert result.returncode == 0, result.stdout + result.stderr
     names = {t["name"] for f in RULE_TESTS for t in yaml.safe_load(f.read_text())["tests"]}
     assert {"availability 15x burn pages within the hour", "a five-minute blip pages nobody",
-            "seconds-per-image 15x burn pages within the hour"} <= names
+            "seconds-per-image 15x burn pages within the hour", "two hours of total shedding page",
+            "a 2x slow burn files a ticket and pages nobody", "a vanished target is missing, not down",
+            "request latency 15x burn pages within the hour", "autoscaler at its maximum, failed job and GPU error"} <= names
 
 
 def test_burn_rate_alerts_follow_the_workbook_windows():
@@ -74,13 +76,13 @@ def test_burn_rate_alerts_follow_the_workbook_windows():
         assert (sli, factor, budget) == (sli2, factor2, budget2), rule["alert"]
         assert rule["labels"]["window"] == long_window
         found.add((rule["labels"]["slo"], float(factor), long_window, short_window, rule["labels"]["severity"]))
-        assert float(budget) == {"availability": 0.001, "seconds_per_image": 0.01}[rule["labels"]["slo"]]
+        assert float(budget) == {"availability": 0.001, "seconds_per_image": 0.01, "request_latency": 0.01}[rule["labels"]["slo"]]
     for rule in [r for g in load_rules()["groups"] for r in g["rules"] if "alert" in r]:
         path, anchor = rule["annotations"]["runbook_url"].split("#")
         headings = re.findall(r"^#+ (.+)$", (ROOT / path).read_text(), re.M)
         assert anchor in {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in headings}, rule["alert"]
         assert rule["annotations"].get("dashboard", "/d/fashion-studio-slo") == f"/d/{dashboard()['uid']}"
-    expected = {(slo, f, lw, sw, sev) for slo in ("availability", "seconds_per_image")
+    expected = {(slo, f, lw, sw, sev) for slo in ("availability", "seconds_per_image", "request_latency")
                 for f, lw, sw, sev in ((14.4, "1h", "5m", "page"), (6.0, "6h", "30m", "page"), (1.0, "3d", "6h", "ticket"))}
     assert found == expected
 
@@ -173,6 +175,11 @@ def test_a_real_prometheus_evaluates_every_rule_on_the_real_services(live):
     # slow batches (a cold first batch on 2 busy cores may take over 2 s per image).
     assert float(live.query(f'namespace:fashion_requests_errors:ratio_rate5m{{namespace="{NAMESPACE}"}}')[0]["value"][1]) == 0
     assert 0 <= float(live.query(f'namespace:fashion_seconds_per_image_slow:ratio_rate5m{{namespace="{NAMESPACE}"}}')[0]["value"][1]) <= 1
+    # The latency SLI reads the gateway's image endpoints by the names its routes really have.
+    endpoints = {r["metric"]["endpoint"] for r in live.query(f'fashion_request_duration_seconds_count{{namespace="{NAMESPACE}"}}')}
+    assert {"/generate", "/catalog"} <= endpoints, endpoints
+    (latency,) = live.query(f'namespace:fashion_request_latency_slow:ratio_rate5m{{namespace="{NAMESPACE}"}}')
+    assert 0 <= float(latency["value"][1]) <= 1
     (images,) = live.query(f'namespace_model:fashion_images_generated:rate5m{{namespace="{NAMESPACE}"}}')
     assert images["metric"]["model"] and float(images["value"][1]) > 0
 

@@ -12,6 +12,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import numpy as np
 import onnx
 import pytest
@@ -198,3 +199,50 @@ def test_triton_environment_is_installed():
     env = triton_env()
     assert env.binary.is_file() and (env.backend_dir / "python" / "triton_python_backend_stub").is_file()
     assert Path(env.site_packages, "onnxruntime").is_dir()
+
+
+def test_one_channel_spreads_its_calls_over_every_triton_server(tmp_path):
+    """The client channel balances round-robin over every address its target resolves to (a headless
+    Service's pods; here two servers named by an ipv4: target), instead of pinning one connection."""
+    from fashion_studio import runtimes
+    from tests.test_k8s import IDENTITY_CONFIG, IDENTITY_MODEL
+
+    repo = tmp_path / "repo" / "identity"
+    (repo / "1").mkdir(parents=True)
+    (repo / "config.pbtxt").write_text(IDENTITY_CONFIG)
+    (repo / "1" / "model.py").write_text(IDENTITY_MODEL)
+    with TritonServer(repo.parent, env=triton_env()) as first, TritonServer(repo.parent, env=triton_env()) as second:
+        target = f"ipv4:127.0.0.1:{first.grpc_port},127.0.0.1:{second.grpc_port}"
+        backend = runtimes.TritonBackend(target, "identity", wait_s=30)
+        for i in range(20):
+            out = backend.run({"INPUT0": np.full((1, 4), i, np.float32)})
+            assert out["OUTPUT0"].tolist() == [[float(i)] * 4]
+        counts = [metric(s, "nv_inference_request_success", "identity") for s in (first, second)]
+    assert sum(counts) == 20 and min(counts) >= 5, counts
+
+
+def test_a_model_service_started_before_triton_waits_for_it_with_backoff(exported_models, tiny_models, tmp_path):  # noqa: F811
+    """The scorer on runtime=triton starts first: /readyz answers 503 while it retries with backoff
+    (logged), and turns 200 once Triton serves its models, without a restart."""
+    from tests.helpers import Server, free_port, status_of, tiny_service_env, wait_until
+
+    repo = tmp_path / "repo"
+    write_repository([exported_models["clip"]], repo, "cpu", TritonOptions())
+    grpc_port = free_port()
+    env = tiny_service_env(
+        tiny_models, tmp_path, FASHION_RUNTIME="triton", FASHION_TRITON_URL=f"127.0.0.1:{grpc_port}",
+        FASHION_ONNX_DIR=str(exported_models["clip"].parent), FASHION_MODEL_WAIT_S="300",
+    )
+    service = Server("services.scorer:Scorer", env, tmp_path / "scorer.log")
+    try:
+        wait_until(lambda: "retrying in" in service.log_tail(20000), 120, "the scorer to retry Triton")
+        assert service.alive() and status_of(f"{service.url}/readyz") == 503
+        with TritonServer(repo, env=triton_env(), grpc_port=grpc_port):
+            service.wait_ready(120)
+            response = httpx.post(f"{service.url}/embed_texts", json={"texts": ["a red dress"]}, timeout=60)
+            assert response.status_code == 200, response.text
+            assert len(response.json()[0]) > 1
+        log = service.log_tail(200000)
+        assert "(attempt 2)" in log and "failed to load" not in log
+    finally:
+        service.stop()

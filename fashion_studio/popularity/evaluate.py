@@ -178,7 +178,7 @@ fashion-studio popularity train                      # fit the four models -> FA
 fashion-studio popularity eval                       # held-out figures -> docs/popularity.md/.json, card
 ```
 
-Served by the gateway (`/popularity` through the batchable `Popularity` service, `services/popularity.py`):
+Served by the gateway (`/popularity` through the batchable `predict_popularity` API of the scorer service, on the CLIP it already holds, `services/scorer.py`):
 
 ```bash
 curl -s localhost:3000/popularity -H 'content-type: application/json' \
@@ -203,7 +203,7 @@ CARD_HEAD = """# fashion-mini popularity models
 Predicts an article's popularity, log(1 + weighted engagement), from its photo and metadata: seed
 004's metadata-only linear model, a CLIP image-embedding regression and a combined MLP, with the
 product type's mean as a naive baseline. The serving model is the combined one
-(`services/popularity.py`, `fashion_studio.popularity.predict`).
+(`services/scorer.py`, `fashion_studio.popularity.predict`).
 
 - Files: `popularity.safetensors` (weights), `popularity.json` (vocabulary, target scale, the training
   articles' ids, the catalog's predicted scores for percentiles, training settings).

@@ -47,7 +47,6 @@ async def generate(body: GenerateRequest) -> GenerateResponse:
                 "seed": image.seed,
                 "params": body.model_dump(exclude={"prompt", "negative_prompt", "seed"}),
                 "models": {"generator": output.model},
-                "lora": output.lora,
                 "timings": output.timings,
                 "created_at": created,
             }

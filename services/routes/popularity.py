@@ -25,9 +25,8 @@ from fashion_studio.popularity.events import Event, EventStore, check_event, iso
 from fashion_studio.products import current_catalog
 from services.api import LIMITS, SETTINGS, Identifier, ImageB64
 from services.model_client import call_model
-from services.popularity import PopularityItem
 from services.routes import studio
-from services.schemas import png_b64
+from services.schemas import PopularityItem, png_b64
 
 router = APIRouter()
 
@@ -118,14 +117,14 @@ async def popularity(body: PopularityRequest) -> PopularityResponse:
         await run_in_threadpool(_check_image, "image_id", str(body.image_id))
         image = await run_in_threadpool(studio().storage.get_image, str(body.image_id))
     metadata = {"product_type": body.type, "colour": body.colour, "pattern": body.pattern, "price": body.price}
-    [out] = await call_model(lambda: studio().popularity.to_async.predict([PopularityItem(png_b64=png_b64(image), metadata=metadata)]))
+    [out] = await call_model(lambda: studio().scorer.to_async.predict_popularity([PopularityItem(png_b64=png_b64(image), metadata=metadata)]))
     return PopularityResponse(score=round(out.score, 4), percentile=round(out.percentile, 2))
 
 
 async def popularity_scores(pngs_b64: list[str]) -> list[float]:
     """Predicted popularity of generated candidates (no metadata), for `/generate`'s ranking."""
     items = [PopularityItem(png_b64=b64) for b64 in pngs_b64]
-    return [out.score for out in await call_model(lambda: studio().popularity.to_async.predict(items))]
+    return [out.score for out in await call_model(lambda: studio().scorer.to_async.predict_popularity(items))]
 
 
 def _epoch(value: datetime) -> float:
