@@ -1,6 +1,7 @@
 """The catalog pipeline (seed 003), served and in batch.
 
-description (de|en) -> translate -> attributes -> generation + CLIP prompts -> image -> CLIP score ->
+description (de|en) -> translate (with a confidence) -> attributes (the source text's; the translation's
+only when it is reliable) -> generation + CLIP prompts -> image -> CLIP score ->
 quality gate (under the threshold: regenerate with a new seed, up to N attempts, keep the best, record
 every attempt) -> PNG + JSON metadata.
 
@@ -16,7 +17,8 @@ import json
 import logging
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,12 +27,13 @@ from typing import Any, Literal, Protocol
 from PIL import Image
 
 from fashion_studio import metrics
-from fashion_studio.attributes import Attributes, LexiconExtractor, detect_language
+from fashion_studio.attributes import Attributes, LexiconExtractor, detect_language, validate_description
 from fashion_studio.errors import InvalidInputError
 from fashion_studio.generation import MAX_SEED, GenerationRequest, GenerationResult
-from fashion_studio.prompts import build_prompts
+from fashion_studio.prompts import Prompts, build_prompts
 from fashion_studio.settings import Settings
 from fashion_studio.storage import Storage, safe_key
+from fashion_studio.translation import Translation
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +93,14 @@ class Attempt:
     seconds: float
 
 
+AttributeSource = Literal["source", "translation"]
+
+
 @dataclass
 class CatalogResult:
+    """One article's outcome: what the CLI returns, what the gateway answers (`to_dict`), and what the
+    stored JSON is written from and read back into (`CatalogPipeline._record`, `_from_record`)."""
+
     article_id: str
     key: str
     translation: str
@@ -107,6 +116,9 @@ class CatalogResult:
     skipped: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     image: Image.Image | None = None
+    translation_confidence: float | None = None
+    translation_reliable: bool = False
+    attribute_sources: dict[str, dict[str, AttributeSource]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -140,11 +152,65 @@ def merge_attributes(primary: Attributes, secondary: Attributes) -> Attributes:
     return Attributes.model_validate(data)
 
 
+def attribute_sources(attributes: Attributes, source: Attributes) -> dict[str, dict[str, AttributeSource]]:
+    """Which text each attribute came from: field -> value -> "source" or "translation"."""
+    found = source.model_dump()
+    sources: dict[str, dict[str, AttributeSource]] = {}
+    for name, value in attributes.model_dump().items():
+        if name == "language" or value in (None, []):
+            continue
+        values = value if isinstance(value, list) else [value]
+        own = found[name] if isinstance(found[name], list) else [found[name]]
+        sources[name] = {str(v): "source" if v in own else "translation" for v in values}
+    return sources
+
+
+def trusted_attributes(source: Attributes, translated: Attributes | None, translation: Translation) -> Attributes:
+    """The source text's attributes first; the translation's only when the translation is reliable, so a
+    translator that guessed cannot add a colour, pattern or material the description never names."""
+    if translated is None or not translation.reliable:
+        return source
+    return merge_attributes(source, translated)
+
+
+class _Stopwatch:
+    """One clock per stage that feeds both the record's timings and the stage-duration metric."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            with metrics.time_stage(name):
+                yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+@dataclass
+class _Understanding:
+    language: Language
+    translation: Translation
+    attributes: Attributes
+    sources: dict[str, dict[str, AttributeSource]]
+    prompts: Prompts
+
+
+@dataclass
+class _Best:
+    score: float
+    image: Image.Image
+    seed: int
+    attempts: list[Attempt]
+
+
 class CatalogPipeline:
     def __init__(
         self,
         *,
-        translate: Callable[[Sequence[str]], list[str]],
+        translate: Callable[[Sequence[str]], Sequence[Translation | Mapping[str, Any] | str]],
         generate: Callable[[Sequence[GenerationRequest]], list[GenerationResult]],
         score: Callable[[Sequence[Image.Image], Sequence[str]], list[float]],
         storage: Storage,
@@ -153,6 +219,8 @@ class CatalogPipeline:
         model_info: dict[str, Any] | None = None,
         generator_name: str = "generator",
     ) -> None:
+        """`translate` may answer `Translation`s (or their dicts) or bare strings; a bare string carries no
+        confidence, so its attributes never reach the prompt."""
         self.translate = translate
         self.generate = generate
         self.score = score
@@ -167,47 +235,60 @@ class CatalogPipeline:
             raise InvalidInputError("article_id", article.article_id, "must be a non-empty string")
         if len(article.article_id) > 128:
             raise InvalidInputError("article_id", article.article_id, "must be at most 128 characters")
-        limit = self.settings.limits.max_description_chars
-        if not isinstance(article.description, str) or not article.description.strip():
-            raise InvalidInputError("description", article.description, "must not be empty")
-        if len(article.description) > limit:
-            raise InvalidInputError("description", article.description, f"must be at most {limit} characters")
+        validate_description(article.description, self.settings.limits.max_description_chars)
         if article.language not in ("de", "en", "auto"):
             raise InvalidInputError("language", article.language, "must be one of 'de', 'en', 'auto'")
         return article
 
     def process(self, article: Article, params: CatalogParams, skip_existing: bool = True) -> CatalogResult:
+        """1. check, 2. answer from storage if done, 3. understand (translate, extract, prompt),
+        4. generate and gate, 5. store."""
         article = self.check_article(article)
         params.check()
         key = record_key(article, params, self.generator_name)
         if skip_existing and self.storage.exists(key):
             return self._from_record(key)
-        timings: dict[str, float] = {}
-        language = detect_language(article.description) if article.language == "auto" else article.language
+        clock = _Stopwatch()
+        understood = self._understand(article, clock)
+        best = self._generate_and_gate(understood.prompts, params, key, clock)
+        return self._store(article, params, key, understood, best, clock)
 
-        start = time.perf_counter()
-        with metrics.time_stage("translate"):
-            translation = self.translate([article.description])[0] if language == "de" else article.description
-        timings["translate"] = time.perf_counter() - start
+    # -- steps -------------------------------------------------------------------------------------
 
-        start = time.perf_counter()
-        with metrics.time_stage("extract"):
-            attributes = self.extractor.extract(article.description, language)
-            if language == "de" and translation.strip():
-                attributes = merge_attributes(attributes, self.extractor.extract(translation, "en"))
+    def _understand(self, article: Article, clock: _Stopwatch) -> _Understanding:
+        """Translate (German only), extract from the source and, when reliable, the translation, prompt."""
+        language: Language = detect_language(article.description) if article.language == "auto" else article.language
+        with clock.stage("translate"):
+            translation = self._translation(article.description, language)
+        with clock.stage("extract"):
+            source = self.extractor.extract(article.description, language)
+            translated = None
+            if language == "de" and translation.reliable and translation.text.strip():
+                translated = self.extractor.extract(translation.text, "en")
+            attributes = trusted_attributes(source, translated, translation)
             prompts = build_prompts(
                 attributes,
                 self.settings.generation_template,
                 self.settings.clip_template,
-                fallback_subject=translation,
+                fallback_subject=translation.text if translation.reliable else "",
                 max_chars=self.settings.limits.max_prompt_chars,
             )
-        timings["extract"] = time.perf_counter() - start
+        return _Understanding(language, translation, attributes, attribute_sources(attributes, source), prompts)
 
+    def _translation(self, description: str, language: Language) -> Translation:
+        if language != "de":
+            return Translation(text=description, reliable=True)
+        translation = Translation.of(self.translate([description])[0])
+        metrics.CATALOG_TRANSLATIONS.labels(verdict="reliable" if translation.reliable else "unreliable").inc()
+        if not translation.reliable:
+            logger.info("translation unreliable (confidence %s): prompt from the source text alone", translation.confidence)
+        return translation
+
+    def _generate_and_gate(self, prompts: Prompts, params: CatalogParams, key: str, clock: _Stopwatch) -> _Best:
+        """Generate and score until an image reaches the threshold or the attempts run out; keep the best."""
         base_seed = params.seed if params.seed is not None else int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+        best: _Best | None = None
         attempts: list[Attempt] = []
-        best: tuple[float, Image.Image, int] | None = None
-        generate_s = score_s = 0.0
         for number in range(params.max_attempts):
             seed = attempt_seed(base_seed, number)
             request = GenerationRequest(
@@ -219,73 +300,78 @@ class CatalogPipeline:
                 width=params.width,
                 height=params.height,
             ).check(self.settings.limits)
-            t0 = time.perf_counter()
-            with metrics.time_stage("generate"):
+            started = time.perf_counter()
+            with clock.stage("generate"):
                 image = self.generate([request])[0].images[0]
-            t1 = time.perf_counter()
-            with metrics.time_stage("score"):
+            with clock.stage("score"):
                 clip_score = float(self.score([image], [prompts.clip])[0])
-            t2 = time.perf_counter()
-            generate_s += t1 - t0
-            score_s += t2 - t1
-            attempts.append(Attempt(attempt=number + 1, seed=seed, clip_score=round(clip_score, 4), seconds=round(t2 - t0, 4)))
-            if best is None or clip_score > best[0]:
-                best = (clip_score, image, seed)
+            attempts.append(Attempt(number + 1, seed, round(clip_score, 4), round(time.perf_counter() - started, 4)))
+            if best is None or clip_score > best.score:
+                best = _Best(clip_score, image, seed, attempts)
             if clip_score >= params.threshold:
                 break
         assert best is not None
-        best_score, best_image, best_seed = best
-        passed = best_score >= params.threshold
+        passed = best.score >= params.threshold
         metrics.GATE_OUTCOMES.labels(
             outcome="failed" if not passed else ("passed_first" if len(attempts) == 1 else "passed_retry")
         ).inc()
         metrics.GATE_ATTEMPTS.observe(len(attempts))
-        metrics.CLIP_SCORE.observe(best_score)
-        timings["generate"] = generate_s
-        timings["score"] = score_s
+        metrics.CLIP_SCORE.observe(best.score)
+        return best
 
-        metadata = {
-            # seed 003's keys, unchanged
-            "sample_id": article.article_id,
-            "original_description": article.description,
-            "generation_prompt": prompts.generation,
-            "clip_prompt": prompts.clip,
-            "clip_score": round(best_score, 4),
-            # ours
-            "record_key": key,
-            "language": language,
-            "translation": translation,
-            "attributes": attributes.model_dump(),
-            "negative_prompt": self.settings.negative_prompt,
-            "seed": best_seed,
-            "passed": passed,
-            "threshold": params.threshold,
-            "attempts": [asdict(a) for a in attempts],
-            "params": asdict(params),
-            "models": self.model_info,
-            "timings": {k: round(v, 4) for k, v in timings.items()},
-            "created_at": datetime.now(timezone.utc).isoformat(),
-        }
-        start = time.perf_counter()
-        with metrics.time_stage("store"):
-            stored = self.storage.put(key, best_image, metadata)
-        timings["store"] = time.perf_counter() - start
-        return CatalogResult(
+    def _store(
+        self, article: Article, params: CatalogParams, key: str, understood: _Understanding, best: _Best, clock: _Stopwatch
+    ) -> CatalogResult:
+        result = CatalogResult(
             article_id=article.article_id,
             key=key,
-            translation=translation,
-            attributes=attributes.model_dump(),
-            generation_prompt=prompts.generation,
-            clip_prompt=prompts.clip,
-            clip_score=round(best_score, 4),
-            passed=passed,
-            attempts=attempts,
-            seed=best_seed,
-            image_url=stored.image_url,
-            metadata_url=stored.metadata_url,
-            timings=timings,
-            image=best_image,
+            translation=understood.translation.text,
+            attributes=understood.attributes.model_dump(),
+            generation_prompt=understood.prompts.generation,
+            clip_prompt=understood.prompts.clip,
+            clip_score=round(best.score, 4),
+            passed=best.score >= params.threshold,
+            attempts=best.attempts,
+            seed=best.seed,
+            image_url="",
+            metadata_url="",
+            timings=clock.seconds,
+            image=best.image,
+            translation_confidence=understood.translation.confidence,
+            translation_reliable=understood.translation.reliable,
+            attribute_sources=understood.sources,
         )
+        metadata = self._record(article, params, understood, result)
+        with clock.stage("store"):
+            stored = self.storage.put(key, best.image, metadata)
+        result.image_url, result.metadata_url = stored.image_url, stored.metadata_url
+        return result
+
+    def _record(self, article: Article, params: CatalogParams, understood: _Understanding, result: CatalogResult) -> dict[str, Any]:
+        """The stored JSON: seed 003's keys (image_path is added by the storage), then the result's own."""
+        return {
+            "sample_id": article.article_id,
+            "original_description": article.description,
+            "generation_prompt": result.generation_prompt,
+            "clip_prompt": result.clip_prompt,
+            "clip_score": result.clip_score,
+            "record_key": result.key,
+            "language": understood.language,
+            "translation": result.translation,
+            "translation_confidence": result.translation_confidence,
+            "translation_reliable": result.translation_reliable,
+            "attributes": result.attributes,
+            "attribute_sources": result.attribute_sources,
+            "negative_prompt": self.settings.negative_prompt,
+            "seed": result.seed,
+            "passed": result.passed,
+            "threshold": params.threshold,
+            "attempts": [asdict(a) for a in result.attempts],
+            "params": asdict(params),
+            "models": self.model_info,
+            "timings": {k: round(v, 4) for k, v in result.timings.items()},
+            "created_at": datetime.now(timezone.utc).isoformat(),
+        }
 
     def _from_record(self, key: str) -> CatalogResult:
         record = self.storage.get_metadata(key)
@@ -304,6 +390,9 @@ class CatalogPipeline:
             metadata_url=self.storage.url_of(f"{key}.json"),
             skipped=True,
             timings=record.get("timings", {}),
+            translation_confidence=record.get("translation_confidence"),
+            translation_reliable=record.get("translation_reliable", False),
+            attribute_sources=record.get("attribute_sources", {}),
         )
 
 

@@ -101,6 +101,11 @@ IN_FLIGHT = Gauge(
     ["service"],
     multiprocess_mode="livesum",
 )
+CATALOG_TRANSLATIONS = Counter(
+    f"{PREFIX}_catalog_translations_total",
+    "Catalog descriptions translated, by verdict: reliable, or unreliable (the prompt then uses the source text's attributes alone).",
+    ["verdict"],
+)
 POPULARITY_PREDICTIONS = Counter(
     f"{PREFIX}_popularity_predictions_total",
     "Images scored by the popularity model.",

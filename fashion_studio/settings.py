@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     max_attempts: int = 3
     translation_beams: int = 1
     translation_max_new_tokens: int = 128
+    translation_min_confidence: float = Field(
+        0.9,
+        ge=0.0,
+        le=1.0,
+        description="Translations less confident than this (the probability of their least likely token) are unreliable: the catalog prompt then uses the source text's attributes alone.",
+    )
 
     # Storage: any fsspec URL; a local folder by default. For `s3://` an endpoint (MinIO, SeaweedFS, a
     # cloud's S3 API) and static credentials may be set here; unset, s3fs uses the standard AWS chain

@@ -66,7 +66,7 @@ class Studio:
     def catalog(self) -> CatalogPipeline:
         return build_catalog(
             self.settings,
-            translate=self.translator.translate,
+            translate=self.translator.translate_scored,
             generate=self.generate_checked,
             score=self.scorer.score,
             storage=self.storage,
@@ -116,7 +116,7 @@ def describe_models(settings: Settings) -> dict[str, Any]:
 def build_catalog(
     settings: Settings,
     *,
-    translate: Callable[[list[str]], list[str]],
+    translate: Callable[[list[str]], Sequence[Any]],
     generate: Callable[[list[GenerationRequest]], list[GenerationResult]],
     score: Callable[[Sequence[Image.Image], Sequence[str]], list[float]],
     storage: Storage,

@@ -1,24 +1,86 @@
-"""German -> English translation with MarianMT (opus-mt-de-en in production), batched."""
+"""German -> English translation with MarianMT (opus-mt-de-en in production), batched, each translation
+with the model's own confidence in it.
+
+A model that meets words it never learnt still writes fluent English: it falls back on the sentences
+it knows ("Damen-Bluse mit Knotendetail" -> "Women's trousers with stripes"). How sure it was of the
+tokens it wrote says when that happened: the confidence is the probability of its least likely token,
+which separated real catalog text from the text it was trained for far better than the mean token
+log-probability did when both were measured on the held-out catalog set. A translation under
+`translation_min_confidence` is marked unreliable and the catalog builds its prompt from the source
+text alone (the threshold's effect: docs/catalog-eval.md).
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from fashion_studio import models
 from fashion_studio.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_MIN_CONFIDENCE = 0.9
+
+
+@dataclass(frozen=True)
+class Translation:
+    """A translation and how far to trust it.
+
+    `confidence` is the probability the model gave the least likely token it wrote, in [0, 1]; None
+    when no model measured it (an untranslated English text, a translator that reports none).
+    `reliable` is `confidence >= min_confidence`, with no unknown source token and a non-empty text.
+    """
+
+    text: str
+    confidence: float | None = None
+    reliable: bool = False
+    unknown_share: float = 0.0  # share of source tokens the tokenizer maps to <unk>
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, value: Any) -> Translation:
+        """A translator's answer as a `Translation`: itself, its dict or pydantic model (a model service's
+        answer), or bare text (no confidence, so not reliable)."""
+        if isinstance(value, Translation):
+            return value
+        if hasattr(value, "model_dump"):
+            value = value.model_dump()
+        if isinstance(value, Mapping):
+            return cls(**{k: value[k] for k in ("text", "confidence", "reliable", "unknown_share") if k in value})
+        return cls(text=str(value))
+
+
+def judge(text: str, weakest_logprob: float | None, unknown_share: float, min_confidence: float) -> Translation:
+    """A translation's confidence from the log-probability of its least likely token; a source with
+    unknown tokens or an empty output is never reliable."""
+    confidence = None if weakest_logprob is None else round(math.exp(weakest_logprob), 4)
+    reliable = confidence is not None and confidence >= min_confidence and unknown_share == 0.0 and bool(text.strip())
+    return Translation(text=text, confidence=confidence, reliable=reliable, unknown_share=round(unknown_share, 4))
+
 
 class Translator:
-    def __init__(self, model, tokenizer, ref: models.ModelRef, num_beams: int = 1, max_new_tokens: int = 128) -> None:
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        ref: models.ModelRef,
+        num_beams: int = 1,
+        max_new_tokens: int = 128,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.ref = ref
         self.num_beams = num_beams
         self.max_new_tokens = max_new_tokens
+        self.min_confidence = min_confidence
         self._lock = threading.Lock()
 
     @classmethod
@@ -34,10 +96,21 @@ class Translator:
 
             model = load_translation_model(settings, model_ref)
         logger.info("translator %s (%s) loaded from %s", model_ref.ref, settings.runtime, model_ref.path)
-        return cls(model, tokenizer, model_ref, settings.translation_beams, settings.translation_max_new_tokens)
+        return cls(
+            model,
+            tokenizer,
+            model_ref,
+            settings.translation_beams,
+            settings.translation_max_new_tokens,
+            settings.translation_min_confidence,
+        )
 
     def translate(self, texts: Sequence[str]) -> list[str]:
         """Translate a batch; the order of the output follows the input."""
+        return [t.text for t in self.translate_scored(texts)]
+
+    def translate_scored(self, texts: Sequence[str]) -> list[Translation]:
+        """Translate a batch, each with its confidence; the order of the output follows the input."""
         import torch
 
         if not texts:
@@ -50,5 +123,31 @@ class Translator:
                 num_beams=self.num_beams,
                 do_sample=False,
                 max_new_tokens=min(self.max_new_tokens, limit),
+                output_scores=True,
+                return_dict_in_generate=True,
             )
-        return [text.strip() for text in self.tokenizer.batch_decode(output, skip_special_tokens=True)]
+            logprobs = self._weakest_logprobs(output)
+        decoded = [text.strip() for text in self.tokenizer.batch_decode(output.sequences, skip_special_tokens=True)]
+        unknown = self._unknown_shares(batch)
+        return [judge(text, lp, unk, self.min_confidence) for text, lp, unk in zip(decoded, logprobs, unknown)]
+
+    def _weakest_logprobs(self, output: Any) -> list[float | None]:
+        """Lowest log-probability among each output's tokens, up to and including its end-of-sequence token."""
+        import torch
+
+        beams = getattr(output, "beam_indices", None) if self.num_beams > 1 else None
+        if (self.num_beams > 1 and beams is None) or not hasattr(self.model, "compute_transition_scores"):
+            return [None] * len(output.sequences)
+        scores = self.model.compute_transition_scores(output.sequences, output.scores, beams, normalize_logits=self.num_beams == 1)
+        tokens = output.sequences[:, -scores.shape[1]:]
+        eos = self.model.generation_config.eos_token_id
+        is_eos = torch.isin(tokens, torch.tensor(eos if isinstance(eos, list) else [eos]))
+        written = (torch.cumsum(is_eos, dim=1) - is_eos.long()) == 0  # up to the first end of sequence
+        weakest = torch.where(written, scores, torch.zeros_like(scores)).min(dim=1).values
+        return [float(w) for w in weakest]
+
+    def _unknown_shares(self, batch: Any) -> list[float]:
+        ids = batch["input_ids"]
+        mask = batch["attention_mask"].bool()
+        unk = self.tokenizer.unk_token_id
+        return [float(((row == unk) & m).sum()) / max(1, int(m.sum())) for row, m in zip(ids, mask)]

@@ -118,6 +118,11 @@ class CatalogResponse(BaseModel):
     url: str
     metadata_url: str
     skipped: bool
+    translation_confidence: float | None = None
+    translation_reliable: bool = False
+    attribute_sources: dict[str, dict[str, Literal["source", "translation"]]] = Field(
+        default_factory=dict, description="Per attribute field and value: the text it came from."
+    )
 
 
 # --- translation and scoring -----------------------------------------------------------------------
@@ -132,6 +137,8 @@ class TranslateRequest(BaseModel):
 
 class TranslateResponse(BaseModel):
     translations: list[str]
+    confidences: list[float | None] = Field(description="Per translation: the probability of its least likely token.")
+    reliable: list[bool] = Field(description="Per translation: whether its confidence reaches translation_min_confidence.")
 
 
 class ScoreRequest(BaseModel):

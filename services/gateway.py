@@ -113,7 +113,7 @@ class Studio:
         return Safety(checker)
 
     # Sync adapters for the catalog pipeline, which runs in a worker thread.
-    def _translate(self, texts: list[str]) -> list[str]:
+    def _translate(self, texts: list[str]) -> list[dict]:
         return call_model_sync(lambda: self.translator.to_sync.translate(texts))
 
     def _generate_sync(self, requests: list[GenerationRequest]) -> list[GenerationResult]:

@@ -552,3 +552,25 @@ def test_prompts_drop_trailing_details_to_fit_the_prompt_limit():
     assert len(fitted.generation) <= limit
     assert "a women's dress" in fitted.generation and "red" in fitted.generation
     assert "detail number 11" not in fitted.generation and "detail number 0" in fitted.generation
+
+
+# --- the package's layout and its one description limit ------------------------------------------
+
+
+def test_a_too_long_description_is_one_invalid_input_naming_field_and_limit():
+    from fashion_studio.attributes import validate_description
+    from fashion_studio.errors import PayloadTooLargeError
+
+    with pytest.raises(InvalidInputError) as caught:
+        LexiconExtractor(max_chars=50).extract("Rotes Kleid. " * 10)
+    assert not isinstance(caught.value, PayloadTooLargeError)  # 422 everywhere, never 413
+    assert caught.value.field == "description" and "50" in caught.value.limit
+    assert validate_description("Rotes Kleid.", 50) == "Rotes Kleid."
+
+
+def test_the_lexicon_is_data_apart_from_the_parser():
+    import fashion_studio.attributes.lexicon as lexicon
+
+    assert all(isinstance(getattr(lexicon, name), (dict, frozenset)) for name in ("PRODUCTS", "COLOURS", "MATERIALS", "PATTERNS"))
+    assert not [name for name, value in vars(lexicon).items() if callable(value) and not name.startswith("__") and getattr(value, "__module__", "") == lexicon.__name__]
+    assert PRODUCTS is lexicon.PRODUCTS  # the package's names are the data module's

@@ -58,6 +58,10 @@ def test_german_description_to_stored_png_and_metadata(studio, settings):
     assert record["clip_score"] == result.clip_score
     assert record["translation"] == result.translation
     assert record["attributes"]["product_type"] == "t-shirt"
+    # A random translator is never trusted: every attribute comes from the German text.
+    assert record["translation_reliable"] is False and result.translation_reliable is False
+    assert record["attribute_sources"]["product_type"] == {"t-shirt": "source"}
+    assert {s for values in record["attribute_sources"].values() for s in values.values()} == {"source"}
     assert record["seed"] == result.seed and record["attempts"][0]["seed"] == result.seed
     assert record["models"]["generator"]["path"].endswith("sd")
     assert {"translate", "extract", "generate", "score"} <= set(record["timings"])

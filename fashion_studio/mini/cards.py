@@ -168,6 +168,21 @@ third of the images.
 """
 
 
+def _marian_data(info: dict[str, Any]) -> str:
+    """What the translator was trained on, as its training record says."""
+    templated = info.get("templated_pairs", info.get("train_pairs", "n/a"))
+    text = (
+        f"{templated} templated (German, English) description pairs from `fashion_studio.mini.text` (the same\n"
+        "templates as the rendered catalog, without images)"
+    )
+    if info.get("lexicon_pairs"):
+        text += (
+            f", and {info['lexicon_pairs']} sentences over the attribute lexicon's German\nvocabulary (every product, "
+            "colour with its shades, material, pattern and target group the prompts can\nname, in sentence shapes of their own)"
+        )
+    return text + ". The language is the catalog's."
+
+
 def marian_card(training: dict[str, Any], ev: dict[str, Any] | None) -> str:
     from fashion_studio.mini.marian import CONFIG
 
@@ -191,9 +206,9 @@ Encoder-decoder transformer, {CONFIG['encoder_layers']}+{CONFIG['decoder_layers'
 
 ## Data
 
-{info.get('train_pairs', 'n/a')} templated (German, English) description pairs from `fashion_studio.mini.text` (the same
-templates as the rendered catalog, without images). The language is the catalog's: product types, colours,
-patterns, target groups, materials and a few closing sentences; other German is out of its reach.
+{_marian_data(info)} Other German is out of its reach: the translator says
+so with a low confidence (the probability of the least likely token it wrote), and the catalog then builds
+its prompt from the German description's attributes alone (`docs/catalog-eval.md`).
 
 ## Training
 

@@ -216,3 +216,108 @@ def captions(spec: Spec, rng: np.random.Generator, german: str | None = None, en
 
 ZERO_SHOT_TYPE = "Product image of {subject}"
 ZERO_SHOT_COMBO = "a photo of a {colour} {product_type}"
+
+
+# --- lexicon sentences: the lexicon's German words in free catalog shapes -----------------------------
+#
+# The templates above name the ten rendered products only; catalog text names any garment the lexicon
+# knows. These pairs teach the translator the lexicon's German surface forms (products, colours with
+# their modifiers, materials, patterns, wearers) in shapes of their own, so that ordinary catalog text
+# is translated word by word instead of being pulled onto the nearest template.
+
+# Lexicon forms that are stems or inflected variants, not words a sentence uses on its own.
+_NOT_WORDS = frozenset({
+    "baumwoll", "woll", "seiden", "häkel", "gehäkelt", "gestrickt", "bio baumwolle", "röcke", "mäntel", "strümpfe",
+    "tshirt", "bh", "body", "slip", "panty", "kette", "fliege", "hell", "dunkel", "zart", "knall", "tief", "mittel",
+    "strass", "perlmutt", "metall", "fell", "senf", "rost", "lachs", "koralle", "sand", "golden", "silbern",
+    "leo", "allover", "ringel", "tarn", "zopf", "norweger", "fischgrat", "rauten", "leoparden", "schlangen",
+})
+_PATTERN_WITH: tuple[tuple[str, str], ...] = (
+    ("Streifen", "stripes"), ("Ringeln", "stripes"), ("Nadelstreifen", "pinstripes"), ("Punkten", "dots"),
+    ("Pünktchen", "dots"), ("Tupfen", "dots"), ("Karos", "checks"), ("Karomuster", "checks"),
+    ("Blumenmuster", "floral pattern"), ("Blümchen", "floral pattern"), ("Zopfmuster", "cable knit pattern"),
+    ("Norwegermuster", "nordic pattern"), ("Rautenmuster", "argyle pattern"), ("Leopardenmuster", "animal print"),
+    ("Tarnmuster", "camouflage pattern"), ("Fischgratmuster", "herringbone pattern"), ("Paisleymuster", "paisley pattern"),
+    ("Hahnentrittmuster", "houndstooth pattern"), ("Batikmuster", "tie-dye pattern"),
+)
+_PATTERN_PREDICATE: tuple[tuple[str, str], ...] = (
+    ("gestreift", "striped"), ("geringelt", "striped"), ("gepunktet", "dotted"), ("getupft", "dotted"),
+    ("kariert", "checked"), ("geblümt", "floral"), ("meliert", "marl"),
+)
+_SHADES: tuple[tuple[str, str], ...] = (("hell", "light"), ("dunkel", "dark"), ("zart", "pale"), ("mittel", "mid"))
+_SHADED = ("blau", "grün", "grau", "rot", "braun", "gelb", "rosa", "lila")
+_TARGETS_FOR: tuple[tuple[str, str, str], ...] = (
+    ("Damen", "women's", "women"), ("Herren", "men's", "men"), ("Kinder", "children's", "children"),
+    ("Mädchen", "girls'", "girls"), ("Jungen", "boys'", "boys"),
+)
+_CLOSINGS: tuple[tuple[str, str], ...] = (
+    *EXTRAS,
+    ("Mit Knöpfen.", "With buttons."), ("Mit Reißverschluss.", "With a zip."), ("Mit Kapuze.", "With a hood."),
+    ("Mit Taschen.", "With pockets."), ("Mit Kordelzug.", "With a drawstring."), ("Mit Gummizug.", "With an elastic waistband."),
+    ("Mit Stehkragen.", "With a stand-up collar."), ("Mit Rundhalsausschnitt.", "With a crew neck."),
+    ("Mit V-Ausschnitt.", "With a V-neck."), ("Mit kurzen Ärmeln.", "With short sleeves."),
+    ("Mit langen Ärmeln.", "With long sleeves."), ("Mit Gürtel.", "With a belt."), ("Gefüttert.", "Lined."),
+)
+
+
+def _german_word(form: str) -> str:
+    """A lexicon form as a German noun is written ("t-shirt" -> "T-Shirt", "chelsea boots" -> "Chelsea Boots")."""
+    return "-".join(" ".join(w[:1].upper() + w[1:] for w in part.split()) for part in form.split("-"))
+
+
+def _lexicon_words() -> dict[str, list[tuple[str, str]]]:
+    """(German, English) words of the attribute lexicon by kind, without stems and inflected duplicates."""
+    from fashion_studio import attributes as lexicon
+
+    def table(data: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
+        forms = {**data.get("both", {}), **data.get("de", {})}
+        return sorted((_german_word(k), v) for k, v in forms.items() if k not in _NOT_WORDS and " " not in k or k == "chelsea boots")
+
+    colours = [(k, v) for k, v in table(lexicon.COLOURS) if v not in ("multicoloured",)]
+    colours += [(_german_word(d + c), f"{e} {lexicon.COLOURS['de'].get(c) or lexicon.COLOURS['both'][c]}") for d, e in _SHADES for c in _SHADED]
+    return {
+        "product": table(lexicon.PRODUCTS),
+        "colour": colours,
+        "material": [(k, v) for k, v in table(lexicon.MATERIALS) if v not in ("rhinestones",)],
+    }
+
+
+def lexicon_pairs(n: int, seed: int) -> list[tuple[str, str]]:
+    """`n` (German, English) sentences over the lexicon's vocabulary, in shapes the templates do not use."""
+    rng = np.random.default_rng(seed * 1000 + 900)
+    words = _lexicon_words()
+    products, colours, materials = words["product"], words["colour"], words["material"]
+    pairs: list[tuple[str, str]] = []
+    while len(pairs) < n:
+        product_de, product_en = products[rng.integers(len(products))]
+        colour_de, colour_en = colours[rng.integers(len(colours))]
+        second_de, second_en = colours[rng.integers(len(colours))]
+        material_de, material_en = materials[rng.integers(len(materials))]
+        pattern_de, pattern_en = _PATTERN_WITH[rng.integers(len(_PATTERN_WITH))]
+        predicate_de, predicate_en = _PATTERN_PREDICATE[rng.integers(len(_PATTERN_PREDICATE))]
+        target_de, target_possessive, target_en = _TARGETS_FOR[rng.integers(len(_TARGETS_FOR))]
+        shape = int(rng.integers(7))
+        if shape == 0:  # Bluse aus Viskose in Weiß.
+            de, en = f"{product_de} aus {material_de} in {colour_de}.", f"{_cap(product_en)} made of {material_en} in {colour_en}."
+        elif shape == 1:  # Bluse in Marineblau mit Punkten, aus Chiffon.
+            de = f"{product_de} in {colour_de} mit {pattern_de}, aus {material_de}."
+            en = f"{_cap(product_en)} in {colour_en} with {pattern_en}, made of {material_en}."
+        elif shape == 2:  # Damen-Bluse in Rot und Weiß.
+            de = f"{target_de}-{product_de} in {colour_de} und {second_de}."
+            en = f"{_cap(target_possessive)} {product_en} in {colour_en} and {second_en}."
+        elif shape == 3:  # Bluse – hellblau, gestreift – Baumwolle.
+            de = f"{product_de} – {colour_de.lower()}, {predicate_de} – {material_de}."
+            en = f"{_cap(product_en)} – {colour_en}, {predicate_en} – {material_en}."
+        elif shape == 4:  # Bluse für Damen aus Leinen.
+            de, en = f"{product_de} für {target_de} aus {material_de}.", f"{_cap(product_en)} for {target_en} made of {material_en}."
+        elif shape == 5:  # Bluse – Farbe: Rot, Material: Wolle.
+            de = f"{product_de} – Farbe: {colour_de}, Material: {material_de}."
+            en = f"{_cap(product_en)} – colour: {colour_en}, material: {material_en}."
+        else:  # Bluse mit Streifen in Grau und Rosa.
+            de = f"{product_de} mit {pattern_de} in {colour_de} und {second_de}."
+            en = f"{_cap(product_en)} with {pattern_en} in {colour_en} and {second_en}."
+        if rng.random() < 0.4:
+            closing_de, closing_en = _CLOSINGS[rng.integers(len(_CLOSINGS))]
+            de, en = f"{de} {closing_de}", f"{en} {closing_en}"
+        pairs.append((de, en))
+    return pairs

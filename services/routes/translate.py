@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from fashion_studio import metrics
+from fashion_studio.translation import Translation
 from services.api import TranslateRequest, TranslateResponse
 from services.model_client import call_model
 from services.routes import studio
@@ -15,5 +16,10 @@ router = APIRouter()
 @router.post("/translate", response_model=TranslateResponse)
 async def translate(body: TranslateRequest) -> TranslateResponse:
     with metrics.time_stage("translate"):
-        translations = await call_model(lambda: studio().translator.to_async.translate(body.texts))
-    return TranslateResponse(translations=translations)
+        answers = await call_model(lambda: studio().translator.to_async.translate(body.texts))
+    translations = [Translation.of(a) for a in answers]
+    return TranslateResponse(
+        translations=[t.text for t in translations],
+        confidences=[t.confidence for t in translations],
+        reliable=[t.reliable for t in translations],
+    )
