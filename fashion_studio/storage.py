@@ -106,6 +106,36 @@ class Storage:
         names = (n.rsplit("/", 1)[-1] for n in self.fs.ls(self.root, detail=False))
         return sorted(n[: -len(".json")] for n in names if n.endswith(".json") and not n.startswith(("_", ".")))
 
+    def read_bytes(self, name: str) -> bytes:
+        """A stored file's bytes; FileNotFoundError when there is none."""
+        return self.fs.cat_file(self._path(name))
+
+    def names(self, folder: str) -> list[str]:
+        """Names directly under `folder`, sorted; none when the folder does not exist."""
+        try:
+            entries = self.fs.ls(self._path(folder), detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+    def recent(self, limit: int, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        """The total count of complete records, and the metadata of `limit` of them from `offset`,
+        newest first (by the time the metadata was written, which a file listing gives without
+        reading every record). Each carries its `key`."""
+        entries = [
+            e for e in self.fs.ls(self.root, detail=True)
+            if e["type"] == "file" and (name := e["name"].rsplit("/", 1)[-1]).endswith(".json") and not name.startswith(("_", "."))
+        ]
+        entries.sort(key=lambda e: (_modified(e), e["name"]), reverse=True)
+        page = []
+        for entry in entries[offset : offset + limit]:
+            key = entry["name"].rsplit("/", 1)[-1][: -len(".json")]
+            try:
+                page.append({**self.get_metadata(key), "key": key})
+            except FileNotFoundError:  # deleted since the listing
+                continue
+        return len(entries), page
+
 
 def storage_options(url: str, settings: Settings) -> dict[str, Any]:
     """The fsspec options of the settings that apply to `url`'s filesystem (S3 only, today)."""
@@ -127,6 +157,12 @@ def storage_options(url: str, settings: Settings) -> dict[str, Any]:
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
     protocol = fs.protocol
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+def _modified(entry: dict[str, Any]) -> float:
+    """A listing entry's modification time in seconds: `mtime` (local), `LastModified` (S3) or `created`."""
+    value = entry.get("mtime", entry.get("LastModified", entry.get("created", 0)))
+    return value.timestamp() if hasattr(value, "timestamp") else float(value or 0)
 
 
 def _jsonable(value: Any) -> Any:

@@ -32,7 +32,8 @@ from services.generator import Generator
 from services.lifecycle import GATEWAY_NAME, TRAFFIC, drain_gateway, on_sigterm
 from services.loading import BackgroundLoad
 from services.model_client import call_model, call_model_sync, raise_item_error, request_deadline, to_result
-from services.routes import catalog, generation, popularity, score, translate
+from services import ui
+from services.routes import catalog, gallery, generation, jobs, popularity, score, translate
 from services.schemas import GenerateItem, GenerateOutput, ScoreItem, image_from_b64, png_b64
 from services.scorer import Scorer
 from services.translator import Translator
@@ -62,6 +63,9 @@ app = FastAPI(
 )
 for _router in (generation.router, catalog.router, translate.router, score.router, popularity.router):
     app.include_router(_router)
+app.include_router(gallery.router)
+app.include_router(jobs.router)
+app.include_router(ui.router)
 
 
 def _endpoint_of(request: Request) -> str:

@@ -1,0 +1,481 @@
+// Fashion Studio's page: one more client of the public JSON API, served by the gateway at /ui/.
+// Views are discovered from /openapi.json at load: a section whose endpoint the gateway does not
+// serve is removed. With API keys on, the key is asked for on the first 401 and kept in
+// sessionStorage only (gone when the tab closes).
+"use strict";
+
+const API = new URL("..", location.href); // the gateway's root, also behind a path prefix
+const KEY_NAME = "fashion-studio-api-key";
+const JOB_NAME = "fashion-studio-last-job";
+const GALLERY_PAGE = 24;
+const $ = (selector, root = document) => root.querySelector(selector);
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body.message || body.limit || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+// --- calls to the API ------------------------------------------------------------------------------
+
+let keyWaiters = [];
+
+function askForKey(message) {
+  const form = $("#key-form");
+  form.hidden = false;
+  $("#key-message").textContent = message;
+  $("#key-input").focus();
+  return new Promise((resolve) => keyWaiters.push(resolve));
+}
+
+$("#key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const key = $("#key-input").value.trim();
+  if (!key) return;
+  sessionStorage.setItem(KEY_NAME, key);
+  $("#key-form").hidden = true;
+  $("#key-input").value = "";
+  const waiters = keyWaiters;
+  keyWaiters = [];
+  waiters.forEach((resolve) => resolve());
+});
+
+async function request(path, options = {}) {
+  for (;;) {
+    const headers = new Headers(options.headers || {});
+    const key = sessionStorage.getItem(KEY_NAME);
+    if (key) headers.set("Authorization", `Bearer ${key}`);
+    const response = await fetch(new URL(path, API), { ...options, headers });
+    if (response.ok) return response;
+    const body = await response.json().catch(() => ({ message: `HTTP ${response.status} ${response.statusText}` }));
+    if (response.status === 401 || response.status === 403) {
+      sessionStorage.removeItem(KEY_NAME);
+      await askForKey(body.limit || body.message || "this gateway needs an API key");
+      continue;
+    }
+    throw new ApiError(response.status, body);
+  }
+}
+
+async function getJSON(path) {
+  return (await request(path)).json();
+}
+
+async function postJSON(path, body) {
+  const response = await request(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  return response.json();
+}
+
+const imageUrls = new Map();
+
+// Images come through fetch, not <img src>, so that the API key goes with them.
+async function imageUrl(id) {
+  if (!imageUrls.has(id)) {
+    const blob = await (await request(`images/${encodeURIComponent(id)}`)).blob();
+    imageUrls.set(id, URL.createObjectURL(blob));
+  }
+  return imageUrls.get(id);
+}
+
+// A stored image's id is its record key: the file name of the URL the API answers with.
+function imageIdOf(url) {
+  return url.split("/").pop().replace(/\.png$/, "");
+}
+
+async function download(path, filename) {
+  const blob = await (await request(path)).blob();
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = filename;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+// --- showing work and errors -----------------------------------------------------------------------
+
+function showError(element, error) {
+  element.hidden = false;
+  element.replaceChildren();
+  if (!(error instanceof ApiError)) {
+    element.textContent = String(error.message || error);
+    return;
+  }
+  const body = error.body;
+  const head = document.createElement("strong");
+  head.textContent = body.field ? `${body.field}` : `${error.status} ${body.error || "error"}`;
+  element.append(head);
+  if (body.field && body.value !== undefined && body.value !== null) {
+    element.append(` = ${typeof body.value === "string" ? body.value : JSON.stringify(body.value)}`);
+  }
+  if (body.limit) element.append(`: ${body.limit}`);
+  if (body.message && body.message !== body.limit) {
+    const detail = document.createElement("span");
+    detail.className = "detail";
+    detail.textContent = body.message;
+    element.append(detail);
+  }
+}
+
+// Disables the form's button and counts seconds until the work settles; errors land in its alert.
+async function busy(form, label, work) {
+  const button = $("button[type=submit]", form);
+  const status = $(".status", form);
+  const alert = $(".error", form);
+  alert.hidden = true;
+  button.disabled = true;
+  const started = performance.now();
+  const tick = () => { status.textContent = `${label}… ${((performance.now() - started) / 1000).toFixed(0)} s`; };
+  tick();
+  const timer = setInterval(tick, 500);
+  status.classList.add("working");
+  try {
+    await work();
+    status.textContent = `done in ${((performance.now() - started) / 1000).toFixed(1)} s`;
+  } catch (error) {
+    status.textContent = "";
+    showError(alert, error);
+  } finally {
+    clearInterval(timer);
+    status.classList.remove("working");
+    button.disabled = false;
+  }
+}
+
+function element(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value !== undefined && value !== null) node.setAttribute(name, value);
+  }
+  node.append(...children.filter((child) => child !== undefined && child !== null));
+  return node;
+}
+
+function imageCard(id, lines) {
+  const card = $("#image-card").content.firstElementChild.cloneNode(true);
+  card.dataset.imageId = id;
+  const img = $("img", card);
+  img.alt = lines[0] || id;
+  imageUrl(id).then((url) => { img.src = url; }, () => { img.alt = `image ${id} could not be loaded`; });
+  $("figcaption", card).append(...lines.map((line) => element("span", {}, line)));
+  return card;
+}
+
+const score = (value) => (typeof value === "number" ? value.toFixed(2) : "–");
+
+// --- the schema: which views exist, and the limits and choices of their fields ---------------------
+
+let schema = { paths: {}, components: { schemas: {} } };
+
+function resolve(node) {
+  while (node && node.$ref) node = node.$ref.split("/").slice(1).reduce((at, part) => at[part], schema);
+  return node || {};
+}
+
+function requestSchema(path) {
+  const content = schema.paths[path]?.post?.requestBody?.content || {};
+  const media = content["application/json"] || Object.values(content)[0];
+  return resolve(media?.schema);
+}
+
+// The choices of a field: an enum directly, behind a $ref, or in one branch of anyOf (an optional field).
+function choicesOf(property) {
+  property = resolve(property);
+  if (property.enum) return property.enum;
+  if (property.items) return choicesOf(property.items); // a list of choices (one picked here)
+  for (const branch of property.anyOf || property.oneOf || property.allOf || []) {
+    const found = choicesOf(branch);
+    if (found) return found;
+  }
+  return null;
+}
+
+function applyDefaults(form, properties) {
+  for (const [name, property] of Object.entries(properties)) {
+    const field = form.elements[name];
+    if (!field || field.type === "file") continue;
+    const resolved = resolve(property);
+    if (resolved.default !== undefined && resolved.default !== null && !field.value) field.value = resolved.default;
+    for (const [attribute, key] of [["min", "minimum"], ["max", "maximum"]]) {
+      if (resolved[key] !== undefined) field.setAttribute(attribute, resolved[key]);
+    }
+  }
+}
+
+function discover() {
+  const tabs = $("#tabs");
+  for (const node of document.querySelectorAll("[data-requires]")) {
+    if (!(node.dataset.requires in schema.paths)) node.remove();
+  }
+  for (const section of document.querySelectorAll("section[data-view]")) {
+    tabs.append(element("button", { type: "button", "data-view": section.dataset.view }, section.dataset.label));
+  }
+  tabs.addEventListener("click", (event) => {
+    if (event.target.dataset.view) show(event.target.dataset.view);
+  });
+  window.addEventListener("hashchange", () => show(location.hash.slice(1)));
+}
+
+const VIEW_OPENERS = {};
+
+function show(view) {
+  const sections = [...document.querySelectorAll("section[data-view]")];
+  if (!sections.some((s) => s.dataset.view === view)) view = sections[0]?.dataset.view;
+  for (const section of sections) section.hidden = section.dataset.view !== view;
+  for (const tab of document.querySelectorAll("#tabs button")) tab.setAttribute("aria-current", String(tab.dataset.view === view));
+  if (location.hash.slice(1) !== view) history.replaceState(null, "", `#${view}`);
+  VIEW_OPENERS[view]?.();
+}
+
+// --- Generate --------------------------------------------------------------------------------------
+
+function setUpGenerate() {
+  const form = $("#generate-form");
+  if (!form) return;
+  const properties = requestSchema("/generate").properties || {};
+  applyDefaults(form, properties);
+  const adapters = properties.lora ? (choicesOf(properties.lora) || []).filter((a) => a !== null) : [];
+  const adapterList = resolve(properties.lora).type === "array";
+  if (adapters.length) {
+    const select = form.elements.lora;
+    select.append(element("option", { value: "" }, "none"), ...adapters.map((a) => element("option", { value: a }, a)));
+    $("#lora-field").hidden = false;
+  }
+  if (properties.rank_by_popularity) $("#rank-field").hidden = false;
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const body = { prompt: form.elements.prompt.value };
+    for (const name of ["num_images", "seed", "width", "height", "steps"]) {
+      const raw = form.elements[name].value.trim();
+      if (raw !== "") body[name] = Number(raw);
+    }
+    if (adapters.length && form.elements.lora.value) body.lora = adapterList ? [form.elements.lora.value] : form.elements.lora.value;
+    if (properties.rank_by_popularity && form.elements.rank_by_popularity.checked) body.rank_by_popularity = true;
+    busy(form, "Generating", async () => {
+      const answer = await postJSON("generate", body);
+      const results = $("#generate-results");
+      results.replaceChildren(...answer.images.map((image) => imageCard(imageIdOf(image.url), [
+        `CLIP ${score(image.clip_score)}`, `seed ${image.seed}`, `${image.width}×${image.height}`,
+      ])));
+      if (answer.blocked) results.append(element("p", { class: "hint" }, `${answer.blocked} image(s) failed the safety check and were not stored.`));
+    });
+  });
+}
+
+// --- Catalog: one article, and spreadsheet jobs ----------------------------------------------------
+
+function attributeTable(attributes) {
+  const rows = Object.entries(attributes)
+    .filter(([, value]) => value !== null && !(Array.isArray(value) && value.length === 0))
+    .map(([name, value]) => element("tr", {}, element("th", {}, name.replace(/_/g, " ")), element("td", {}, Array.isArray(value) ? value.join(", ") : String(value))));
+  return element("table", { class: "attributes" }, element("tbody", {}, ...rows));
+}
+
+function attemptsTable(attempts, best) {
+  const rows = attempts.map((a) => element("tr", a.seed === best ? { class: "best" } : {},
+    element("td", {}, String(a.attempt)), element("td", {}, String(a.seed)), element("td", {}, score(a.clip_score)), element("td", {}, `${a.seconds.toFixed(2)} s`)));
+  return element("table", { class: "attempts" },
+    element("thead", {}, element("tr", {}, ...["attempt", "seed", "CLIP", "time"].map((h) => element("th", {}, h)))),
+    element("tbody", {}, ...rows));
+}
+
+function renderCatalogResult(result) {
+  const id = imageIdOf(result.url);
+  const gate = element("span", { class: result.passed ? "badge pass" : "badge fail" }, result.passed ? "passed the gate" : "under the threshold");
+  const facts = element("div", { class: "facts" },
+    element("h3", {}, `${result.article_id} `, gate, result.skipped ? element("span", { class: "badge" }, "already stored") : null),
+    element("p", {}, element("strong", {}, "Translation: "), element("span", { class: "translation" }, result.translation)),
+    attributeTable(result.attributes),
+    element("p", {}, element("strong", {}, "Generation prompt: "), result.generation_prompt),
+    element("p", {}, element("strong", {}, "CLIP prompt: "), result.clip_prompt),
+    element("h4", {}, "Gate attempts"),
+    attemptsTable(result.attempts, result.seed));
+  $("#catalog-result").replaceChildren(element("div", { class: "catalog-result" }, imageCard(id, [`CLIP ${score(result.clip_score)}`, `seed ${result.seed}`]), facts));
+}
+
+function setUpCatalog() {
+  const form = $("#catalog-form");
+  if (!form) return;
+  applyDefaults(form, requestSchema("/catalog").properties || {});
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const body = { article_id: form.elements.article_id.value, description: form.elements.description.value, language: form.elements.language.value };
+    busy(form, "Translating, generating, scoring", async () => renderCatalogResult(await postJSON("catalog", body)));
+  });
+
+  const jobForm = $("#job-form");
+  if (!jobForm) return;
+  jobForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const file = jobForm.elements.file.files[0];
+    busy(jobForm, "Uploading", async () => {
+      if (!file) throw new Error("choose a .csv or .xlsx file first");
+      const data = new FormData();
+      data.append("file", file);
+      const job = await (await request("catalog/jobs", { method: "POST", body: data })).json();
+      sessionStorage.setItem(JOB_NAME, job.id);
+      watchJob(job.id);
+    });
+  });
+  const last = sessionStorage.getItem(JOB_NAME);
+  if (last) watchJob(last);
+}
+
+let watching = null;
+
+async function watchJob(id) {
+  watching = id;
+  const panel = $("#job-progress");
+  panel.hidden = false;
+  $("#job-download").hidden = true;
+  $("#job-download").onclick = () => download(`catalog/jobs/${id}/results`, `catalog-job-${id}.csv`).catch((error) => showError($("#job-form .error"), error));
+  while (watching === id) {
+    let job;
+    try {
+      job = await getJSON(`catalog/jobs/${id}`);
+    } catch (error) {
+      showError($("#job-form .error"), error);
+      if (error instanceof ApiError && error.status === 404) {
+        sessionStorage.removeItem(JOB_NAME);
+        panel.hidden = true;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 3000));
+      continue;
+    }
+    renderJob(job);
+    if (job.status === "done") return;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function renderJob(job) {
+  const p = job.progress;
+  $("#job-progress").dataset.status = job.status;
+  $("#job-bar").max = p.total;
+  $("#job-bar").value = p.done + p.failed;
+  $("#job-counts").textContent = `${job.filename}: ${p.done + p.failed} of ${p.total} (${p.done} done, ${p.failed} failed, ${p.passed} passed the gate) — ${job.status}`;
+  $("#job-download").hidden = job.status !== "done";
+  $("#job-rows tbody").replaceChildren(...job.rows.map((row) => element("tr", { class: row.status },
+    element("td", {}, String(row.index)),
+    element("td", {}, row.article_id),
+    element("td", {}, row.status + (row.skipped ? " (stored before)" : "")),
+    element("td", {}, score(row.clip_score)),
+    element("td", {}, row.passed === null ? "" : row.passed ? "passed" : "under"),
+    element("td", {}, row.image_id ? thumbnail(row.image_id) : ""),
+    element("td", { class: "error-text" }, row.error || ""))));
+}
+
+function thumbnail(id) {
+  const img = element("img", { class: "thumb", alt: id });
+  imageUrl(id).then((url) => { img.src = url; }, () => {});
+  return img;
+}
+
+// --- Gallery ---------------------------------------------------------------------------------------
+
+let galleryOffset = 0;
+
+async function loadGallery() {
+  const alert = $("#gallery-error");
+  alert.hidden = true;
+  try {
+    const page = await getJSON(`images?limit=${GALLERY_PAGE}&offset=${galleryOffset}`);
+    const items = page.images.map((record) => {
+      const meta = record.metadata;
+      const gate = meta.passed === undefined ? "" : meta.passed ? " · passed" : " · under the threshold";
+      const lines = [
+        meta.original_description || meta.generation_prompt || record.id,
+        `CLIP ${score(meta.clip_score)} · seed ${meta.seed ?? "–"}${gate}`,
+        record.created_at ? new Date(record.created_at).toLocaleString() : "",
+      ];
+      const card = imageCard(record.id, lines);
+      card.append(element("details", {}, element("summary", {}, "metadata"), element("pre", {}, JSON.stringify(meta, null, 1))));
+      if ($("#popularity-form")) {
+        const button = element("button", { type: "button" }, "Predict popularity");
+        button.addEventListener("click", () => { $("#popularity-form").elements.image_id.value = record.id; show("popularity"); });
+        card.append(button);
+      }
+      return card;
+    });
+    $("#gallery-items").replaceChildren(...items);
+    if (!items.length) $("#gallery-items").append(element("p", { class: "hint" }, "No stored images yet: generate some."));
+    const last = Math.min(galleryOffset + page.images.length, page.total);
+    $("#gallery-page").textContent = page.total ? `${galleryOffset + 1}–${last} of ${page.total}` : "";
+    $("#gallery-prev").disabled = galleryOffset === 0;
+    $("#gallery-next").disabled = last >= page.total;
+  } catch (error) {
+    showError(alert, error);
+  }
+}
+
+function setUpGallery() {
+  if (!$("#view-gallery")) return;
+  VIEW_OPENERS.gallery = loadGallery;
+  $("#gallery-refresh").addEventListener("click", loadGallery);
+  $("#gallery-prev").addEventListener("click", () => { galleryOffset = Math.max(0, galleryOffset - GALLERY_PAGE); loadGallery(); });
+  $("#gallery-next").addEventListener("click", () => { galleryOffset += GALLERY_PAGE; loadGallery(); });
+}
+
+// --- Popularity ------------------------------------------------------------------------------------
+
+function fileAsBase64(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",", 2)[1]);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+function setUpPopularity() {
+  const form = $("#popularity-form");
+  if (!form) return;
+  const properties = requestSchema("/popularity").properties || {};
+  for (const [name, list] of [["type", "#popularity-types"], ["colour", "#popularity-colours"], ["pattern", "#popularity-patterns"]]) {
+    if (!(name in properties)) form.elements[name].closest("label").remove();
+    else $(list).append(...(choicesOf(properties[name]) || []).filter((c) => c !== null).map((c) => element("option", { value: c })));
+  }
+  if (!("price" in properties)) form.elements.price.closest("label").remove();
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy(form, "Predicting", async () => {
+      const body = {};
+      const file = form.elements.file.files[0];
+      if (file) body.image = await fileAsBase64(file);
+      else if (form.elements.image_id.value.trim()) body.image_id = form.elements.image_id.value.trim();
+      for (const name of ["type", "colour", "pattern"]) {
+        if (form.elements[name]?.value) body[name] = form.elements[name].value;
+      }
+      if (form.elements.price?.value) body.price = Number(form.elements.price.value);
+      const answer = await postJSON("popularity", body);
+      $("#popularity-result").replaceChildren(element("p", { class: "big" },
+        `score ${answer.score.toFixed(3)}`, element("span", { class: "hint" }, ` · ${answer.percentile.toFixed(0)}th percentile of the catalog`)));
+    });
+  });
+}
+
+// --- start -----------------------------------------------------------------------------------------
+
+async function start() {
+  try {
+    schema = await (await fetch(new URL("openapi.json", API))).json();
+  } catch (error) {
+    const alert = $("#load-error");
+    alert.hidden = false;
+    alert.textContent = `The gateway's API description could not be read (${error.message}); is the gateway running?`;
+    return;
+  }
+  discover();
+  setUpGenerate();
+  setUpCatalog();
+  setUpGallery();
+  setUpPopularity();
+  show(location.hash.slice(1));
+  document.body.dataset.ready = "true";
+}
+
+start();
