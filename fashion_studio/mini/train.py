@@ -217,6 +217,9 @@ class Trainer:
             info = getattr(self, f"_{stage}")(_fresh(folder) if stage != "data" else folder)
             info["wall_seconds"] = round(time.perf_counter() - started, 1)
             info["run_id"] = f"{stage}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+            # The cap this stage ran under (time-scale included): stages of one family may come from runs
+            # with different options, and `config` holds only the latest run's.
+            info["max_minutes"] = self.config.max_minutes.get(stage)
             self.record["stages"][stage] = info
             self.record["config"] = asdict(self.config)
             folder.mkdir(parents=True, exist_ok=True)

@@ -181,8 +181,8 @@ fashion-studio popularity eval                       # held-out figures -> docs/
 Served by the gateway (`/popularity` through the batchable `predict_popularity` API of the scorer service, on the CLIP it already holds, `services/scorer.py`):
 
 ```bash
-curl -s localhost:3000/popularity -H 'content-type: application/json' \
-  -d "{\"image\": \"$(base64 -w0 var/products/images/P-00001.png)\", \"type\": \"dress\", \"colour\": \"red\", \"price\": 49.99}"
+curl -s localhost:3000/popularity -H 'content-type: application/json' \\
+  -d "{\\"image\\": \\"$(base64 -w0 var/products/images/P-00001.png)\\", \\"type\\": \\"dress\\", \\"colour\\": \\"red\\", \\"price\\": 49.99}"
 # -> {"score": ..., "percentile": ...}: percentile among the catalog's predicted scores
 curl -s localhost:3000/feedback -H 'content-type: application/json' -d '{"kind": "like", "product_id": "P-00001"}'
 ```
