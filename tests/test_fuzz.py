@@ -37,6 +37,8 @@ def server(tiny_models, tmp_path_factory):
         "FASHION_MAX_ATTEMPTS": "1",
         "FASHION_TRANSLATION_MAX_NEW_TOKENS": "16",
         "FASHION_BATCHING__TIMEOUT_S": "60",
+        # fashion-mini's CLIP: the shipped popularity models read its embeddings (`rank_by_popularity`).
+        "FASHION_SCORER": "fashion-mini/clip",
     })
     served = Server("services.gateway:Studio", env, root / "server.log")
     try:

@@ -243,6 +243,6 @@ def test_a_model_service_started_before_triton_waits_for_it_with_backoff(exporte
             assert response.status_code == 200, response.text
             assert len(response.json()[0]) > 1
         log = service.log_tail(200000)
-        assert "(attempt 2)" in log and "failed to load" not in log
+        assert "(attempt 2)" in log and "scorer failed to load" not in log
     finally:
         service.stop()

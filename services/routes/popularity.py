@@ -56,7 +56,7 @@ class PopularityRequest(BaseModel):
     type: Literal[TYPE_NAMES] | None = None  # type: ignore[valid-type]
     colour: Literal[COLOUR_NAMES] | None = None  # type: ignore[valid-type]
     pattern: Literal[PATTERNS] | None = None  # type: ignore[valid-type]
-    price: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
+    price: Annotated[float, Field(ge=0.01, le=1_000_000)] | None = None
 
 
 class PopularityResponse(BaseModel):
