@@ -65,7 +65,7 @@ loadtest: $(STAMP)
 	server=$$!; trap 'kill -TERM $$server 2>/dev/null; wait $$server' EXIT; \
 	$(PY) -c "from tests.helpers import status_of, wait_until; wait_until(lambda: status_of('$(LOADTEST_URL)/readyz') == 200, 300, 'the service')" || exit 1; \
 	$(VENV)/bin/locust -f loadtest/locustfile.py --headless --host $(LOADTEST_URL) --stages '$(LOADTEST_STAGES)' \
-		--csv loadtest/reports/run --html loadtest/reports/run.html $(LOADTEST_ARGS); \
+		--csv loadtest/reports/run --csv-full-history --html loadtest/reports/run.html $(LOADTEST_ARGS); \
 	status=$$?; echo "SLO verdict: loadtest/reports/run_slo.json (exit $$status)"; exit $$status
 
 test: $(STAMP) triton-env tools
@@ -120,10 +120,10 @@ bench-runtimes: models triton-env
 .PHONY: tools
 
 tools:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null && test -x /usr/bin/chromium || { \
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v prometheus-pushgateway >/dev/null && test -x /usr/bin/chromium || { \
 		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$sudo apt-get update -q && \
-		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus chromium; }
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus prometheus-pushgateway chromium; }
 	@promtool --version | head -1
 	@/usr/bin/chromium --version
 
@@ -140,6 +140,14 @@ mini-eval: $(STAMP)
 
 mini-grid: $(STAMP)
 	$(VENV)/bin/fashion-studio models grid-mini
+
+# --- LoRA adapters (docs/lora.md) -----------------------------------------------------------------
+# lora-demo trains models/fashion-mini/lora-zigzag on rendered zigzag products (skipped when an adapter of
+# the same data and options is there), measures it on held-out prompts and writes docs/lora.md + .json.
+.PHONY: lora-demo
+
+lora-demo: $(STAMP)
+	nice -n 10 $(VENV)/bin/fashion-studio lora demo
 
 # --- the page at /ui (docs/ui.md) ------------------------------------------------------------------
 # ui-screenshots serves the fashion-mini models, drives the page in Debian's Chromium and writes

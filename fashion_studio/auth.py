@@ -7,7 +7,9 @@ reader: a slow hash (scrypt, PBKDF2) protects guessable passwords, and would cos
 here. Keys are never logged; logs and metrics name a key by its id.
 
 Statuses: 401 without a key or with an unknown one, 403 for a revoked key, 429 with `Retry-After`
-once a key's token bucket is empty.
+once a key's token bucket is empty, or while the key has its burst of requests in flight: the rate
+bounds how often a client may start work, the in-flight bound how much of the deployment one client's
+long requests may hold at once, so that one key's burst does not starve the others.
 """
 
 from __future__ import annotations
@@ -157,6 +159,7 @@ class Keyring:
         self._file_stamp: tuple[float, int] | None = None
         self._checked = 0.0
         self._buckets: dict[str, TokenBucket] = {}
+        self._in_flight: dict[str, int] = {}
         self._lock = threading.Lock()
         self._reload(force=True)
 
@@ -214,6 +217,29 @@ class Keyring:
         if wait > 0:
             return Decision(429, key_id=record.id, retry_after_s=wait, message=f"API key {record.id} is limited to {rate:g} requests per minute (burst {burst})")
         return Decision(200, key_id=record.id)
+
+    def acquire(self, key_id: str) -> Decision:
+        """Take one of the key's in-flight slots (as many as its burst); `release` gives it back."""
+        with self._lock:
+            bucket = self._buckets.get(key_id)
+            limit = int(bucket.capacity) if bucket is not None else self.burst
+            held = self._in_flight.get(key_id, 0)
+            if held >= limit:
+                return Decision(429, key_id=key_id, retry_after_s=1.0, message=f"API key {key_id} may have at most {limit} requests in flight at once")
+            self._in_flight[key_id] = held + 1
+        return Decision(200, key_id=key_id)
+
+    def release(self, key_id: str) -> None:
+        with self._lock:
+            held = self._in_flight.get(key_id, 0) - 1
+            if held > 0:
+                self._in_flight[key_id] = held
+            else:
+                self._in_flight.pop(key_id, None)
+
+    def in_flight(self, key_id: str) -> int:
+        with self._lock:
+            return self._in_flight.get(key_id, 0)
 
 
 def retry_after_header(seconds: float) -> str:

@@ -12,6 +12,7 @@ import typer
 
 from fashion_studio.auth import keys_app
 from fashion_studio.errors import FashionStudioError
+from fashion_studio.lora.cli import lora_app
 from fashion_studio.planning import plan_app
 from fashion_studio.popularity.cli import popularity_app
 from fashion_studio.products import products_app
@@ -26,6 +27,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(plan_app, name="plan")
 app.add_typer(popularity_app, name="popularity")
 app.add_typer(products_app, name="products")
+app.add_typer(lora_app, name="lora")
 
 logger = logging.getLogger("fashion_studio")
 
@@ -102,8 +104,10 @@ def catalog(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     shard_index: Annotated[int, typer.Option("--shard-index", help="This worker's shard (an Indexed Job's JOB_COMPLETION_INDEX).")] = 0,
     shard_count: Annotated[int, typer.Option("--shard-count", help="How many workers share the spreadsheet; shard i takes rows i, i+n, ...")] = 1,
+    pushgateway: Annotated[Optional[str], typer.Option("--pushgateway", help="Push the run's metrics to this Pushgateway group, http://HOST:9091/metrics/job/NAME[/LABEL/VALUE...], with the shard added; empty: no push.")] = None,
 ) -> None:
     """Seed 003's batch: every article of a spreadsheet to a stored PNG + JSON; re-runs resume."""
+    from fashion_studio.batch_metrics import pushed_metrics
     from fashion_studio.catalog import STATISTICS_NAME, CatalogParams, read_articles, run_catalog
     from fashion_studio.studio import Studio
 
@@ -121,9 +125,10 @@ def catalog(
         params = CatalogParams.from_settings(
             settings, steps=steps, width=width, height=height, seed=seed, threshold=threshold, max_attempts=max_attempts
         ).check()
-        studio = Studio(settings)
         statistics_name = STATISTICS_NAME if shard_count == 1 else f"_statistics-{shard_index}-of-{shard_count}.json"
-        results, stats = run_catalog(studio.catalog, articles, params, progress=progress, statistics_name=statistics_name)
+        with pushed_metrics(pushgateway, shard=str(shard_index)):
+            studio = Studio(settings)
+            results, stats = run_catalog(studio.catalog, articles, params, progress=progress, statistics_name=statistics_name)
     except FashionStudioError as exc:
         _fail(exc)
     typer.echo(json.dumps({"storage": settings.storage_url, "shard": f"{shard_index}/{shard_count}", **stats}, indent=2))

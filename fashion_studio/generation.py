@@ -1,18 +1,20 @@
 """Text -> image through a diffusers pipeline of any supported family, batched by shape.
 
-Requests that share the shape that matters to the denoiser (size, steps, guidance) run as one
-pipeline call: each image gets its own `torch.Generator`, so an image depends only on its seed and
-parameters, never on its batch neighbours. Timings are split into encode, denoise and decode.
+Requests that share the shape that matters to the denoiser (size, steps, guidance) and the LoRA
+adapters they name run as one pipeline call: each image gets its own `torch.Generator`, so an image
+depends only on its seed and parameters, never on its batch neighbours. Timings are split into
+encode, denoise and decode.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +41,14 @@ class GenerationRequest:
     width: int = 64
     height: int = 64
     num_images: int = 1
+    lora: tuple[str, ...] = ()  # named adapters to apply, from the allow-list (`lora_names`)
 
-    def check(self, limits: Limits) -> GenerationRequest:
+    def __post_init__(self) -> None:
+        # A list from JSON becomes a tuple: the adapters are part of the (hashable) batching key.
+        object.__setattr__(self, "lora", tuple(self.lora))
+
+    def check(self, limits: Limits, lora_allowed: Sequence[str] = ()) -> GenerationRequest:
+        check_lora(self.lora, lora_allowed)
         check_prompt("prompt", self.prompt, limits)
         if self.negative_prompt:
             check_prompt("negative_prompt", self.negative_prompt, limits, allow_empty=True)
@@ -60,14 +68,44 @@ class GenerationRequest:
             raise InvalidInputError("seed", self.seed, f"must be in [0, {MAX_SEED}]")
         return self
 
-    def shape_key(self) -> tuple[int, int, int, float]:
-        """Requests with equal keys may share a pipeline call."""
-        return (self.width, self.height, self.steps, float(self.guidance))
+    def shape_key(self) -> tuple[int, int, int, float, tuple[str, ...]]:
+        """Requests with equal keys may share a pipeline call: one shape, and one set of adapters."""
+        return (self.width, self.height, self.steps, float(self.guidance), self.lora)
 
     def with_seed(self) -> GenerationRequest:
         if self.seed is not None:
             return self
         return GenerationRequest(**{**self.__dict__, "seed": random.randint(0, MAX_SEED - 8)})
+
+
+def check_lora(names: Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:
+    """Adapter names must be on the allow-list, each at most once."""
+    allowed_text = ", ".join(allowed) if allowed else "none (no named adapters configured in FASHION_LORA)"
+    unknown = [name for name in names if name not in allowed]
+    if unknown or len(set(names)) != len(names):
+        raise InvalidInputError("lora", list(names), f"must name distinct adapters from the allow-list: {allowed_text}")
+    return tuple(names)
+
+
+def parse_lora_spec(spec: str) -> tuple[str | None, str, float]:
+    """`[name=]path-or-hub-id[@weight]` -> (name or None, reference, weight).
+
+    A named adapter is loaded but applied only to requests that name it; an unnamed one applies to
+    every request (the deployment's fixed style).
+    """
+    name, sep, rest = spec.partition("=")
+    if not sep:
+        name, rest = "", spec
+    ref, _, weight = rest.rpartition("@") if "@" in rest else (rest, "", "")
+    name = name.strip()
+    if sep and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        raise InvalidInputError("lora", spec, "an adapter name is 1-64 letters, digits, '_', '.' or '-'")
+    return (name or None), ref.strip(), float(weight) if weight else 1.0
+
+
+def lora_names(settings: Settings) -> tuple[str, ...]:
+    """The allow-list: names of the adapters in FASHION_LORA that requests may choose."""
+    return tuple(name for name, _, _ in map(parse_lora_spec, settings.lora) if name)
 
 
 def check_prompt(field_name: str, text: Any, limits: Limits, allow_empty: bool = False) -> str:
@@ -89,6 +127,7 @@ class GenerationResult:
     timings: dict[str, float]
     batch_images: int
     model: str
+    lora: dict[str, float] = field(default_factory=dict)  # the adapters applied, name -> weight
 
 
 @dataclass
@@ -126,6 +165,8 @@ class Generator:
         self._lock = threading.Lock()
         self._clock = _StageClock()
         self.loras: dict[str, tuple[models.ModelRef, float]] = {}
+        self.selectable: tuple[str, ...] = ()  # adapters a request may name; the others always apply
+        self._active: tuple[str, ...] | None = None
         pipeline.set_progress_bar_config(disable=True)
         pipeline.encode_prompt = self._clock.wrap(pipeline.encode_prompt, "encode")
         pipeline.vae.decode = self._clock.wrap(pipeline.vae.decode, "decode")
@@ -153,16 +194,42 @@ class Generator:
         return generator
 
     def load_lora(self, spec: str, settings: Settings) -> None:
-        """Load a LoRA adapter given as `path-or-hub-id[@weight]` (seed 003: a fashion LoRA on FLUX.1-schnell)."""
-        ref, _, weight = spec.partition("@")
+        """Load a LoRA adapter given as `[name=]path-or-hub-id[@weight]` (seed 003: a fashion LoRA on
+        FLUX.1-schnell). A named one waits for requests that name it; an unnamed one always applies."""
+        given_name, ref, weight = parse_lora_spec(spec)
         lora = models.resolve("lora", ref, settings)
-        name = f"lora_{len(self.loras)}"
+        name = given_name or f"lora_{len(self.loras)}"
+        if name in self.loras:
+            raise InvalidInputError("lora", spec, f"adapter name {name!r} is used twice")
         weights = sorted(Path(lora.path).glob("*.safetensors")) if Path(lora.path).is_dir() else []
         weight_name = "pytorch_lora_weights.safetensors" if len(weights) != 1 else weights[0].name
         self.pipeline.load_lora_weights(lora.path, adapter_name=name, weight_name=weight_name)
-        self.loras[name] = (lora, float(weight) if weight else 1.0)
-        self.pipeline.set_adapters(list(self.loras), [w for _, w in self.loras.values()])
-        logger.info("LoRA %s loaded as %s with weight %s", ref, name, self.loras[name][1])
+        self.loras[name] = (lora, weight)
+        if given_name:
+            self.selectable += (name,)
+        self._active = None
+        self.use_adapters(())
+        logger.info("LoRA %s loaded as %s with weight %s", ref, name, weight)
+
+    def adapters_for(self, names: Sequence[str]) -> dict[str, float]:
+        """The adapters a request naming `names` runs with: the always-on ones, then those it names."""
+        check_lora(names, self.selectable)
+        chosen = [n for n in self.loras if n not in self.selectable] + list(names)
+        return {n: self.loras[n][1] for n in chosen}
+
+    def use_adapters(self, names: Sequence[str]) -> dict[str, float]:
+        """Switch the pipeline to the adapters of a request naming `names` (diffusers' `set_adapters`,
+        or `disable_lora` for none); cheap when they are already active. Call with the pipeline's lock."""
+        adapters = self.adapters_for(names)
+        key = tuple(adapters)
+        if key != self._active and self.loras:
+            if adapters:
+                self.pipeline.enable_lora()
+                self.pipeline.set_adapters(list(adapters), list(adapters.values()))
+            else:
+                self.pipeline.disable_lora()
+            self._active = key
+        return adapters
 
     def generate(self, requests: Sequence[GenerationRequest], deadline: float | None = None) -> list[GenerationResult]:
         """Run requests of one shape as one pipeline call; results in request order.
@@ -213,6 +280,7 @@ class Generator:
         with self._lock, torch.inference_mode():
             if deadline is not None and time.time() > deadline:
                 raise DeadlineExceededError("the request's deadline passed while it waited for the generator")
+            adapters = self.use_adapters(first.lora)
             self._clock.reset()
             start = time.perf_counter()
             images = self.pipeline(**kwargs).images
@@ -233,6 +301,7 @@ class Generator:
                     timings=timings,
                     batch_images=len(images),
                     model=self.name,
+                    lora=adapters,
                 )
             )
             offset += r.num_images
@@ -249,7 +318,7 @@ def short_name(ref: str) -> str:
 
 
 def group_by_shape(requests: Sequence[GenerationRequest]) -> list[list[int]]:
-    """Indices of requests grouped by shape, in order of first appearance."""
+    """Indices of requests grouped by shape and adapters, in order of first appearance."""
     groups: dict[tuple, list[int]] = {}
     for index, request in enumerate(requests):
         groups.setdefault(request.shape_key(), []).append(index)

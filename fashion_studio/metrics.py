@@ -101,6 +101,25 @@ IN_FLIGHT = Gauge(
     ["service"],
     multiprocess_mode="livesum",
 )
+GENERATION_CANCELLATIONS = Counter(
+    f"{PREFIX}_generation_cancellations_total",
+    "Generation requests dropped before they finished: reason client (gone) or deadline (passed); stage queued or running.",
+    ["reason", "stage"],
+)
+DENOISING_STEPS_SKIPPED = Counter(
+    f"{PREFIX}_denoising_steps_skipped_total",
+    "Denoising steps (per image) that dropped requests no longer needed and were never run.",
+    ["reason"],
+)
+DENOISING_STEPS = Counter(
+    f"{PREFIX}_denoising_steps_total",
+    "Denoising steps run by the step scheduler, per image.",
+)
+STEP_BATCH_IMAGES = Histogram(
+    f"{PREFIX}_step_batch_images",
+    "Images per denoiser call of the step scheduler (its batch, whatever step each member is at).",
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64),
+)
 CATALOG_TRANSLATIONS = Counter(
     f"{PREFIX}_catalog_translations_total",
     "Catalog descriptions translated, by verdict: reliable, or unreliable (the prompt then uses the source text's attributes alone).",

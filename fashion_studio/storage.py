@@ -24,6 +24,7 @@ from fashion_studio.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SAFE_KEY = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -84,12 +85,17 @@ class Storage:
             if self.fs.exists(temp):
                 self.fs.rm(temp)
 
-    def put(self, key: str, image: Image.Image, metadata: dict[str, Any]) -> StoredRecord:
-        """Store one image and its metadata; the metadata gets `image_path` and `image_url`."""
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
+    def put(self, key: str, image: Image.Image | bytes, metadata: dict[str, Any]) -> StoredRecord:
+        """Store one image (a PIL image, or PNG bytes as they are, with no second encode) and its
+        metadata; the metadata gets `image_path` and `image_url`."""
+        if isinstance(image, Image.Image):
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            image = buffer.getvalue()
+        elif not image.startswith(PNG_SIGNATURE):
+            raise ValueError(f"{key}: image bytes are not a PNG")
         image_url = self.url_of(f"{key}.png")
-        self.write_bytes(f"{key}.png", buffer.getvalue())
+        self.write_bytes(f"{key}.png", image)
         record = {**metadata, "image_path": image_url, "image_url": image_url}
         self.write_bytes(f"{key}.json", json.dumps(record, ensure_ascii=False, indent=2, default=_jsonable).encode())
         logger.debug("stored %s", image_url)

@@ -4,13 +4,20 @@ In this order: draining (503), API key (401/403) and its rate (429), body size (
 (429 + Retry-After), then the request under the timeout (504); plus the in-flight gauge and the request
 metrics, labelled by the route's path template. Health and metrics paths are BentoML's and never reach
 this app; the OpenAPI schema, its docs and static files are not guarded.
+
+With API keys on, a key may have at most its burst of requests in flight (429 `key_busy`), so one
+client's burst of long requests does not starve the others. A client that disconnects before its
+answer has its request cancelled, and with it the model work started for it (`client_gone`): each
+request gets an id that its generate items carry, and the generator drops that id's work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,7 +32,10 @@ from fashion_studio.auth import Keyring, retry_after_header
 from fashion_studio.settings import get_settings
 from services.errors import error_response
 from services.lifecycle import TRAFFIC
+from services.model_client import cancel_work
+from services.schemas import REQUEST_ID
 
+logger = logging.getLogger(__name__)
 SETTINGS = get_settings()
 LIMITS = SETTINGS.limits
 KEYS = Keyring.from_settings(SETTINGS)
@@ -111,6 +121,18 @@ class Guard:
                 }[decision.status]
                 body = {"field": "authorization", "value": decision.key_id, "limit": decision.message}
                 return await error_response(decision.status, reason, endpoint, body, extra)(scope, receive, send)
+            assert decision.key_id is not None
+            held = KEYS.acquire(decision.key_id)
+            if not held.allowed:
+                body = {"field": "authorization", "value": held.key_id, "limit": held.message}
+                return await error_response(429, "key_busy", endpoint, body, {"Retry-After": retry_after_header(held.retry_after_s)})(scope, receive, send)
+            try:
+                return await self._admitted(scope, receive, send, endpoint, status, headers)
+            finally:
+                KEYS.release(decision.key_id)
+        return await self._admitted(scope, receive, send, endpoint, status, headers)
+
+    async def _admitted(self, scope: dict, receive: Any, send: Any, endpoint: str, status: dict, headers: dict) -> None:
         limit = LIMITS.max_body_bytes
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
@@ -144,8 +166,9 @@ class Guard:
         if task is not None:
             TRAFFIC.tasks.add(task)
         metrics.IN_FLIGHT.labels(service="studio").inc()
+        REQUEST_ID.set(uuid.uuid4().hex)
         try:
-            await asyncio.wait_for(self.app(scope, receive, send), timeout=SETTINGS.batching.timeout_s)
+            await asyncio.wait_for(self._until_disconnect(scope, receive, send, endpoint, status), timeout=SETTINGS.batching.timeout_s)
         except asyncio.TimeoutError:
             if not status["started"]:
                 response = error_response(504, "timeout", endpoint, {"limit": f"request must finish within {SETTINGS.batching.timeout_s} s"})
@@ -164,6 +187,58 @@ class Guard:
             TRAFFIC.in_flight -= 1
             TRAFFIC.tasks.discard(task)  # type: ignore[arg-type]
             metrics.IN_FLIGHT.labels(service="studio").dec()
+
+    async def _until_disconnect(self, scope: dict, receive: Any, send: Any, endpoint: str, status: dict) -> None:
+        """Run the route; when its client disconnects first, cancel it and the model work it started."""
+        watch = _DisconnectWatch(receive)
+        route = asyncio.ensure_future(self.app(scope, watch.receive, send))
+        gone = asyncio.ensure_future(watch.listen())
+        try:
+            await asyncio.wait({route, gone}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # this request is cut (timeout, drain): the route goes with it
+            gone.cancel()
+            route.cancel()
+            await asyncio.wait({route})
+            raise
+        gone.cancel()
+        if route.done():
+            return route.result()
+        route.cancel()
+        status["code"] = 499  # nginx's "client closed request": nobody reads an answer
+        metrics.FAILURES.labels(endpoint=endpoint, reason="client_gone").inc()
+        logger.info("client of %s %s went away; cancelling its work", scope.get("method"), endpoint)
+        await cancel_work(REQUEST_ID.get())
+        try:
+            await route
+        except (asyncio.CancelledError, Exception) as exc:  # nobody reads its answer
+            logger.debug("cancelled route ended with %s", type(exc).__name__)
+
+
+class _DisconnectWatch:
+    """Hands the route its request body, then listens for the client going away. Only this listener
+    reads the connection after the body; the route's later reads see the disconnect it heard."""
+
+    def __init__(self, receive: Any) -> None:
+        self._receive = receive
+        self._body_read = asyncio.Event()
+        self._gone = asyncio.Event()
+
+    async def receive(self) -> dict:
+        if self._body_read.is_set():
+            await self._gone.wait()
+            return {"type": "http.disconnect"}
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self._gone.set()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            self._body_read.set()
+        return message
+
+    async def listen(self) -> None:
+        await self._body_read.wait()
+        while not self._gone.is_set():
+            if (await self._receive())["type"] == "http.disconnect":
+                self._gone.set()
 
 
 def _replay(body: bytes, receive: Any) -> Any:

@@ -9,12 +9,22 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
 
+from fashion_studio.errors import InvalidInputError
+from fashion_studio.generation import check_lora, lora_names
+from fashion_studio.scheduling import CostLimits, local_model_folder
 from fashion_studio.settings import get_settings
 
 SETTINGS = get_settings()
 LIMITS = SETTINGS.limits
+# What one generation may cost follows the generator's native size (from its configs, when its folder
+# is on this machine) and the deployment's limits; the generator service enforces the same.
+COST = CostLimits.for_model(local_model_folder(SETTINGS), SETTINGS)
+COST_DESCRIPTION = (
+    f"Denoising steps. A request may cost at most {COST.max_cost:g} image-steps at the model's native "
+    f"{COST.native_width}x{COST.native_height}: width x height / native pixels x steps x num_images, x2 with guidance above 1."
+)
 
 # C0/C1 control characters (tab, newline and carriage return allowed) and lone UTF-16 surrogates,
 # which JSON can carry but no tokenizer, log or UTF-8 file should get.
@@ -57,6 +67,28 @@ ImageB64 = Annotated[
 ]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
+# The LoRA adapters a request may name: the named entries of FASHION_LORA, stated as the schema's enum.
+LORA_NAMES = lora_names(SETTINGS)
+
+
+def allowed_lora(names: list[str]) -> list[str]:
+    try:
+        return list(check_lora(names, LORA_NAMES))
+    except InvalidInputError as exc:
+        raise ValueError(exc.limit) from None
+
+
+LoraNames = Annotated[
+    list[str],
+    Field(
+        max_length=len(LORA_NAMES),
+        description="LoRA adapters to apply, by name; requests batch only with requests naming the same ones.",
+        # An empty enum is no valid JSON schema: with no adapters allowed, `maxItems: 0` says it.
+        json_schema_extra={"items": {"type": "string", "enum": list(LORA_NAMES)}} if LORA_NAMES else None,
+    ),
+    AfterValidator(allowed_lora),
+]
+
 
 # --- generation ----------------------------------------------------------------------------------------
 
@@ -66,11 +98,26 @@ class GenerateRequest(BaseModel):
     negative_prompt: OptionalText | None = None
     num_images: Annotated[int, Field(ge=1, le=LIMITS.max_images_per_prompt)] = 1
     seed: Seed | None = None
-    steps: Annotated[int, Field(ge=1, le=LIMITS.max_steps)] = SETTINGS.default_steps
     guidance: Annotated[float, Field(ge=0.0, le=LIMITS.max_guidance)] = SETTINGS.default_guidance
-    width: Size = SETTINGS.default_width
-    height: Size = SETTINGS.default_height
+    width: Annotated[Size, Field(le=COST.max_width)] = SETTINGS.default_width
+    height: Annotated[Size, Field(le=COST.max_height)] = SETTINGS.default_height
+    # After the fields its cost depends on, so that its validator sees them.
+    steps: Annotated[int, Field(ge=1, le=LIMITS.max_steps, description=COST_DESCRIPTION)] = SETTINGS.default_steps
     rank_by_popularity: bool = Field(False, description="Return the images ranked by predicted popularity, most popular first.")
+    lora: LoraNames = Field(default_factory=list)
+
+    @field_validator("steps")
+    @classmethod
+    def _within_cost(cls, steps: int, info: ValidationInfo) -> int:
+        """The request's work (pixels x steps x images x guidance passes) within the model's budget,
+        refused before any work starts."""
+        shape = {name: info.data.get(name) for name in ("width", "height", "num_images", "guidance")}
+        if None not in shape.values():  # else those fields' own errors say what to fix
+            try:
+                COST.check_cost(steps=steps, **shape)
+            except InvalidInputError as exc:
+                raise ValueError(exc.limit if exc.field == "steps" else f"{exc.field} {exc.limit}") from None
+        return steps
 
 
 class ImageOut(BaseModel):

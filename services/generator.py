@@ -1,20 +1,28 @@
-"""The diffusion generator as a batchable BentoML service.
+"""The diffusion generator as a BentoML service that schedules denoising steps, not batches.
 
-Concurrent requests arrive as one list; items of the same shape (size, steps, guidance) run as one
-pipeline call, items of other shapes as calls of their own, and an item that fails fails alone.
+Each item goes to a `StepScheduler` (fashion_studio/scheduling.py): items of one shape (size, steps,
+guidance, adapters) share UNet calls, joining and leaving between steps, and items of other shapes
+take turns step by step, so a long request never holds a short one for more than a step at a time.
+The API is therefore not batchable (adaptive batching would run a batch to its end): each call waits
+on its items' futures in a thread of its own, one per call in flight. `cancel` drops a gateway
+request's work before its next step (its client went away); an item past the model's cost limits is
+refused, and an item that fails fails alone.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future
+from dataclasses import dataclass
 
 import bentoml
 
 from fashion_studio import metrics
 from fashion_studio.errors import DeadlineExceededError, InvalidInputError
+from fashion_studio.generation import GenerationRequest, GenerationResult, lora_names
 from fashion_studio.generation import Generator as DiffusionGenerator
-from fashion_studio.generation import GenerationRequest, group_by_shape
+from fashion_studio.scheduling import CostLimits, RequestCancelledError, StepScheduler
 from fashion_studio.settings import get_settings
 from services.lifecycle import outlive_gateway
 from services.loading import BackgroundLoad
@@ -22,9 +30,19 @@ from services.schemas import GeneratedImage, GenerateItem, GenerateOutput, png_b
 
 logger = logging.getLogger(__name__)
 SETTINGS = get_settings()
+# Fields of the wire item that are not part of the library's request.
+WIRE_ONLY = {"enqueued_at", "deadline", "request_id"}
 
 
-def load_and_warm_up() -> DiffusionGenerator:
+@dataclass(frozen=True)
+class Loaded:
+    """The step scheduler, which owns the pipeline, and the cost limits of its model."""
+
+    scheduler: StepScheduler
+    cost: CostLimits
+
+
+def load_and_warm_up() -> Loaded:
     """Load, then run one generation at the default shape before reporting ready, so the first
     request (and the seconds-per-image SLO) does not pay for lazy allocations and kernel selection."""
     generator = DiffusionGenerator.load(SETTINGS)
@@ -41,7 +59,9 @@ def load_and_warm_up() -> DiffusionGenerator:
                 )
             ]
         )
-    return generator
+    # As many images per UNet call as a batch of `max_batch_size` requests could hold before.
+    scheduler = StepScheduler(generator, max_batch_images=SETTINGS.batching.max_batch_size * SETTINGS.limits.max_images_per_prompt)
+    return Loaded(scheduler, CostLimits.for_model(generator.ref.path, SETTINGS))
 
 
 @outlive_gateway
@@ -50,6 +70,8 @@ def load_and_warm_up() -> DiffusionGenerator:
     traffic={"timeout": SETTINGS.batching.timeout_s, "max_concurrency": SETTINGS.batching.service_max_concurrency},
     resources={"gpu": 1} if SETTINGS.device.startswith("cuda") else {"cpu": "1"},
     workers=1,
+    # A call only waits on the step scheduler's thread, so every call in flight gets a thread.
+    threads=SETTINGS.batching.service_max_concurrency,
 )
 class Generator:
     def __init__(self) -> None:
@@ -58,58 +80,56 @@ class Generator:
     def __is_ready__(self) -> bool:
         return self.model.ready
 
-    @bentoml.api(batchable=True, max_batch_size=SETTINGS.batching.max_batch_size, max_latency_ms=SETTINGS.batching.max_latency_ms)
+    @bentoml.api
     def generate(self, items: list[GenerateItem]) -> list[GenerateOutput]:
-        generator = self.model.get()
-        started = time.time()
-        outputs: list[GenerateOutput | None] = [None] * len(items)
-        requests: dict[int, GenerationRequest] = {}
-        for index, item in enumerate(items):
-            if item.enqueued_at:
-                metrics.STAGE_DURATION.labels(stage="queue").observe(max(started - item.enqueued_at, 0.0))
-            try:
-                requests[index] = GenerationRequest(**item.model_dump(exclude={"enqueued_at", "deadline"})).check(SETTINGS.limits)
-            except InvalidInputError as exc:
-                outputs[index] = GenerateOutput(error={"kind": "invalid_input", **exc.to_dict()})
-        indices = list(requests)
-        for group in group_by_shape([requests[i] for i in indices]):
-            members = [indices[g] for g in group]
-            deadlines = [items[i].deadline for i in members]
-            deadline = max(deadlines) if all(d is not None for d in deadlines) else None
-            self._run_group(generator, members, requests, outputs, deadline)
-        return [o if o is not None else GenerateOutput(error={"kind": "internal", "message": "no result"}) for o in outputs]
+        loaded = self.model.get()
+        submitted = [self._submit(loaded, item) for item in items]
+        return [waited if isinstance(waited, GenerateOutput) else self._wait(loaded, item, waited) for item, waited in zip(items, submitted)]
 
-    def _run_group(self, generator, group: list[int], requests, outputs, deadline: float | None) -> None:
+    @bentoml.api
+    def cancel(self, request_ids: list[str]) -> int:
+        """Drop the unfinished work of these gateway requests, whose clients went away; returns how
+        many items were still unfinished."""
+        scheduler = self.model.get().scheduler
+        return sum(scheduler.cancel(request_id) for request_id in request_ids)
+
+    def _submit(self, loaded: Loaded, item: GenerateItem) -> Future | GenerateOutput:
         try:
-            results = generator.generate([requests[i] for i in group], deadline=deadline)
+            request = GenerationRequest(**item.model_dump(exclude=WIRE_ONLY)).check(SETTINGS.limits, lora_names(SETTINGS))
+            loaded.cost.check(request)
+        except InvalidInputError as exc:
+            return GenerateOutput(error={"kind": "invalid_input", **exc.to_dict()})
+        return loaded.scheduler.submit(request, item.request_id, item.deadline)
+
+    def _wait(self, loaded: Loaded, item: GenerateItem, future: Future) -> GenerateOutput:
+        try:
+            result = future.result()
         except DeadlineExceededError as exc:
-            for index in group:
-                outputs[index] = GenerateOutput(error={"kind": "timeout", "message": str(exc)})
-            return
+            return GenerateOutput(error={"kind": "timeout", "message": str(exc)})
+        except RequestCancelledError as exc:
+            return GenerateOutput(error={"kind": "cancelled", "message": str(exc)})
         except Exception as exc:
-            if len(group) > 1:  # find the item that fails; the others still get their images
-                for index in group:
-                    self._run_group(generator, [index], requests, outputs, deadline)
-                return
             logger.exception("generation failed")
-            outputs[group[0]] = GenerateOutput(error={"kind": "internal", "message": f"{type(exc).__name__}: {exc}"})
-            return
-        images = results[0].batch_images
-        total = results[0].timings["total"]
-        metrics.BATCH_SIZE.labels(method="generate").observe(len(group))
-        per_image = metrics.SECONDS_PER_IMAGE.labels(model=generator.name, runtime=generator.runtime)
-        for _ in range(images):  # one observation per image: the SLO counts images, not batches
-            per_image.observe(total / images)
-        metrics.IMAGES_GENERATED.labels(model=generator.name).inc(images)
-        for stage in ("encode", "denoise", "decode"):
-            metrics.STAGE_DURATION.labels(stage=stage).observe(results[0].timings[stage])
-        for index, result in zip(group, results):
-            outputs[index] = GenerateOutput(
-                images=[
-                    GeneratedImage(png_b64=png_b64(im), seed=seed, width=im.width, height=im.height)
-                    for im, seed in zip(result.images, result.seeds)
-                ],
-                model=result.model,
-                timings={**result.timings, "batch_items": float(len(group))},
-                batch_images=images,
-            )
+            return GenerateOutput(error={"kind": "internal", "message": f"{type(exc).__name__}: {exc}"})
+        observe(result, item, loaded.scheduler.generator)
+        return GenerateOutput(
+            images=[GeneratedImage(png_b64=png_b64(im), seed=seed, width=im.width, height=im.height) for im, seed in zip(result.images, result.seeds)],
+            model=result.model,
+            timings=result.timings,
+            batch_images=result.batch_images,
+            lora=result.lora,
+        )
+
+
+def observe(result: GenerationResult, item: GenerateItem, generator: DiffusionGenerator) -> None:
+    """Stage latencies, images and seconds per image: the request's share of the UNet calls it was
+    in, so the SLO counts compute, not the turns other requests took in between."""
+    images = len(result.images)
+    if item.enqueued_at:
+        metrics.STAGE_DURATION.labels(stage="queue").observe(max(time.time() - item.enqueued_at - result.timings["total"], 0.0))
+    for stage in ("encode", "denoise", "decode"):
+        metrics.STAGE_DURATION.labels(stage=stage).observe(result.timings[stage])
+    per_image = metrics.SECONDS_PER_IMAGE.labels(model=generator.name, runtime=generator.runtime)
+    for _ in range(images):  # one observation per image: the SLO counts images, not requests
+        per_image.observe(result.timings.get("compute", result.timings["total"]) / images)
+    metrics.IMAGES_GENERATED.labels(model=generator.name).inc(images)

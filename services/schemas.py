@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import base64
 import io
+from contextvars import ContextVar
 from typing import Any
 
 from PIL import Image
 from pydantic import BaseModel, Field
+
+# The gateway request being served: the gateway's guard sets it, and every generate item sent while
+# serving it carries it, so that the generator's `cancel` finds that request's work.
+REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
 
 
 class GenerateItem(BaseModel):
@@ -19,8 +24,10 @@ class GenerateItem(BaseModel):
     width: int = 64
     height: int = 64
     num_images: int = 1
+    lora: list[str] = Field(default_factory=list, description="Named LoRA adapters; part of the batching key.")
     enqueued_at: float = Field(0.0, description="Gateway wall-clock time when the item was sent; queue time starts there.")
     deadline: float | None = Field(None, description="Wall-clock time after which nobody awaits the result.")
+    request_id: str = Field(default_factory=REQUEST_ID.get, description="The gateway request this item serves; `cancel` drops its work by this id.")
 
 
 class GeneratedImage(BaseModel):
@@ -35,6 +42,7 @@ class GenerateOutput(BaseModel):
     model: str = ""
     timings: dict[str, float] = Field(default_factory=dict)
     batch_images: int = 0
+    lora: dict[str, float] = Field(default_factory=dict, description="The adapters the images were made with, name -> weight.")
     error: dict | None = Field(None, description="Set when this item failed; other items of its batch are unaffected.")
 
 

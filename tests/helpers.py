@@ -53,6 +53,19 @@ def tiny_service_env(tiny_models: dict[str, Path], root: Path, **overrides: str)
     }
 
 
+def stop_group(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 60) -> int | None:
+    """Signal a process started with `start_new_session=True` and its children; SIGKILL them when
+    they outlive `timeout`. Returns its exit status."""
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+    return process.returncode
+
+
 class Server:
     """`bentoml serve TARGET` as a subprocess with its own environment and log file."""
 
@@ -86,11 +99,4 @@ class Server:
         return self.log.read_text(errors="replace")[-chars:]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-        if self.alive():
-            os.killpg(self.process.pid, sig)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
-        return self.process.returncode
+        return stop_group(self.process, sig, timeout)

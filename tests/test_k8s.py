@@ -36,7 +36,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 
-from tests.helpers import free_port, status_of, wait_until
+from tests.helpers import free_port, status_of, stop_group, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
@@ -561,6 +561,130 @@ def test_a_gpu_model_pod_pulls_its_models_from_s3_before_it_reports_ready(tmp_pa
         s3.stop()
 
 
+# --- the catalog Job's metrics: pushed to the Pushgateway, scraped from it ---------------------------
+
+PUSHGATEWAY_VALUES = K8S / "pushgateway" / "values.yaml"
+
+
+def expand(value: str, env: dict[str, str]) -> str:
+    """The kubelet's $(VAR) expansion of container args and env values."""
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), value)
+
+
+def job_env(container: dict, fields: dict[str, str]) -> dict[str, str]:
+    """The Job container's own env in order, fieldRefs filled from `fields` (as the kubelet would)."""
+    env: dict[str, str] = {}
+    for entry in container["env"]:
+        if "value" in entry:
+            env[entry["name"]] = expand(entry["value"], env)  # only the variables defined before it
+        else:
+            env[entry["name"]] = fields[entry["valueFrom"]["fieldRef"]["fieldPath"]]
+    return env
+
+
+@pytest.mark.parametrize("overlay", ("cpu", "gpu"))
+def test_the_catalog_job_pushes_to_the_pushgateway_that_prometheus_scrapes(overlay):
+    """Each shard pushes to the chart's Service (k8s/pushgateway/values.yaml) in a group of its namespace
+    (and shard, which the CLI adds); the ServiceMonitor `pushgateway` scrapes that Service with
+    honorLabels, so the pushed job, namespace and shard survive the scrape."""
+    from fashion_studio.batch_metrics import parse_group
+
+    docs = render(overlay)
+    container = main_container(objects(docs, "Job")["catalog"])
+    assert flag(container["args"], "pushgateway") == "$(PUSHGATEWAY_URL)"
+    env = job_env(container, {"metadata.namespace": NAMESPACE, "metadata.annotations['batch.kubernetes.io/job-completion-index']": "0"})
+    gateway, job, group = parse_group(env["PUSHGATEWAY_URL"])
+    assert job == "fashion-studio-catalog" and group == {"namespace": NAMESPACE}
+    values = yaml.safe_load(PUSHGATEWAY_VALUES.read_text())
+    assert gateway == f"http://prometheus-pushgateway.monitoring.svc:{values['service']['port']}"
+    monitor = objects(docs, "ServiceMonitor")["pushgateway"]["spec"]
+    assert monitor["namespaceSelector"] == {"matchNames": ["monitoring"]}
+    assert monitor["selector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus-pushgateway"}  # the chart's name label
+    (endpoint,) = monitor["endpoints"]
+    assert endpoint["port"] == values["service"]["portName"] and endpoint["honorLabels"] is True
+    assert values["serviceMonitor"]["enabled"] is False and values["replicaCount"] == 1  # scraped once; one place for every push
+    assert any("--persistence.file=" in arg for arg in values["extraArgs"]) and values["persistentVolume"]["enabled"]
+    allowed = values["networkPolicy"]["customSelectors"]
+    job_labels = objects(docs, "Job")["catalog"]["spec"]["template"]["metadata"]["labels"]
+    assert any(s["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": NAMESPACE}
+               and s["podSelector"]["matchLabels"].items() <= job_labels.items() for s in allowed)
+
+
+def test_a_catalog_shard_run_as_the_job_runs_it_is_scraped_through_a_real_pushgateway(tmp_path, tiny_models):
+    """The cpu overlay's Job container, its arguments and env expanded as the kubelet would, runs shard 0
+    of the sample spreadsheet against a real Pushgateway; a real Prometheus scrapes the Pushgateway as
+    the ServiceMonitor says (honor_labels, the Operator's own target labels beside) and answers with the
+    shard's quality-gate decisions and its last success under the pushed job, namespace and shard."""
+    from tests.pushgateway import Pushgateway
+
+    docs = render("cpu")
+    container = main_container(objects(docs, "Job")["catalog"])
+    monitor = objects(docs, "ServiceMonitor")["pushgateway"]["spec"]
+    (endpoint,) = monitor["endpoints"]
+    sheet = tmp_path / "data" / "catalog.csv"
+    sheet.parent.mkdir()
+    sheet.write_text((K8S / "overlays" / "cpu" / "catalog-sample.csv").read_text())
+    gateway = Pushgateway.start(tmp_path / "pushgateway")
+    prometheus = None
+    try:
+        env = job_env(container, {"metadata.namespace": NAMESPACE, "metadata.annotations['batch.kubernetes.io/job-completion-index']": "0"})
+        env["PUSHGATEWAY_URL"] = env["PUSHGATEWAY_URL"].replace("http://prometheus-pushgateway.monitoring.svc:9091", gateway.url)
+        env.update({"CATALOG_FILE": str(sheet), "FASHION_STORAGE_URL": str(tmp_path / "images")})
+        args = [expand(arg, env) for arg in container["args"]]
+        assert args[:3] == ["python", "-m", "fashion_studio.cli"] and f"--pushgateway={env['PUSHGATEWAY_URL']}" in args
+        started = time.time()
+        settings = {
+            "FASHION_GENERATOR": str(tiny_models["sd"]), "FASHION_TRANSLATOR": str(tiny_models["marian"]), "FASHION_SCORER": str(tiny_models["clip"]),
+            "FASHION_DEFAULT_STEPS": "1", "FASHION_DEFAULT_WIDTH": "32", "FASHION_DEFAULT_HEIGHT": "32", "FASHION_DEFAULT_GUIDANCE": "0",
+            "FASHION_MAX_ATTEMPTS": "1",
+        }
+        result = subprocess.run([sys.executable, *args[1:]], cwd=ROOT, env={**os.environ, **settings}, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        stats = json.loads(result.stdout[result.stdout.index("{"):])
+        assert stats["shard"] == f"0/{env['SHARD_COUNT']}" and stats["count"] == 3
+
+        config = yaml.safe_load((MONITORING / "prometheus.test.yml").read_text())
+        config["scrape_configs"] = [{
+            "job_name": "pushgateway",
+            "metrics_path": endpoint["path"],
+            "honor_labels": endpoint["honorLabels"],
+            "static_configs": [{
+                "targets": [gateway.url.removeprefix("http://")],
+                # What the Operator attaches to the Pushgateway's target; the pushed labels win.
+                "labels": {"job": "prometheus-pushgateway", "namespace": monitor["namespaceSelector"]["matchNames"][0],
+                           "service": "prometheus-pushgateway", "pod": "prometheus-pushgateway-0", "endpoint": endpoint["port"]},
+            }],
+        }]
+        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        port = free_port()
+        prometheus = subprocess.Popen(
+            [tool("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            stdout=(tmp_path / "prometheus.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+        def query(promql: str) -> list[dict]:
+            if prometheus.poll() is not None:
+                raise RuntimeError(f"prometheus exited:\n{(tmp_path / 'prometheus.log').read_text()[-3000:]}")
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": promql}, timeout=5).json()["data"]["result"]
+            except (httpx.HTTPError, ValueError, KeyError):
+                return []
+
+        shard = f'job="fashion-studio-catalog",namespace="{NAMESPACE}",shard="0"'
+        wait_until(lambda: query(f"fashion_batch_last_success_timestamp_seconds{{{shard}}}"), 60, "Prometheus to scrape the shard's push", interval=0.25)
+        (success,) = query(f"fashion_batch_last_success_timestamp_seconds{{{shard}}}")
+        assert started <= float(success["value"][1]) <= time.time()
+        (decisions,) = query(f"sum(fashion_quality_gate_total{{{shard}}})")
+        assert float(decisions["value"][1]) == stats["count"] - stats["skipped"] == 3
+        assert query('fashion_quality_gate_total{namespace="monitoring"}') == []  # the target's labels did not win
+    finally:
+        if prometheus is not None and prometheus.poll() is None:
+            os.killpg(prometheus.pid, signal.SIGTERM)
+            prometheus.wait(timeout=30)
+        gateway.stop()
+
+
 # --- the cpu overlay replayed on loopback -----------------------------------------------------------
 
 
@@ -644,12 +768,7 @@ class Pod:
             os.killpg(self.process.pid, signal.SIGTERM)
 
     def stop(self) -> None:
-        self.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_group(self.process, timeout=30)
 
 
 class StaticPage(threading.Thread):
@@ -918,13 +1037,8 @@ class Cluster:
         """Signal everything first, then wait: the processes shut down side by side."""
         for pod in self.pods.values():
             pod.terminate()
-        if self.prometheus is not None and self.prometheus.poll() is None:
-            os.killpg(self.prometheus.pid, signal.SIGTERM)
-            try:
-                self.prometheus.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.prometheus.pid, signal.SIGKILL)
-                self.prometheus.wait(timeout=10)
+        if self.prometheus is not None:
+            stop_group(self.prometheus, timeout=30)
         if self.triton is not None:
             self.triton.stop()
         for page in (self.dcgm, self.kube_state):

@@ -4,6 +4,9 @@ Each product type is a few polygons in a unit frame (x right, y down, about [-1,
 transform (scale, rotation, offset) and a shade variation make every image different, and the pattern
 (stripes, dots, checks) is laid out in the garment's own frame so that it turns with it. Drawing happens
 at twice the size and is downsampled, which gives anti-aliased edges.
+
+`EXTRA_PATTERNS` (zigzag) are drawn too but are not in the catalog's vocabulary: fashion-mini never saw
+them, so they are the material for teaching it something new with a LoRA adapter (fashion_studio.lora).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ IMAGE_SIZE = 64
 _SUPERSAMPLE = 2
 _CANVAS = IMAGE_SIZE * _SUPERSAMPLE
 _BACKGROUND = np.array([250.0, 250.0, 249.0])
+# Patterns outside the catalog vocabulary (`vocab.PATTERNS`): rendered on request, never in fashion-mini's data.
+EXTRA_PATTERNS: tuple[str, ...] = ("zigzag",)
 # Colours on which a pattern is drawn dark rather than white.
 _LIGHT = {"white", "yellow", "pink", "orange"}
 
@@ -50,8 +55,8 @@ class Spec:
             raise ValueError(f"product_type {self.product_type!r} is not one of {TYPE_NAMES}")
         if self.colour not in COLOUR_NAMES:
             raise ValueError(f"colour {self.colour!r} is not one of {COLOUR_NAMES}")
-        if self.pattern not in PATTERNS:
-            raise ValueError(f"pattern {self.pattern!r} is not one of {PATTERNS}")
+        if self.pattern not in PATTERNS + EXTRA_PATTERNS:
+            raise ValueError(f"pattern {self.pattern!r} is not one of {PATTERNS + EXTRA_PATTERNS}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -204,6 +209,12 @@ def _pattern_mask(spec: Spec, matrix: np.ndarray) -> np.ndarray:
         a = ((u / period + phase) % 1.0) < 0.5
         b = ((v / period + phase) % 1.0) < 0.5
         return (0.5 * a + 0.5 * b).astype(np.float32)
+    if spec.pattern == "zigzag":
+        # Bands whose centre line is a triangle wave of slope +-1: the edges run at +-45 degrees,
+        # an orientation that no catalog pattern has.
+        width = 2.4 * period
+        tooth = np.abs((u / width + phase) % 1.0 - 0.5) * width
+        return ((((v + tooth) / (1.5 * period) + phase) % 1.0) < 0.45).astype(np.float32)
     # dots: a staggered grid
     period = 0.32 * spec.pattern_scale
     row = np.floor(v / period + phase)

@@ -13,7 +13,7 @@ from fashion_studio import metrics
 from services.api import GenerateRequest, GenerateResponse, ImageOut
 from services.routes import studio
 from services.routes.popularity import popularity_scores
-from services.schemas import image_from_b64, png_bytes
+from services.schemas import png_bytes
 
 router = APIRouter()
 
@@ -47,12 +47,13 @@ async def generate(body: GenerateRequest) -> GenerateResponse:
                 "seed": image.seed,
                 "params": body.model_dump(exclude={"prompt", "negative_prompt", "seed"}),
                 "models": {"generator": output.model},
+                "lora": output.lora,
                 "timings": output.timings,
                 "created_at": created,
             }
             if predicted is not None:
                 metadata["popularity"] = round(predicted, 4)
-            stored = await run_in_threadpool(service.storage.put, key, image_from_b64(image.png_b64), metadata)
+            stored = await run_in_threadpool(service.storage.put, key, png_bytes(image.png_b64), metadata)  # the PNG as generated
             images.append(
                 ImageOut(
                     url=stored.image_url, seed=image.seed, width=image.width, height=image.height, clip_score=round(score, 4),
