@@ -1,24 +1,45 @@
-"""Served vs in-process throughput of the generator, measured side by side in one run.
+"""Served against in-process, doing the same work, in one run: a scaling curve, open-loop latency and cold start.
 
-In-process: the pipeline called directly at batch sizes 1..8 (images/s, best batch size).
-Served: `bentoml serve services.gateway:Studio` on 127.0.0.1, `/generate_image` from 1, 4 and 8
-concurrent clients (images/s, p50 and p95 latency, mean pipeline batch size from /metrics).
-Medians over repeats; the table goes to stdout and to docs/benchmarks.md.
+The work per image is the same on both sides: generate the deployment's default request (the
+default models, size, steps and guidance), CLIP-score the image against its prompt, PNG-encode it.
 
-    python -m benchmarks.bench_serving [--model DIR] [--size 64] [--steps 4] [--requests 48]
+- In-process: `Generator.generate` at batch 1, 2, 4 and 8, then `Scorer.score` and a PNG encode of
+  each image, in the benchmark's own process; images/s.
+- Cold start: `bentoml serve services.gateway:Studio`, as `make serve` starts it, until `/readyz`
+  answers 200.
+- Closed loop: 1, 2, 4, 8, 16 and 32 clients, each sending `/generate_image` (generate, score,
+  PNG answer) back to back for `--seconds`. The gateway admits `--capacity` requests at once
+  (`FASHION_BATCHING__MAX_CONCURRENCY`) and sheds the rest with 429 + Retry-After, which a client
+  honours before it tries again. Images/s counts answered images; p50/p95 are answered requests'
+  latencies; the mean batch is images per denoiser call, from the generator's own histogram.
+- Open loop: Poisson arrivals at 50, 70, 100 and 150% of the saturation rate (the best closed-loop
+  images/s), for `--open-seconds` each; latency of answered requests, and how many were shed.
+
+In-process and closed-loop runs go in rounds, each configuration in turn, while the server idles
+between its runs; the figures are medians over the rounds.
+
+Writes docs/benchmarks.md and its raw figures docs/benchmarks.json, whole.
+
+    python -m benchmarks.bench_serving [--seconds 8] [--rounds 3] [--open-seconds 20] [--capacity 8]
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
+import io
+import json
 import os
 import platform
+import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -27,129 +48,328 @@ sys.path.insert(0, str(ROOT))
 
 from tests.helpers import Server  # noqa: E402
 
-
-def in_process(model: str, size: int, steps: int, repeats: int) -> dict[int, float]:
-    from fashion_studio.generation import Generator, GenerationRequest
-    from fashion_studio.settings import Settings
-
-    generator = Generator.load(Settings(generator=model))
-    rates = {}
-    for batch in (1, 2, 4, 8):
-        requests = [GenerationRequest(prompt=f"a red dress {i}", seed=i, steps=steps, guidance=0.0, width=size, height=size) for i in range(batch)]
-        generator.generate(requests)  # warm-up at this shape
-        samples = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            generator.generate(requests)
-            samples.append(batch / (time.perf_counter() - start))
-        rates[batch] = statistics.median(samples)
-    return rates
+CLIENTS = (1, 2, 4, 8, 16, 32)
+LOADS = (0.5, 0.7, 1.0, 1.5)
+BATCHES = (1, 2, 4, 8)
+PROMPTS = ("a red striped summer dress", "a navy wool coat", "a green plain skirt", "a white dotted blouse", "black checked trousers", "a yellow cap")
 
 
-def batch_metric(url: str) -> tuple[float, float]:
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class InProcess:
+    """Generate + CLIP score + PNG encode in this process, at a given batch size."""
+
+    def __init__(self, settings: Any) -> None:
+        from fashion_studio.generation import Generator
+        from fashion_studio.scoring import Scorer
+
+        self.settings = settings
+        self.generator = Generator.load(settings)
+        self.scorer = Scorer.load(settings)
+        self.seed = 0
+
+    def work(self, batch: int) -> None:
+        from fashion_studio.generation import GenerationRequest
+
+        settings = self.settings
+        prompts = [PROMPTS[i % len(PROMPTS)] for i in range(batch)]
+        self.seed += batch
+        requests = [
+            GenerationRequest(prompt=p, seed=self.seed + i, steps=settings.default_steps, guidance=settings.default_guidance,
+                              width=settings.default_width, height=settings.default_height)
+            for i, p in enumerate(prompts)
+        ]
+        images = [im for result in self.generator.generate(requests) for im in result.images]
+        self.scorer.score(images, prompts)
+        for image in images:
+            image.save(io.BytesIO(), format="PNG")
+
+    def images_per_s(self, batch: int, seconds: float) -> float:
+        """Calls at this batch size for at least `seconds` (and two calls): images per second."""
+        start, images = time.perf_counter(), 0
+        while images < 2 * batch or time.perf_counter() - start < seconds:
+            self.work(batch)
+            images += batch
+        return images / (time.perf_counter() - start)
+
+
+def histogram(url: str, name: str) -> tuple[float, float]:
+    """(sum, count) of a histogram summed over every service's samples, from the gateway's /metrics."""
     total = count = 0.0
-    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
-        if line.startswith('fashion_batch_size_sum{method="generate"}'):
-            total = float(line.rsplit(" ", 1)[1])
-        elif line.startswith('fashion_batch_size_count{method="generate"}'):
-            count = float(line.rsplit(" ", 1)[1])
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if line.startswith(f"{name}_sum"):
+            total += float(line.rsplit(" ", 1)[1])
+        elif line.startswith(f"{name}_count"):
+            count += float(line.rsplit(" ", 1)[1])
     return total, count
 
 
-def served(url: str, clients: int, requests: int, size: int, steps: int) -> dict[str, float]:
-    def one(i: int) -> float:
-        start = time.perf_counter()
-        response = httpx.post(
-            f"{url}/generate_image",
-            json={"prompt": f"a red dress {i}", "seed": i, "steps": steps, "guidance": 0.0, "width": size, "height": size},
-            timeout=600,
-        )
-        response.raise_for_status()
-        return time.perf_counter() - start
+class Tally:
+    """Answers of one run: latencies of 200s, and counts by status."""
 
-    one(10_000)  # warm-up
-    before = batch_metric(url)
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.statuses: Counter[int] = Counter()
+        self.lock = threading.Lock()
+
+    def post(self, client: httpx.Client, url: str, seed: int) -> httpx.Response | None:
+        body = {"prompt": PROMPTS[seed % len(PROMPTS)], "seed": seed}
+        start = time.perf_counter()
+        try:
+            response = client.post(f"{url}/generate_image", json=body, timeout=300)
+        except httpx.HTTPError:
+            with self.lock:
+                self.statuses[0] += 1  # no answer
+            return None
+        with self.lock:
+            self.statuses[response.status_code] += 1
+            if response.status_code == 200:
+                self.latencies.append(time.perf_counter() - start)
+        return response
+
+    def summary(self, elapsed: float, batch: tuple[float, float]) -> dict[str, Any]:
+        answered = self.statuses.get(200, 0)
+        return {
+            "images_per_s": answered / elapsed,
+            "answered": answered,
+            "shed_429": self.statuses.get(429, 0),
+            "server_errors": sum(n for status, n in self.statuses.items() if status >= 500),
+            "no_answer": self.statuses.get(0, 0),
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "p50_s": percentile(self.latencies, 0.5),
+            "p95_s": percentile(self.latencies, 0.95),
+            "mean_batch": batch[0] / batch[1] if batch[1] else float("nan"),
+            "seconds": elapsed,
+        }
+
+
+def closed_loop(url: str, clients: int, seconds: float) -> dict[str, Any]:
+    """`clients` clients, each sending its next request when the last one is answered (or, after a
+    429, when its Retry-After has passed), for `seconds`."""
+    tally = Tally()
+    stop = time.perf_counter() + seconds
+    before = histogram(url, "fashion_step_batch_images")
+
+    def client(index: int) -> None:
+        seed = index * 100_000
+        with httpx.Client() as http:
+            while time.perf_counter() < stop:
+                seed += 1
+                response = tally.post(http, url, seed)
+                if response is not None and response.status_code in (429, 503):
+                    time.sleep(min(float(response.headers.get("retry-after", "1")), max(0.0, stop - time.perf_counter())))
+
     start = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        latencies = sorted(pool.map(one, range(requests)))
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
     elapsed = time.perf_counter() - start
-    after = batch_metric(url)
-    calls = after[1] - before[1]
-    return {
-        "images_per_s": requests / elapsed,
-        "p50_s": statistics.median(latencies),
-        "p95_s": latencies[min(len(latencies) - 1, int(round(0.95 * (len(latencies) - 1))))],
-        "mean_batch": (after[0] - before[0]) / calls if calls else float("nan"),
+    after = histogram(url, "fashion_step_batch_images")
+    return tally.summary(elapsed, (after[0] - before[0], after[1] - before[1]))
+
+
+def open_loop(url: str, rate: float, seconds: float, seed: int) -> dict[str, Any]:
+    """Poisson arrivals at `rate` requests/s for `seconds`, each sent once (a shed one is not retried)."""
+    tally = Tally()
+    rng = random.Random(seed)
+    before = histogram(url, "fashion_step_batch_images")
+    pool = ThreadPoolExecutor(256)
+    local = threading.local()
+
+    def send(index: int) -> None:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client()
+        tally.post(local.client, url, 1_000_000 + index)
+
+    start = time.perf_counter()
+    at, index = 0.0, 0
+    while True:
+        at += rng.expovariate(rate)
+        if at >= seconds:
+            break
+        delay = start + at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        pool.submit(send, index)
+        index += 1
+    pool.shutdown(wait=True)
+    elapsed = time.perf_counter() - start
+    after = histogram(url, "fashion_step_batch_images")
+    return {"rate": rate, "sent": index, **tally.summary(elapsed, (after[0] - before[0], after[1] - before[1]))}
+
+
+def serve(settings: Any, capacity: int, workdir: Path, **extra_env: str) -> tuple[Server, float]:
+    env = {
+        **extra_env,
+        "FASHION_GENERATOR": settings.generator,
+        "FASHION_TRANSLATOR": settings.translator,
+        "FASHION_SCORER": settings.scorer,
+        "FASHION_STORAGE_URL": str(workdir / "store"),
+        "FASHION_BATCHING__MAX_CONCURRENCY": str(capacity),
     }
+    start = time.perf_counter()
+    server = Server("services.gateway:Studio", env, workdir / "server.log")
+    server.wait_ready(timeout=300)
+    return server, time.perf_counter() - start
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Cold start, then rounds: in each, every in-process batch size and every client count in turn,
+    so that the machine's slow and fast moments fall on all of them alike; then the open loop."""
+    from fashion_studio.settings import Settings
+
+    settings = Settings()
+    report: dict[str, Any] = {
+        "command": "make bench-serving",
+        "machine": {"cpus": os.cpu_count(), "arch": platform.machine()},
+        "request": {"model": settings.generator, "width": settings.default_width, "height": settings.default_height,
+                    "steps": settings.default_steps, "guidance": settings.default_guidance, "scorer": settings.scorer},
+        "capacity": args.capacity,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    server, cold = serve(settings, args.capacity, workdir)
+    report["cold_start_s"] = cold
+    try:
+        local = InProcess(settings)
+        for batch in BATCHES:
+            local.work(batch)  # warm-up at each shape
+        closed_loop(server.url, 1, 2.0)
+        with httpx.Client() as http:  # the unloaded latency: one request at a time
+            tally = Tally()
+            for seed in range(9):
+                tally.post(http, server.url, 50_000 + seed)
+            report["unloaded_s"] = statistics.median(tally.latencies)
+        inproc: dict[int, list[float]] = {b: [] for b in BATCHES}
+        served: dict[int, list[dict[str, Any]]] = {c: [] for c in CLIENTS}
+        for round_ in range(args.rounds):
+            for batch in BATCHES:
+                inproc[batch].append(local.images_per_s(batch, args.seconds / 2))
+            for clients in CLIENTS:
+                served[clients].append(closed_loop(server.url, clients, args.seconds))
+            print(f"round {round_ + 1}/{args.rounds}: in-process b8 {inproc[8][-1]:.2f}, served c8 {served[8][-1]['images_per_s']:.2f} images/s", flush=True)
+        del local
+        report["in_process"] = {str(b): {"images_per_s": statistics.median(v), "runs": v} for b, v in inproc.items()}
+        report["closed_loop"] = {str(c): median_run(runs) for c, runs in served.items()}
+        saturation = max(r["images_per_s"] for r in report["closed_loop"].values())
+        report["saturation_images_per_s"] = saturation
+        report["open_loop"] = {f"{load:.0%}": open_loop(server.url, load * saturation, args.open_seconds, seed=int(load * 100)) for load in LOADS}
+    finally:
+        server.stop()
+    report["ratios"] = ratios(report)
+    return report
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per figure, the median over the rounds; totals summed; every round kept."""
+    merged: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in ("images_per_s", "p50_s", "p95_s", "mean_batch")}
+    merged.update({k: sum(r[k] for r in runs) for k in ("answered", "shed_429", "server_errors", "no_answer")})
+    merged["runs"] = runs
+    return merged
+
+
+def ratios(report: dict[str, Any]) -> dict[str, float]:
+    inproc = {int(b): v["images_per_s"] for b, v in report["in_process"].items()}
+    served = {int(c): v["images_per_s"] for c, v in report["closed_loop"].items()}
+    return {
+        "served8_over_inprocess8": served[8] / inproc[8],
+        "served_scaling_8_over_1": served[8] / served[1],
+        "inprocess_scaling_8_over_1": inproc[8] / inproc[1],
+        "scaling_ratio": (served[8] / served[1]) / (inproc[8] / inproc[1]),
+        "served16_over_served8": served[16] / served[8],
+        "served32_over_served8": served[32] / served[8],
+        "open70_p95_over_unloaded": report["open_loop"]["70%"]["p95_s"] / report["unloaded_s"],
+    }
+
+
+def verdict(value: float, target: float, at_most: bool = False) -> str:
+    ok = value <= target if at_most else value >= target
+    return f"**{value:.2f}** ({'meets' if ok else 'misses'} {'<=' if at_most else '>='} {target:g})"
+
+
+def document(report: dict[str, Any]) -> str:
+    request = report["request"]
+    r = report["ratios"]
+    lines = [
+        "# Serving benchmark",
+        "",
+        f"Written by `{report['command']}` (`python -m benchmarks.bench_serving --seconds {report['seconds']:g} --rounds {report['rounds']} "
+        f"--capacity {report['capacity']}`) in one run on {report['machine']['cpus']} CPU cores ({report['machine']['arch']}); "
+        "raw figures in `docs/benchmarks.json`. The in-process and served configurations are measured in turns, "
+        f"{report['rounds']} rounds of each, and the tables give medians over the rounds, so that the machine's slow and fast "
+        "moments fall on all of them alike.",
+        "",
+        f"Work per image on both sides: generate `{request['model']}` at {request['width']}x{request['height']}, {request['steps']} steps, "
+        f"guidance {request['guidance']:g} (the deployment's default request), CLIP-score it with `{request['scorer']}`, PNG-encode it. "
+        f"Served: `/generate_image` through the gateway, the generator's step scheduler and the scorer's batcher, each in its own "
+        f"process; the gateway admits {report['capacity']} requests at once and sheds the rest with 429.",
+        "",
+        f"- cold start, `bentoml serve` to `/readyz` 200: **{report['cold_start_s']:.1f} s** (target <= 20 s)",
+        "- unloaded latency of one request: " + f"{report['unloaded_s']:.3f} s (median of 9)",
+        "",
+        "## In-process",
+        "",
+        "| batch | images/s (median) | min - max |",
+        "|---|---|---|",
+    ]
+    for batch, v in report["in_process"].items():
+        lines.append(f"| {batch} | {v['images_per_s']:.2f} | {min(v['runs']):.2f} - {max(v['runs']):.2f} |")
+    lines += [
+        "",
+        f"## Served, closed loop ({report['seconds']:g} s per run; medians of the rounds, counts summed)",
+        "",
+        "| clients | images/s | p50 s | p95 s | images per denoiser call | answered | shed (429) | 5xx |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for clients, v in report["closed_loop"].items():
+        lines.append(f"| {clients} | {v['images_per_s']:.2f} | {v['p50_s']:.3f} | {v['p95_s']:.3f} | {v['mean_batch']:.2f} | "
+                     f"{v['answered']} | {v['shed_429']} | {v['server_errors']} |")
+    lines += [
+        "",
+        f"## Served, open loop (Poisson arrivals; saturation {report['saturation_images_per_s']:.2f} images/s, the best closed-loop row)",
+        "",
+        "| load | arrivals/s | sent | answered | p50 s | p95 s | p95 / unloaded | shed (429) | 5xx |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for load, v in report["open_loop"].items():
+        lines.append(f"| {load} | {v['rate']:.2f} | {v['sent']} | {v['answered']} | {v['p50_s']:.3f} | {v['p95_s']:.3f} | "
+                     f"{v['p95_s'] / report['unloaded_s']:.2f} | {v['shed_429']} | {v['server_errors']} |")
+    errors = sum(v["server_errors"] + v["no_answer"] for part in ("closed_loop", "open_loop") for v in report[part].values())
+    lines += [
+        "",
+        "## Against the targets",
+        "",
+        f"- served at 8 clients / in-process at batch 8: {verdict(r['served8_over_inprocess8'], 0.8)}",
+        f"- served 8 / 1 clients ({r['served_scaling_8_over_1']:.2f}x) over in-process batch 8 / 1 ({r['inprocess_scaling_8_over_1']:.2f}x): "
+        f"{verdict(r['scaling_ratio'], 0.8)}",
+        f"- served at 16 clients / 8 clients: {verdict(r['served16_over_served8'], 0.9)}; at 32 / 8: {verdict(r['served32_over_served8'], 0.9)}",
+        f"- open loop at 70% of saturation, p95 / unloaded latency: {verdict(r['open70_p95_over_unloaded'], 3, at_most=True)}",
+        f"- cold start: {verdict(report['cold_start_s'], 20, at_most=True)} s",
+        f"- server errors or unanswered requests over the whole run: **{errors}**",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(ROOT / "models" / "tiny" / "sd"))
-    parser.add_argument("--translator", default=str(ROOT / "models" / "tiny" / "marian"))
-    parser.add_argument("--scorer", default=str(ROOT / "models" / "tiny" / "clip"))
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--requests", type=int, default=48)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each closed-loop run (in-process: half of it)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every in-process and closed-loop configuration, in turns")
+    parser.add_argument("--open-seconds", type=float, default=20.0, help="length of each open-loop run")
+    parser.add_argument("--capacity", type=int, default=8, help="requests the gateway admits at once")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
-
-    rates = in_process(args.model, args.size, args.steps, args.repeats)
-    best_batch = max(rates, key=rates.get)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    env = {
-        "FASHION_GENERATOR": args.model,
-        "FASHION_TRANSLATOR": args.translator,
-        "FASHION_SCORER": args.scorer,
-        "FASHION_STORAGE_URL": str(workdir / "store"),
-        "FASHION_BATCHING__MAX_BATCH_SIZE": "8",
-        "FASHION_DEFAULT_STEPS": str(args.steps),  # the warm-up's shape
-        "FASHION_DEFAULT_GUIDANCE": "0",
-    }
-    server = Server("services.gateway:Studio", env, workdir / "server.log")
-    results = {}
-    try:
-        server.wait_ready()
-        for clients in (1, 4, 8):
-            results[clients] = served(server.url, clients, args.requests, args.size, args.steps)
-    finally:
-        server.stop()
-
-    lines = [
-        f"### Serving benchmark ({args.size}x{args.size}, {args.steps} steps, {Path(args.model).name}, {os.cpu_count()} CPU cores, {platform.machine()})",
-        "",
-        "`make bench-serving` (`python -m benchmarks.bench_serving`); medians over repeats, one run.",
-        "",
-        "| mode | clients | images/s | p50 s | p95 s | mean batch |",
-        "|---|---|---|---|---|---|",
-    ]
-    for batch, rate in rates.items():
-        lines.append(f"| in-process, batch {batch} | - | {rate:.2f} | | | {batch} |")
-    for clients, r in results.items():
-        lines.append(f"| served /generate_image | {clients} | {r['images_per_s']:.2f} | {r['p50_s']:.3f} | {r['p95_s']:.3f} | {r['mean_batch']:.2f} |")
-    best = rates[best_batch]
-    ratio_inproc = results[8]["images_per_s"] / best
-    ratio_one = results[8]["images_per_s"] / results[1]["images_per_s"]
-    lines += [
-        "",
-        f"- served at 8 clients / in-process at its best batch ({best_batch}): **{ratio_inproc:.2f}x** (target >= 0.8x)",
-        f"- served at 8 clients / served at 1 client: **{ratio_one:.2f}x** (target >= 2x)",
-        "",
-        "The served path also CLIP-scores every image (a second model service) and moves each PNG through two HTTP hops.",
-    ]
-    table = "\n".join(lines)
-    print(table)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    existing = out.read_text() if out.exists() else "# Benchmarks\n"
-    marker = "### Serving benchmark"
-    head = existing.split(marker)[0].rstrip() + "\n\n"
-    tail = ""
-    if marker in existing:
-        rest = existing.split(marker, 1)[1]
-        tail = rest[rest.find("\n### ") :] if "\n### " in rest else ""
-    out.write_text(head + table + "\n" + tail)
+    report = run(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    text = document(report)
+    args.out.write_text(text)
+    print(text)
     return 0
 
 

@@ -70,6 +70,9 @@ class TritonPythonModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.settings.intra_op_threads
         options.inter_op_num_threads = self.settings.inter_op_threads
+        # Several models' stubs share the host's cores: a spinning pool would hold a core after each
+        # call and slow the other models' stubs (and the client) while it spins.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = {
             "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,

@@ -173,13 +173,11 @@ class Generator:
 
     @classmethod
     def load(cls, settings: Settings, ref: str | None = None) -> Generator:
-        import torch
         from diffusers import DiffusionPipeline
 
         model_ref = models.resolve("generator", ref or settings.generator, settings, settings.revision)
         family = models.diffusion_family(model_ref.path)
-        if settings.torch_threads:
-            torch.set_num_threads(settings.torch_threads)
+        models.limit_threads(settings)
         if settings.runtime != "torch":
             from fashion_studio.runtimes import load_pipeline
 

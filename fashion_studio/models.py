@@ -107,3 +107,14 @@ def torch_dtype(name: str):
     import torch
 
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def limit_threads(settings: Settings) -> None:
+    """Apply `torch_threads` to PyTorch's intra-op pool when it is set (a model process's budget,
+    `Settings.for_process`); unset, PyTorch keeps its default of every core."""
+    if settings.torch_threads:
+        import torch
+
+        if torch.get_num_threads() != settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+            logger.info("PyTorch limited to %d CPU thread(s)", settings.torch_threads)

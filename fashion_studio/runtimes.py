@@ -59,6 +59,9 @@ class OrtBackend:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # ONNX Runtime's threads spin after each run by default, taking the cores from the PyTorch
+        # parts of the same pipeline (scheduler, VAE) and from the other model processes.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         self.name = name
         self.session = ort.InferenceSession(str(path), options, providers=providers)

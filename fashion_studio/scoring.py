@@ -34,6 +34,7 @@ class Scorer:
         from transformers import CLIPModel, CLIPProcessor
 
         model_ref = models.resolve("scorer", ref or settings.scorer, settings)
+        models.limit_threads(settings)
         if settings.runtime == "torch":
             model = CLIPModel.from_pretrained(model_ref.path)
         else:

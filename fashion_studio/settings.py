@@ -60,6 +60,35 @@ class Batching(BaseSettings):
     service_max_concurrency: int = 256
 
 
+ModelRole = Literal["generator", "scorer", "translator"]
+
+
+def available_cores() -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (a
+    container's `resources.limits.cpu`)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, round(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+class Threads(BaseSettings):
+    """CPU threads of each model process (PyTorch intra-op, ONNX Runtime intra-op), so that the model
+    processes sharing a machine do not oversubscribe its cores: a process whose threads wait on a busy
+    core stalls every one of its parallel regions. Unset, the generator takes every core and the
+    scorer and translator, whose calls are short and come between the generator's, one each."""
+
+    generator: int | None = Field(None, ge=1)
+    scorer: int | None = Field(None, ge=1)
+    translator: int | None = Field(None, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FASHION_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -137,6 +166,7 @@ class Settings(BaseSettings):
     slo_error_ratio: float = Field(0.01, description="Load-test gate: largest share of requests that may fail (shed 429/503 excluded).")
     limits: Limits = Field(default_factory=Limits)
     batching: Batching = Field(default_factory=Batching)
+    threads: Threads = Field(default_factory=Threads)
 
     # API keys: off unless keys are configured, from a hash file (`fashion-studio keys`) and/or the
     # environment (a Kubernetes Secret); then `Authorization: Bearer KEY` is required, with a per-key
@@ -175,6 +205,20 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    def threads_for(self, role: ModelRole) -> int:
+        """CPU threads for the process serving `role`: its `threads` setting, else `torch_threads`,
+        else the default budget (every available core for the generator, one for the others)."""
+        explicit = getattr(self.threads, role)
+        if explicit is not None:
+            return explicit
+        if self.torch_threads is not None:
+            return self.torch_threads
+        return available_cores() if role == "generator" else 1
+
+    def for_process(self, role: ModelRole) -> Settings:
+        """These settings for the process serving `role`: `torch_threads` set to its thread budget."""
+        return self.model_copy(update={"torch_threads": self.threads_for(role)})
 
     def model_path(self, ref: str) -> str:
         """Resolve a reference relative to `models_dir` when such a folder exists there."""

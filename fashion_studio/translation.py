@@ -88,6 +88,7 @@ class Translator:
         from transformers import MarianMTModel, MarianTokenizer
 
         model_ref = models.resolve("translator", ref or settings.translator, settings)
+        models.limit_threads(settings)
         tokenizer = MarianTokenizer.from_pretrained(model_ref.path)
         if settings.runtime == "torch":
             model = MarianMTModel.from_pretrained(model_ref.path)

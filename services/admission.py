@@ -167,6 +167,23 @@ class Guard:
             TRAFFIC.tasks.add(task)
         metrics.IN_FLIGHT.labels(service="studio").inc()
         REQUEST_ID.set(uuid.uuid4().hex)
+        slot = {"held": True}
+
+        def release() -> None:
+            if slot["held"]:
+                slot["held"] = False
+                TRAFFIC.in_flight -= 1
+                metrics.IN_FLIGHT.labels(service="studio").dec()
+
+        inner_send = send
+
+        async def send(message: dict) -> None:
+            # The slot frees before the answer's last bytes go out: a client that sends its next
+            # request the moment it has this answer must not find its own finished request in flight.
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                release()
+            await inner_send(message)
+
         try:
             await asyncio.wait_for(self._until_disconnect(scope, receive, send, endpoint, status), timeout=SETTINGS.batching.timeout_s)
         except asyncio.TimeoutError:
@@ -184,9 +201,8 @@ class Guard:
                 )
                 await response(scope, receive, send)
         finally:
-            TRAFFIC.in_flight -= 1
+            release()
             TRAFFIC.tasks.discard(task)  # type: ignore[arg-type]
-            metrics.IN_FLIGHT.labels(service="studio").dec()
 
     async def _until_disconnect(self, scope: dict, receive: Any, send: Any, endpoint: str, status: dict) -> None:
         """Run the route; when its client disconnects first, cancel it and the model work it started."""

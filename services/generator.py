@@ -45,7 +45,7 @@ class Loaded:
 def load_and_warm_up() -> Loaded:
     """Load, then run one generation at the default shape before reporting ready, so the first
     request (and the seconds-per-image SLO) does not pay for lazy allocations and kernel selection."""
-    generator = DiffusionGenerator.load(SETTINGS)
+    generator = DiffusionGenerator.load(SETTINGS.for_process("generator"))
     if SETTINGS.warmup:
         generator.generate(
             [

@@ -30,7 +30,7 @@ SETTINGS = get_settings()
 )
 class Scorer:
     def __init__(self) -> None:
-        self.model = BackgroundLoad("scorer", lambda: ClipScorer.load(SETTINGS), wait_s=SETTINGS.model_wait_s)
+        self.model = BackgroundLoad("scorer", lambda: ClipScorer.load(SETTINGS.for_process("scorer")), wait_s=SETTINGS.model_wait_s)
         self.popularity = BackgroundLoad("popularity", self._load_popularity)
 
     def _load_popularity(self) -> Predictor:

@@ -33,7 +33,7 @@ SETTINGS = get_settings()
 )
 class Translator:
     def __init__(self) -> None:
-        self.model = BackgroundLoad("translator", lambda: MarianTranslator.load(SETTINGS), wait_s=SETTINGS.model_wait_s)
+        self.model = BackgroundLoad("translator", lambda: MarianTranslator.load(SETTINGS.for_process("translator")), wait_s=SETTINGS.model_wait_s)
 
     def __is_ready__(self) -> bool:
         return self.model.ready

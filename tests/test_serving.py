@@ -210,6 +210,18 @@ def test_beyond_max_concurrency_is_429_with_retry_after(server):
     assert status_of(f"{server.url}/readyz") == 200
 
 
+def test_clients_at_capacity_sending_back_to_back_are_never_shed(server):
+    """A request's slot is free by the time its client has the answer: as many clients as the
+    capacity, each sending its next request the moment it has an answer, are all served."""
+    def client(index: int) -> list[int]:
+        with httpx.Client(timeout=120) as http:
+            return [http.post(f"{server.url}/generate_image", json={"prompt": f"a scarf {index}", "seed": i, "steps": 1}).status_code for i in range(4)]
+
+    with concurrent.futures.ThreadPoolExecutor(MAX_CONCURRENCY) as pool:
+        codes = [code for codes in pool.map(client, range(MAX_CONCURRENCY)) for code in codes]
+    assert codes == [200] * len(codes), codes
+
+
 def test_past_the_timeout_is_504_and_the_server_keeps_serving(tmp_path):
     """The most work the cost limit admits, on fashion-mini, against a 1 s timeout: 504 naming the
     limit, the denoising stops at the deadline, and the next request is served."""
