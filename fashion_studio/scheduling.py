@@ -384,14 +384,15 @@ class StepScheduler:
             # The group key holds the adapters, so one switch serves the encode, the step and the decode.
             adapters = self.generator.use_adapters(batch[0].request.lora)
             joining = [job for job in batch if job.scheduler is None]
-            for job in joining:
-                self._start(job)
-            if joining:  # each request counted once, in the call it joined, as a batch-at-a-time call would
+            if joining:  # one text-encoder call for every request joining at this step
+                self._start(joining)
+                # each request counted once, in the call it joined, as a batch-at-a-time call would
                 metrics.BATCH_SIZE.labels(method="generate").observe(len(joining))
             self._step(batch)
-            for job in batch:
-                if job.step >= len(job.timesteps):
-                    self._finish(job, self._decode(job, adapters))
+            finished = [job for job in batch if job.step >= len(job.timesteps)]
+            if finished:  # one VAE call for every request finishing at this step
+                for job, result in zip(finished, self._decode(finished, adapters)):
+                    self._finish(job, result)
 
     # --- one request's denoising state ---------------------------------------------------------------
 
@@ -399,34 +400,42 @@ class StepScheduler:
         """Classifier-free guidance, by the pipeline's own rule."""
         return request.guidance > 1.0 and self.pipeline.unet.config.time_cond_proj_dim is None
 
-    def _start(self, job: _Job) -> None:
-        """Encode the prompt, draw the initial noise and set up the request's own scheduler, as the
-        pipeline's steps 3 to 6 do."""
+    def _start(self, jobs: list[_Job]) -> None:
+        """Encode the prompts of the requests joining at this step in one call, draw each one's
+        initial noise from its own generators and set up its own scheduler, as the pipeline's steps 3
+        to 6 do."""
         import torch
         from diffusers.utils.torch_utils import randn_tensor
 
         pipe = self.pipeline
-        request = job.request
         started = time.perf_counter()
-        job.started = started
         device = pipe._execution_device
-        job.embeds, job.negative_embeds = pipe.encode_prompt(
-            request.prompt, device, request.num_images, self._guided(request), request.negative_prompt or None
-        )
-        job.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
-        job.scheduler.set_timesteps(request.steps, device=device)
-        job.timesteps = job.scheduler.timesteps
-        job.seeds = [(request.seed + i) % (MAX_SEED + 1) for i in range(request.num_images)]
-        job.generators = [torch.Generator("cpu").manual_seed(s) for s in job.seeds]
-        shape = (request.num_images, pipe.unet.config.in_channels, request.height // pipe.vae_scale_factor, request.width // pipe.vae_scale_factor)
-        noise = randn_tensor(shape, generator=job.generators, device=torch.device(device), dtype=job.embeds.dtype)
-        job.latents = noise * job.scheduler.init_noise_sigma
-        accepted = set(inspect.signature(job.scheduler.step).parameters)
-        job.step_kwargs = {"generator": job.generators} if "generator" in accepted else {}
-        if "eta" in accepted:
-            job.step_kwargs["eta"] = 0.0
-        job.encode_s = time.perf_counter() - started
-        job.compute_s += job.encode_s
+        guided = self._guided(jobs[0].request)  # one group key: one guidance
+        prompts = [job.request.prompt for job in jobs for _ in range(job.images)]
+        # No negative prompt is the empty one, as the pipeline's own unconditional input.
+        negatives = [job.request.negative_prompt or "" for job in jobs for _ in range(job.images)] if guided else None
+        embeds, negative_embeds = pipe.encode_prompt(prompts, device, 1, guided, negatives)
+        encode_s = time.perf_counter() - started
+        images = len(prompts)
+        for job, offset in zip(jobs, itertools.accumulate((job.images for job in jobs), initial=0)):
+            request = job.request
+            job.started = started
+            job.embeds = embeds[offset : offset + job.images]
+            job.negative_embeds = None if negative_embeds is None else negative_embeds[offset : offset + job.images]
+            job.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+            job.scheduler.set_timesteps(request.steps, device=device)
+            job.timesteps = job.scheduler.timesteps
+            job.seeds = [(request.seed + i) % (MAX_SEED + 1) for i in range(request.num_images)]
+            job.generators = [torch.Generator("cpu").manual_seed(s) for s in job.seeds]
+            shape = (request.num_images, pipe.unet.config.in_channels, request.height // pipe.vae_scale_factor, request.width // pipe.vae_scale_factor)
+            noise = randn_tensor(shape, generator=job.generators, device=torch.device(device), dtype=job.embeds.dtype)
+            job.latents = noise * job.scheduler.init_noise_sigma
+            accepted = set(inspect.signature(job.scheduler.step).parameters)
+            job.step_kwargs = {"generator": job.generators} if "generator" in accepted else {}
+            if "eta" in accepted:
+                job.step_kwargs["eta"] = 0.0
+            job.encode_s = encode_s
+            job.compute_s += encode_s * job.images / images
 
     def _step(self, batch: list[_Job]) -> None:
         """One UNet call for every member, each at its own timestep, then each scheduler's step."""
@@ -468,25 +477,35 @@ class StepScheduler:
         metrics.DENOISING_STEPS.inc(images)
         metrics.STEP_BATCH_IMAGES.observe(images)
 
-    def _decode(self, job: _Job, adapters: dict[str, float]) -> GenerationResult:
-        """VAE decode, the pipeline's safety checker if it has one, then PIL images."""
+    def _decode(self, jobs: list[_Job], adapters: dict[str, float]) -> list[GenerationResult]:
+        """VAE decode of the requests finishing at this step in one call, the pipeline's safety
+        checker if it has one, then PIL images."""
+        import torch
+
         pipe = self.pipeline
         started = time.perf_counter()
-        decoded = pipe.vae.decode(job.latents / pipe.vae.config.scaling_factor, return_dict=False, generator=job.generators)[0]
-        decoded, nsfw = pipe.run_safety_checker(decoded, pipe._execution_device, job.embeds.dtype)
-        denormalize = [True] * job.images if nsfw is None else [not flagged for flagged in nsfw]
+        latents = torch.cat([job.latents for job in jobs])
+        decoded = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
+        decoded, nsfw = pipe.run_safety_checker(decoded, pipe._execution_device, jobs[0].embeds.dtype)
+        denormalize = [True] * len(decoded) if nsfw is None else [not flagged for flagged in nsfw]
         images = pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=denormalize)
         decode_s = time.perf_counter() - started
-        job.compute_s += decode_s
-        timings = {
-            "queue": job.started - job.submitted,
-            "encode": job.encode_s,
-            "denoise": job.denoise_s,
-            "decode": decode_s,
-            "total": time.perf_counter() - job.started,
-            "compute": job.compute_s,
-            "batch_items": float(job.batch_items),
-        }
-        return GenerationResult(
-            images=images, seeds=job.seeds, timings=timings, batch_images=job.batch_images, model=self.generator.name, lora=adapters
-        )
+        results = []
+        for job, offset in zip(jobs, itertools.accumulate((job.images for job in jobs), initial=0)):
+            job.compute_s += decode_s * job.images / len(images)
+            timings = {
+                "queue": job.started - job.submitted,
+                "encode": job.encode_s,
+                "denoise": job.denoise_s,
+                "decode": decode_s,
+                "total": time.perf_counter() - job.started,
+                "compute": job.compute_s,
+                "batch_items": float(job.batch_items),
+            }
+            results.append(
+                GenerationResult(
+                    images=images[offset : offset + job.images], seeds=job.seeds, timings=timings, batch_images=job.batch_images,
+                    model=self.generator.name, lora=adapters,
+                )
+            )
+        return results

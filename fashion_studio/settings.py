@@ -58,6 +58,9 @@ class Batching(BaseSettings):
     # A model service is shared by every gateway replica, so it admits more than one gateway does;
     # it should not turn away work a gateway has already accepted.
     service_max_concurrency: int = 256
+    # A short model call (scoring, embedding, popularity) that gets no answer in this long is made
+    # again rather than left to hold its request until `timeout_s`.
+    short_call_timeout_s: float = Field(30.0, gt=0)
 
 
 ModelRole = Literal["generator", "scorer", "translator"]

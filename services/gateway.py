@@ -144,7 +144,7 @@ class Studio:
         if concepts is not None:  # image-major, as `verdicts` reads them
             items += [ScoreItem(png_b64=im.png_b64, text=concept) for im in output.images for concept in concepts.concepts]
         with metrics.time_stage("score"):
-            all_scores = await call_model(lambda: self.scorer.to_async.score(items))
+            all_scores = await call_model(lambda: self.scorer.to_async.score(items), SETTINGS.batching.short_call_timeout_s)
         count = len(output.images)
         scores = all_scores[:count]
         if concepts is not None:

@@ -45,13 +45,28 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, bentoml.exceptions.BentoMLException) and int(exc.error_code) in (429, 503)
 
 
-async def call_model(call: Callable[[], Awaitable[T]]) -> T:
+class AttemptTimeoutError(Exception):
+    """One attempt of a short model call got no answer within its bound."""
+
+
+async def call_model(call: Callable[[], Awaitable[T]], attempt_timeout_s: float | None = None) -> T:
+    """Call a model service, again after a failure that says nothing about the request. With
+    `attempt_timeout_s` (for short, side-effect-free calls such as scoring), an attempt that gets no
+    answer in time is abandoned and made again: a call lost in a connection pool must not hold its
+    request until the request's own timeout."""
     for pause in (*RETRY_PAUSES_S, None):
         try:
-            return await call()
+            if attempt_timeout_s is None:
+                return await call()
+            try:
+                return await asyncio.wait_for(call(), timeout=attempt_timeout_s)
+            except asyncio.TimeoutError:
+                raise AttemptTimeoutError(f"no answer within {attempt_timeout_s:g} s") from None
         except Exception as exc:
-            if pause is None or not retryable(exc):
+            if pause is None or not (retryable(exc) or isinstance(exc, AttemptTimeoutError)):
                 raise
+            if isinstance(exc, AttemptTimeoutError):
+                logger.warning("model call got %s; calling again", exc)
             logger.debug("model call failed (%s: %s); again in %.2f s", type(exc).__name__, exc, pause)
             await asyncio.sleep(pause)
     raise AssertionError("unreachable")

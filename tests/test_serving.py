@@ -261,3 +261,29 @@ def test_metrics_cover_the_slo(server):
     ):
         assert name in text, name
     assert "a red striped" not in text  # no prompt text in labels
+
+
+def test_a_short_model_call_that_gets_no_answer_is_made_again():
+    """A scoring call lost on its way (no answer, no error) is abandoned after its bound and made
+    again, instead of holding its request until the request's timeout."""
+    import asyncio
+
+    from services.model_client import AttemptTimeoutError, call_model
+
+    attempts: list[int] = []
+
+    async def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            await asyncio.Event().wait()  # the first attempt never gets an answer
+        return "scores"
+
+    assert asyncio.run(call_model(flaky, attempt_timeout_s=0.2)) == "scores"
+    assert len(attempts) == 2
+
+    async def lost() -> str:
+        await asyncio.Event().wait()
+        return "never"
+
+    with pytest.raises(AttemptTimeoutError):
+        asyncio.run(call_model(lost, attempt_timeout_s=0.01))

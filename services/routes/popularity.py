@@ -124,7 +124,7 @@ async def popularity(body: PopularityRequest) -> PopularityResponse:
 async def popularity_scores(pngs_b64: list[str]) -> list[float]:
     """Predicted popularity of generated candidates (no metadata), for `/generate`'s ranking."""
     items = [PopularityItem(png_b64=b64) for b64 in pngs_b64]
-    return [out.score for out in await call_model(lambda: studio().scorer.to_async.predict_popularity(items))]
+    return [out.score for out in await call_model(lambda: studio().scorer.to_async.predict_popularity(items), SETTINGS.batching.short_call_timeout_s)]
 
 
 def _epoch(value: datetime) -> float:

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from fashion_studio import metrics
 from fashion_studio.generation import check_prompt
 from fashion_studio.images import decode_b64, load_image
-from services.api import LIMITS, ScoreRequest, ScoreResponse
+from services.api import LIMITS, SETTINGS, ScoreRequest, ScoreResponse
 from services.model_client import call_model
 from services.routes import studio
 from services.schemas import ScoreItem, png_b64
@@ -21,6 +21,6 @@ async def score(body: ScoreRequest) -> ScoreResponse:
     check_prompt("text", body.text, LIMITS)
     with metrics.time_stage("score"):
         item = ScoreItem(png_b64=png_b64(image), text=body.text)
-        value = (await call_model(lambda: studio().scorer.to_async.score([item])))[0]
+        value = (await call_model(lambda: studio().scorer.to_async.score([item]), SETTINGS.batching.short_call_timeout_s))[0]
     metrics.CLIP_SCORE.observe(value)
     return ScoreResponse(clip_score=round(value, 4))
