@@ -90,7 +90,7 @@ def generate(
 
 @app.command()
 def catalog(
-    file: Annotated[Path, typer.Argument(help="Spreadsheet (.xlsx or .csv) with one article per row.")],
+    file: Annotated[str, typer.Argument(help="Spreadsheet (.xlsx or .csv) with one article per row: a path, or an s3:// URL read with the storage settings.")],
     out: Annotated[Optional[str], typer.Option("--out", help="Storage URL (folder, s3://...).")] = None,
     id_column: Annotated[str, typer.Option("--id-column")] = "article_id",
     description_column: Annotated[str, typer.Option("--description-column")] = "description",
@@ -109,6 +109,7 @@ def catalog(
     """Seed 003's batch: every article of a spreadsheet to a stored PNG + JSON; re-runs resume."""
     from fashion_studio.batch_metrics import pushed_metrics
     from fashion_studio.catalog import STATISTICS_NAME, CatalogParams, read_articles, run_catalog
+    from fashion_studio.storage import local_copy
     from fashion_studio.studio import Studio
 
     settings = _settings(storage_url=out)
@@ -121,7 +122,8 @@ def catalog(
             from fashion_studio.errors import InvalidInputError
 
             raise InvalidInputError("shard_index", shard_index, f"must be in [0, shard_count={shard_count}) with shard_count >= 1")
-        articles = read_articles(file, id_column, description_column, language)[shard_index::shard_count]  # type: ignore[arg-type]
+        with local_copy(file, settings) as local:
+            articles = read_articles(local, id_column, description_column, language)[shard_index::shard_count]  # type: ignore[arg-type]
         params = CatalogParams.from_settings(
             settings, steps=steps, width=width, height=height, seed=seed, threshold=threshold, max_attempts=max_attempts
         ).check()

@@ -9,17 +9,21 @@ a file. The JSON keeps seed 003's keys (`sample_id`, `original_description`, `ge
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import fsspec
 from PIL import Image
 
+from fashion_studio.errors import InvalidInputError
 from fashion_studio.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -177,3 +181,26 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
+
+
+@contextlib.contextmanager
+def local_copy(source: str, settings: Settings) -> Iterator[Path]:
+    """A local path for `source`: the path itself, or, for a URL (s3://...), a temporary copy read
+    with the storage settings' endpoint and credentials (a batch job's input, as KServe's storage
+    initializer reads model weights, with no shared volume to fill)."""
+    if "://" not in source:
+        yield Path(source)
+        return
+    import tempfile
+
+    name = source.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        with fsspec.open(source, "rb", **storage_options(source, settings)) as remote:
+            data = remote.read()
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError("file", source, f"must be a readable object ({type(exc).__name__}: {exc})") from exc
+    with tempfile.TemporaryDirectory(prefix="catalog-input-") as folder:
+        local = Path(folder) / name
+        local.write_bytes(data)
+        yield local
+

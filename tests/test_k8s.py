@@ -427,7 +427,7 @@ def test_gpu_pods_pull_pinned_model_revisions_into_their_own_volume():
 
     assert "pull" in {c.name for c in models_app.registered_commands}  # what the init containers run
     docs = render("gpu")
-    assert not any("ReadOnlyMany" in doc["spec"].get("accessModes", []) for doc in objects(docs, "PersistentVolumeClaim").values() if doc["metadata"]["name"] != "catalog-input")
+    assert not any("ReadOnlyMany" in doc["spec"].get("accessModes", []) for doc in objects(docs, "PersistentVolumeClaim").values())
     settings = configmap(docs, "fashion-studio-settings")
     needed = {"studio": [settings["FASHION_GENERATOR"]], "generator": [settings["FASHION_GENERATOR"]], "translator": [settings["FASHION_TRANSLATOR"]],
               "scorer": [settings["FASHION_SCORER"]], "catalog": [settings[k] for k in ("FASHION_GENERATOR", "FASHION_TRANSLATOR", "FASHION_SCORER")]}
@@ -475,8 +475,13 @@ def test_catalog_job_shards_a_spreadsheet_by_completion_index(overlay):
     assert args[:4] == ["python", "-m", "fashion_studio.cli", "catalog"] and args[4] == "$(CATALOG_FILE)"
     assert "--shard-index=$(JOB_COMPLETION_INDEX)" in args and "--shard-count=$(SHARD_COUNT)" in args
     assert flag(args, "out") == "$(FASHION_STORAGE_URL)"
-    mount = next(m for m in container["volumeMounts"] if m["name"] == "catalog-input")
-    assert env["CATALOG_FILE"]["value"].startswith(mount["mountPath"] + "/")
+    if overlay == "gpu":  # from the bucket, with the pod's identity: no input volume at all
+        assert env["CATALOG_FILE"]["value"].startswith("s3://")
+        assert "catalog-input" not in {v["name"] for v in pod_spec(job)["volumes"]} | {m["name"] for m in container["volumeMounts"]}
+        assert "catalog-input" not in objects(render(overlay), "PersistentVolumeClaim")
+    else:
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "catalog-input")
+        assert env["CATALOG_FILE"]["value"].startswith(mount["mountPath"] + "/")
     assert pod_spec(job)["restartPolicy"] == "Never" and spec["backoffLimitPerIndex"] >= 1
 
 

@@ -79,7 +79,12 @@ def test_killed_batch_job_resumes_on_s3_and_the_gateway_finds_its_articles_done(
     done_before = _count(fs, prefix, ".json")
     assert 2 <= done_before < len(ARTICLES)
 
-    rerun = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
+    # The rerun reads its spreadsheet from the bucket too, as the cluster's catalog Job does.
+    fs.put(str(sheet), f"{s3_server.bucket}/input/articles.csv")
+    from_bucket = [sys.executable, "-m", "fashion_studio.cli", "catalog", f"s3://{s3_server.bucket}/input/articles.csv", "--no-progress", "--language", "de"]
+    missing = subprocess.run([*from_bucket[:4], f"s3://{s3_server.bucket}/input/none.csv", *from_bucket[5:]], env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "none.csv" in missing.stderr, missing.stderr[-2000:]
+    rerun = subprocess.run(from_bucket, env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     stats = json.loads(rerun.stdout[rerun.stdout.index("{"):])
     assert stats["count"] == len(ARTICLES) and stats["skipped"] == done_before
