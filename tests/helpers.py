@@ -54,15 +54,27 @@ def tiny_service_env(tiny_models: dict[str, Path], root: Path, **overrides: str)
 
 
 def stop_group(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 60) -> int | None:
-    """Signal a process started with `start_new_session=True` and its children; SIGKILL them when
-    they outlive `timeout`. Returns its exit status."""
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
+    """Signal a process started with `start_new_session=True` and every process of its group; SIGKILL
+    what outlives `timeout`. The group is signalled even when its leader has exited already (a server
+    that exited on its own may leave workers behind). Returns the leader's exit status."""
+
+    def signal_group(signum: int) -> bool:
         try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            return False  # nobody left in the group
+        return True
+
+    signal_group(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        signal_group(signal.SIGKILL)
+        process.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while signal_group(0) and time.monotonic() < deadline:  # members still exiting
+        time.sleep(0.1)
+    signal_group(signal.SIGKILL)
     return process.returncode
 
 
