@@ -68,6 +68,21 @@ def on_sigterm(loop: asyncio.AbstractEventLoop, drain: Callable[[Any], Any], exi
         loop.call_soon_threadsafe(lambda: loop.create_task(drain(hand_over)))
 
     signal.signal(signal.SIGTERM, handler)
+    parent = os.getppid()
+
+    async def watch_parent() -> None:
+        """A worker whose serving process died (SIGKILL, OOM) gets no SIGTERM: it drains on its own,
+        rather than live on as an orphan holding its memory and its models."""
+        while os.getppid() == parent:
+            await asyncio.sleep(1.0)
+        logger.error("the serving process (pid %d) is gone; shutting down as on SIGTERM", parent)
+        handler(signal.SIGTERM, None)
+
+    _WATCHERS.add(loop.create_task(watch_parent()))
+
+
+# The parent watchers' tasks, referenced so that they are not collected while they run.
+_WATCHERS: set[asyncio.Task] = set()
 
 
 async def drain_gateway(hand_over: Callable[[], None]) -> None:

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from PIL import Image
 
@@ -249,6 +250,21 @@ def test_work_longer_than_the_grace_period_is_cut_with_503_and_the_process_still
         print(f"cut after a {grace:g} s grace period: exited after {exited_after:.1f} s")
         # The grace, 5 s to answer what is cut, 5 s for model work nobody awaits, and slack for a slow CPU.
         assert exited_after < grace + 25, f"exited {exited_after:.1f} s after SIGTERM"
+    finally:
+        served.stop()
+
+
+def test_workers_whose_serving_process_is_killed_shut_down_instead_of_living_on(tmp_path):
+    """SIGKILL of `bentoml serve` reaches none of its workers: each notices its parent is gone and
+    drains as on SIGTERM, so no gateway or model process is left holding memory and models."""
+    served = Server("services.gateway:Studio", model_env(tmp_path, FASHION_SHUTDOWN_GRACE_S="2"), tmp_path / "server.log")
+    try:
+        served.wait_ready(timeout=240)
+        workers = psutil.Process(served.process.pid).children(recursive=True)
+        assert len(workers) >= 4, workers  # the gateway and three model services
+        os.kill(served.process.pid, signal.SIGKILL)
+        served.process.wait(timeout=30)
+        wait_until(lambda: not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE], 60, "the orphaned workers to exit")
     finally:
         served.stop()
 
