@@ -30,12 +30,18 @@ def request_deadline() -> float:
     return time.time() + SETTINGS.batching.timeout_s
 
 
+class AttemptTimeoutError(Exception):
+    """One attempt of a short model call got no answer within its bound."""
+
+
 def retryable(exc: BaseException) -> bool:
     """Failures that say nothing about the request: a model service at its concurrency limit for a
     moment (429/503), or a connection that BentoML's client lost under us (a pooled connection the
     server had closed, or the client session it replaces every 100 calls closed with calls still in
     it). Model calls have no side effects, so calling again is safe; a call that timed out is not
-    called again."""
+    called again, unless it was one attempt of a short call that got no answer within its bound."""
+    if isinstance(exc, AttemptTimeoutError):
+        return True
     if isinstance(exc, asyncio.TimeoutError):
         return False
     if isinstance(exc, aiohttp.ClientConnectionError):
@@ -43,10 +49,6 @@ def retryable(exc: BaseException) -> bool:
     if isinstance(exc, RuntimeError) and "Session is closed" in str(exc):
         return True
     return isinstance(exc, bentoml.exceptions.BentoMLException) and int(exc.error_code) in (429, 503)
-
-
-class AttemptTimeoutError(Exception):
-    """One attempt of a short model call got no answer within its bound."""
 
 
 async def call_model(call: Callable[[], Awaitable[T]], attempt_timeout_s: float | None = None) -> T:
@@ -63,7 +65,7 @@ async def call_model(call: Callable[[], Awaitable[T]], attempt_timeout_s: float 
             except asyncio.TimeoutError:
                 raise AttemptTimeoutError(f"no answer within {attempt_timeout_s:g} s") from None
         except Exception as exc:
-            if pause is None or not (retryable(exc) or isinstance(exc, AttemptTimeoutError)):
+            if pause is None or not retryable(exc):
                 raise
             if isinstance(exc, AttemptTimeoutError):
                 logger.warning("model call got %s; calling again", exc)

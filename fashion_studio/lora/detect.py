@@ -51,7 +51,7 @@ class Detector:
         import torch
         import torch.nn.functional as F
 
-        from fashion_studio.mini.judge import _augment, _inputs
+        from fashion_studio.mini.judge import augment, image_tensor
 
         torch.manual_seed(seed)
         images = np.concatenate([_arrays(positives), _arrays(negatives)])
@@ -64,7 +64,7 @@ class Detector:
         model.train()
         for _ in range(steps):
             index = rng.integers(0, len(images), 64)
-            logits = model(_augment(_inputs(images[index]), generator)).squeeze(1)
+            logits = model(augment(image_tensor(images[index]), generator)).squeeze(1)
             loss = F.binary_cross_entropy_with_logits(logits, labels[torch.from_numpy(index)])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -76,12 +76,12 @@ class Detector:
     def probability(self, images: Sequence[Image.Image]) -> np.ndarray:
         import torch
 
-        from fashion_studio.mini.judge import _inputs
+        from fashion_studio.mini.judge import image_tensor
 
         if not len(images):
             return np.zeros(0)
         with torch.inference_mode():
-            return torch.sigmoid(self.model(_inputs(_arrays(images))).squeeze(1)).numpy()
+            return torch.sigmoid(self.model(image_tensor(_arrays(images))).squeeze(1)).numpy()
 
     def detects(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.probability(images) > 0.5

@@ -56,13 +56,13 @@ def _network(width: int = 32) -> Any:
     return JudgeNet()
 
 
-def _inputs(images: np.ndarray) -> Any:
+def image_tensor(images: np.ndarray) -> Any:
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-def _augment(x: Any, generator: Any) -> Any:
+def augment(x: Any, generator: Any) -> Any:
     import torch
     import torch.nn.functional as F
 
@@ -116,7 +116,7 @@ class Judge:
         out: dict[str, list[np.ndarray]] = {name: [] for name in HEADS}
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
-                logits = self.model(_inputs(images[start : start + batch_size]))
+                logits = self.model(image_tensor(images[start : start + batch_size]))
                 for name in HEADS:
                     out[name].append(logits[name].argmax(1).numpy())
         return {name: np.concatenate(v) if v else np.zeros(0, int) for name, v in out.items()}
@@ -126,7 +126,7 @@ class Judge:
 
         arrays = np.stack([np.asarray(im.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)) for im in images])
         with torch.inference_mode():
-            logits = self.model(_inputs(arrays))
+            logits = self.model(image_tensor(arrays))
         verdicts = []
         for i in range(len(images)):
             labels, confidence = {}, {}
@@ -163,7 +163,7 @@ def train(
     losses: list[float] = []
     for step in budget:
         index = rng.integers(0, len(images), batch_size)
-        x = _augment(_inputs(images[index]), generator)
+        x = augment(image_tensor(images[index]), generator)
         set_lr(optimizer, lr_at(step, steps, 3e-3, warmup=min(100, steps // 10)))
         logits = model(x)
         idx = torch.from_numpy(index)
