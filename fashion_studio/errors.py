@@ -43,6 +43,10 @@ class UnsupportedMediaError(InvalidInputError):
     """An image is not one of the accepted formats (HTTP 415)."""
 
 
+class NotFoundError(InvalidInputError):
+    """A request names a stored thing (an image, a session, a product) that does not exist (HTTP 404)."""
+
+
 class ModelNotFoundError(FashionStudioError, FileNotFoundError):
     """A model reference resolves to nothing on this machine and cannot be downloaded."""
 

@@ -20,6 +20,7 @@ from fashion_studio.errors import (
     DeadlineExceededError,
     FashionStudioError,
     InvalidInputError,
+    NotFoundError,
     OverloadedError,
     PayloadTooLargeError,
     UnsupportedMediaError,
@@ -81,6 +82,8 @@ def install(app: FastAPI, endpoint_of: Callable[[Request], str]) -> None:
         endpoint = endpoint_of(request)
         if isinstance(exc, PayloadTooLargeError):
             return error_response(413, "too_large", endpoint, exc.to_dict())
+        if isinstance(exc, NotFoundError):
+            return error_response(404, "not_found", endpoint, exc.to_dict())
         if isinstance(exc, UnsupportedMediaError):
             return error_response(415, "unsupported_media", endpoint, exc.to_dict())
         if isinstance(exc, DeadlineExceededError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -10,11 +9,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from services.image_refs import IMAGE_ID
 from services.routes import studio
 
 router = APIRouter()
-# A record key as Storage makes them (safe_key): no separators, no leading dot or underscore.
-_IMAGE_ID = re.compile(r"^[A-Za-z0-9-][A-Za-z0-9._-]{0,199}$")
 # Storage locations stay inside the deployment; a client addresses images by id.
 _PRIVATE = ("image_path", "image_url", "key")
 
@@ -54,7 +52,7 @@ async def list_images(
 async def get_image(image_id: str) -> Response:
     """The stored PNG; 404 naming the id when there is none."""
     storage = studio().storage
-    if _IMAGE_ID.match(image_id) and await run_in_threadpool(storage.exists, image_id):
+    if IMAGE_ID.match(image_id) and await run_in_threadpool(storage.exists, image_id):
         data = await run_in_threadpool(storage.read_bytes, f"{image_id}.png")
         return Response(content=data, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
     raise HTTPException(404, {"field": "image_id", "value": image_id[:80], "limit": "must be the id of a stored image", "message": f"no stored image {image_id[:80]!r}"})
