@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,11 +91,11 @@ def bench_components(models: Path, onnx_root: Path, repeats: int, threads: int) 
                 arrays = spec.random_inputs(spec.sizes("opt", **{BATCH: batch}), seed=batch)
                 tensors = [torch.from_numpy(arrays[n]) for n in spec.input_names]
 
-                def run_torch() -> object:
+                def run_torch(module: Any = module, tensors: list = tensors) -> object:
                     with torch.inference_mode():
                         return module(*tensors)
 
-                times = paired_seconds({"torch": run_torch, "ort": lambda: session.run(None, arrays)}, repeats)
+                times = paired_seconds({"torch": run_torch, "ort": lambda session=session, arrays=arrays: session.run(None, arrays)}, repeats)
                 shape = "x".join(str(d) for d in arrays[spec.input_names[0]].shape)
                 row = {"component": spec.triton_name, "batch": batch, "input": shape, "torch_s": times["torch"], "ort_s": times["ort"]}
                 rows.append(row)

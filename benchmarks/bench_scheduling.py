@@ -64,15 +64,24 @@ class BatchAtATime:
 
 def short_request(settings: Settings, seed: int) -> GenerationRequest:
     return GenerationRequest(
-        prompt=f"a red striped summer dress {seed}", seed=seed, steps=settings.default_steps, guidance=settings.default_guidance,
-        width=settings.default_width, height=settings.default_height,
+        prompt=f"a red striped summer dress {seed}",
+        seed=seed,
+        steps=settings.default_steps,
+        guidance=settings.default_guidance,
+        width=settings.default_width,
+        height=settings.default_height,
     )
 
 
 def long_request(settings: Settings) -> GenerationRequest:
     return GenerationRequest(
-        prompt="a navy wool coat with checks", seed=99, steps=settings.limits.max_steps, guidance=settings.default_guidance,
-        width=settings.default_width, height=settings.default_height, num_images=settings.limits.max_images_per_prompt,
+        prompt="a navy wool coat with checks",
+        seed=99,
+        steps=settings.limits.max_steps,
+        guidance=settings.default_guidance,
+        width=settings.default_width,
+        height=settings.default_height,
+        num_images=settings.limits.max_images_per_prompt,
     )
 
 
@@ -94,7 +103,12 @@ def short_behind_long(submit: Any, settings: Settings, seed: int) -> dict[str, f
 
 def mixed_burst(settings: Settings) -> list[GenerationRequest]:
     """Twelve requests of four shapes, arriving at once."""
-    shapes = [(settings.default_width, settings.default_steps), (settings.default_width, 10), (settings.default_width // 2, settings.default_steps), (settings.default_width, 40)]
+    shapes = [
+        (settings.default_width, settings.default_steps),
+        (settings.default_width, 10),
+        (settings.default_width // 2, settings.default_steps),
+        (settings.default_width, 40),
+    ]
     return [
         GenerationRequest(prompt=f"a green jacket {i}", seed=i, steps=steps, guidance=settings.default_guidance, width=size, height=size, num_images=1 + i % 2)
         for i, (size, steps) in enumerate(shapes * 3)
@@ -144,8 +158,7 @@ def write(figures: dict[str, Any], meta: dict[str, Any], out: Path) -> str:
         "",
         f"- short request: {short}",
         f"- long request: {long} (the most the cost limits admit at native size)",
-        "- mixed burst: 12 requests of 4 shapes (sizes, steps) at once; same-shape burst: "
-        f"{meta['max_batch']} short requests at once",
+        f"- mixed burst: 12 requests of 4 shapes (sizes, steps) at once; same-shape burst: {meta['max_batch']} short requests at once",
         "",
         "| | step-level | batch-at-a-time | step / batch |",
         "|---|---|---|---|",

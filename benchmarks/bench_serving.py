@@ -80,8 +80,14 @@ class InProcess:
         prompts = [PROMPTS[i % len(PROMPTS)] for i in range(batch)]
         self.seed += batch
         requests = [
-            GenerationRequest(prompt=p, seed=self.seed + i, steps=settings.default_steps, guidance=settings.default_guidance,
-                              width=settings.default_width, height=settings.default_height)
+            GenerationRequest(
+                prompt=p,
+                seed=self.seed + i,
+                steps=settings.default_steps,
+                guidance=settings.default_guidance,
+                width=settings.default_width,
+                height=settings.default_height,
+            )
             for i, p in enumerate(prompts)
         ]
         images = [im for result in self.generator.generate(requests) for im in result.images]
@@ -226,8 +232,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "command": "make bench-serving",
         "machine": {"cpus": os.cpu_count(), "arch": platform.machine()},
-        "request": {"model": settings.generator, "width": settings.default_width, "height": settings.default_height,
-                    "steps": settings.default_steps, "guidance": settings.default_guidance, "scorer": settings.scorer},
+        "request": {
+            "model": settings.generator,
+            "width": settings.default_width,
+            "height": settings.default_height,
+            "steps": settings.default_steps,
+            "guidance": settings.default_guidance,
+            "scorer": settings.scorer,
+        },
         "capacity": args.capacity,
         "seconds": args.seconds,
         "rounds": args.rounds,
@@ -327,8 +339,10 @@ def document(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for clients, v in report["closed_loop"].items():
-        lines.append(f"| {clients} | {v['images_per_s']:.2f} | {v['p50_s']:.3f} | {v['p95_s']:.3f} | {v['mean_batch']:.2f} | "
-                     f"{v['answered']} | {v['shed_429']} | {v['server_errors']} |")
+        lines.append(
+            f"| {clients} | {v['images_per_s']:.2f} | {v['p50_s']:.3f} | {v['p95_s']:.3f} | {v['mean_batch']:.2f} | "
+            f"{v['answered']} | {v['shed_429']} | {v['server_errors']} |"
+        )
     lines += [
         "",
         f"## Served, open loop (Poisson arrivals; saturation {report['saturation_images_per_s']:.2f} images/s, the best closed-loop row)",
@@ -337,8 +351,10 @@ def document(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for load, v in report["open_loop"].items():
-        lines.append(f"| {load} | {v['rate']:.2f} | {v['sent']} | {v['answered']} | {v['p50_s']:.3f} | {v['p95_s']:.3f} | "
-                     f"{v['p95_s'] / report['unloaded_s']:.2f} | {v['shed_429']} | {v['server_errors']} |")
+        lines.append(
+            f"| {load} | {v['rate']:.2f} | {v['sent']} | {v['answered']} | {v['p50_s']:.3f} | {v['p95_s']:.3f} | "
+            f"{v['p95_s'] / report['unloaded_s']:.2f} | {v['shed_429']} | {v['server_errors']} |"
+        )
     errors = sum(v["server_errors"] + v["no_answer"] for part in ("closed_loop", "open_loop") for v in report[part].values())
     lines += [
         "",

@@ -40,7 +40,14 @@ def main(argv: list[str] | None = None) -> int:
         "budget: generator every core, scorer 1, translator 1 (the default)": {},
         f"every process on every core ({cores})": {"FASHION_THREADS__SCORER": str(cores), "FASHION_THREADS__TRANSLATOR": str(cores)},
     }
-    report: dict = {"command": "python -m benchmarks.bench_threads", "cores": cores, "clients": CLIENTS, "seconds": args.seconds, "repeats": args.repeats, "runs": {}}
+    report: dict = {
+        "command": "python -m benchmarks.bench_threads",
+        "cores": cores,
+        "clients": CLIENTS,
+        "seconds": args.seconds,
+        "repeats": args.repeats,
+        "runs": {},
+    }
     for name, env in configurations.items():
         server, _ = serve(settings, args.capacity, Path(tempfile.mkdtemp(prefix="bench-threads-")), **env)
         try:
@@ -55,24 +62,26 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(f"| {name} | {rate:.2f} | {min(r['images_per_s'] for r in runs):.2f} - {max(r['images_per_s'] for r in runs):.2f} | {p95:.3f} |")
     rates = [statistics.median(r["images_per_s"] for r in runs) for runs in report["runs"].values()]
     report["budget_over_default"] = rates[0] / rates[1]
-    text = "\n".join([
-        "# CPU threads per model process",
-        "",
-        f"Written by `{report['command']} --seconds {args.seconds:g} --repeats {args.repeats}` in one run on {os.cpu_count()} CPU cores; "
-        "raw figures in `docs/threads.json`. The served path (`/generate_image`: generate, CLIP score, PNG) at "
-        f"{CLIENTS} closed-loop clients, {args.repeats} runs of {args.seconds:g} s per configuration (medians), the default request "
-        "of the default models.",
-        "",
-        "| configuration | images/s | min - max | p95 s |",
-        "|---|---|---|---|",
-        *rows,
-        "",
-        f"The budget carries **{report['budget_over_default']:.2f}x** the images of every process on every core. A PyTorch process "
-        "whose intra-op threads outnumber the cores free to it stalls at every parallel region until its last thread gets a core; "
-        "the scorer's calls come while the generator runs, so with every process on every core they take the generator's cores "
-        "mid-step.",
-        "",
-    ])
+    text = "\n".join(
+        [
+            "# CPU threads per model process",
+            "",
+            f"Written by `{report['command']} --seconds {args.seconds:g} --repeats {args.repeats}` in one run on {os.cpu_count()} CPU cores; "
+            "raw figures in `docs/threads.json`. The served path (`/generate_image`: generate, CLIP score, PNG) at "
+            f"{CLIENTS} closed-loop clients, {args.repeats} runs of {args.seconds:g} s per configuration (medians), the default request "
+            "of the default models.",
+            "",
+            "| configuration | images/s | min - max | p95 s |",
+            "|---|---|---|---|",
+            *rows,
+            "",
+            f"The budget carries **{report['budget_over_default']:.2f}x** the images of every process on every core. A PyTorch process "
+            "whose intra-op threads outnumber the cores free to it stalls at every parallel region until its last thread gets a core; "
+            "the scorer's calls come while the generator runs, so with every process on every core they take the generator's cores "
+            "mid-step.",
+            "",
+        ]
+    )
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     args.out.write_text(text)
     print(text)

@@ -12,11 +12,13 @@ logger = logging.getLogger("export")
 
 
 def _profile(args: argparse.Namespace):
-    from fashion_studio.settings import Settings
     from export.specs import ExportProfile
+    from fashion_studio.settings import Settings
 
     settings = Settings()
-    overrides = {k: v for k, v in {"export_max_batch": args.max_batch, "export_min_size": args.min_size, "export_max_size": args.max_size}.items() if v is not None}
+    overrides = {
+        k: v for k, v in {"export_max_batch": args.max_batch, "export_min_size": args.min_size, "export_max_size": args.max_size}.items() if v is not None
+    }
     return ExportProfile.from_settings(settings.model_copy(update=overrides)), settings
 
 
@@ -46,7 +48,11 @@ def cmd_onnx(args: argparse.Namespace) -> int:
         print(f"{model_dir} -> {target} [{manifest['precision']}, opset {manifest['opset']}, key {manifest['key']}]: {state}")
         for name, entry in manifest["components"].items():
             parity = entry.get("parity")
-            check = f"max abs {parity['max_abs']:.2e}, max rel {parity['max_rel']:.2e} (atol {parity['atol']:g}, rtol {parity['rtol']:g})" if parity else "not checked"
+            check = (
+                f"max abs {parity['max_abs']:.2e}, max rel {parity['max_rel']:.2e} (atol {parity['atol']:g}, rtol {parity['rtol']:g})"
+                if parity
+                else "not checked"
+            )
             print(f"  {manifest['name']}_{name:<22} {check}")
     return 0
 
@@ -72,8 +78,8 @@ def cmd_tensorrt(args: argparse.Namespace) -> int:
 
 
 def cmd_triton(args: argparse.Namespace) -> int:
-    from fashion_studio.settings import Settings
     from export.triton_repo import TritonOptions, write_repository
+    from fashion_studio.settings import Settings
 
     options = TritonOptions.from_settings(
         Settings(),

@@ -9,6 +9,7 @@ run with the same key and intact files returns at once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -17,10 +18,11 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -171,9 +173,7 @@ def export_model(
         entry.update(spec.describe())
         entry["file"] = path.relative_to(out_dir).as_posix()
         entry["files"] = {
-            f.relative_to(out_dir).as_posix(): {"bytes": f.stat().st_size, "sha256": sha256_file(f)}
-            for f in sorted(path.parent.iterdir())
-            if f.is_file()
+            f.relative_to(out_dir).as_posix(): {"bytes": f.stat().st_size, "sha256": sha256_file(f)} for f in sorted(path.parent.iterdir()) if f.is_file()
         }
         if check:
             entry["parity"] = check_parity(spec, model_dir, path, precision, references)
@@ -297,9 +297,7 @@ def verify_graph(spec: ComponentSpec, path: Path) -> None:
     want_in = [(t.name, ONNX_ELEM_TYPE[t.dtype]) for t in spec.inputs]
     want_out = [(t.name, ONNX_ELEM_TYPE[t.dtype]) for t in spec.outputs]
     if found_in != want_in or found_out != want_out:
-        raise DeclarationMismatch(
-            f"{spec.triton_name}: {path} has inputs {found_in} and outputs {found_out}; declared {want_in} and {want_out}"
-        )
+        raise DeclarationMismatch(f"{spec.triton_name}: {path} has inputs {found_in} and outputs {found_out}; declared {want_in} and {want_out}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -331,7 +329,9 @@ def compare(name: str, got: np.ndarray, want: np.ndarray, atol: float, rtol: flo
     }
 
 
-def check_parity(spec: ComponentSpec, model_dir: Path, onnx_path: Path, precision: str, references: dict | None = None, seed: int | None = None) -> dict[str, Any]:
+def check_parity(
+    spec: ComponentSpec, model_dir: Path, onnx_path: Path, precision: str, references: dict | None = None, seed: int | None = None
+) -> dict[str, Any]:
     """Every output against PyTorch (fp32) on fresh random inputs; raises `ParityError` past the tolerance."""
     import onnxruntime as ort
     import torch
@@ -349,7 +349,9 @@ def check_parity(spec: ComponentSpec, model_dir: Path, onnx_path: Path, precisio
         arrays = spec.random_inputs(sizes, seed=seed + index)
         got = session.run(spec.output_names, arrays)
         with torch.inference_mode():
-            want = module(*(torch.from_numpy(np.asarray(arrays[n], dtype=np.float32) if arrays[n].dtype == np.float16 else arrays[n]) for n in spec.input_names))
+            want = module(
+                *(torch.from_numpy(np.asarray(arrays[n], dtype=np.float32) if arrays[n].dtype == np.float16 else arrays[n]) for n in spec.input_names)
+            )
         report["points"].append(sizes)
         for name, g, w in zip(spec.output_names, got, want):
             result = compare(f"{spec.triton_name}.{name}", g, w.float().numpy(), atol, rtol)
@@ -372,10 +374,8 @@ def _versions() -> dict[str, str]:
 
     found = {}
     for package in ("torch", "onnx", "onnxruntime", "optimum-onnx", "diffusers", "transformers"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             found[package] = version(package)
-        except PackageNotFoundError:
-            pass
     return found
 
 
@@ -420,7 +420,17 @@ def export_folder_name(model_dir: Path, name: str | None, key: str) -> str:
     return f"{name or detect_model(model_dir)}-{key}"
 
 
-def find_or_export(root: Path | str, model_dir: Path | str, *, precision: str = "fp32", opset: int = DEFAULT_OPSET, profile: ExportProfile | None = None, name: str | None = None, source_ref: str | None = None, revision: str | None = None) -> Path:
+def find_or_export(
+    root: Path | str,
+    model_dir: Path | str,
+    *,
+    precision: str = "fp32",
+    opset: int = DEFAULT_OPSET,
+    profile: ExportProfile | None = None,
+    name: str | None = None,
+    source_ref: str | None = None,
+    revision: str | None = None,
+) -> Path:
     """The exported folder for this model: found under `root`, else exported into `root/<name>-<key>`."""
     root, model_dir = Path(root), Path(model_dir).resolve()
     profile = profile or ExportProfile()

@@ -56,7 +56,15 @@ def engine_folder(root: Path, arch: str, trt_version: str) -> Path:
     return Path(root) / f"{arch}-trt{trt_version}"
 
 
-def plan_engines(export_dirs: list[Path], engines_root: Path, precision: str, arch: str = "<gpu-arch>", trt_version: str = "<trt-version>", workspace_gb: float = 8.0, only: list[str] | None = None) -> list[EnginePlan]:
+def plan_engines(
+    export_dirs: list[Path],
+    engines_root: Path,
+    precision: str,
+    arch: str = "<gpu-arch>",
+    trt_version: str = "<trt-version>",
+    workspace_gb: float = 8.0,
+    only: list[str] | None = None,
+) -> list[EnginePlan]:
     if precision not in TRT_PRECISIONS:
         raise ValueError(f"TensorRT precision {precision!r}: one of {TRT_PRECISIONS}")
     folder = engine_folder(engines_root, arch, trt_version)

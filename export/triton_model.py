@@ -81,12 +81,8 @@ class TritonPythonModel:
         }[self.settings.graph_optimization]
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         ranks = {i.name: len(i.shape) for i in self.session.get_inputs()}
-        self.inputs = [
-            TensorInfo(i["name"], np.dtype(pb_utils.triton_string_to_numpy(i["data_type"])), ranks[i["name"]]) for i in config["input"]
-        ]
-        self.outputs = [
-            TensorInfo(o["name"], np.dtype(pb_utils.triton_string_to_numpy(o["data_type"])), 0) for o in config["output"]
-        ]
+        self.inputs = [TensorInfo(i["name"], np.dtype(pb_utils.triton_string_to_numpy(i["data_type"])), ranks[i["name"]]) for i in config["input"]]
+        self.outputs = [TensorInfo(o["name"], np.dtype(pb_utils.triton_string_to_numpy(o["data_type"])), 0) for o in config["output"]]
         missing = sorted({t.name for t in self.inputs} ^ set(ranks))
         if missing:
             raise ValueError(f"{self.model_name}: config and {path.name} disagree on inputs {missing}")

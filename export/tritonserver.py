@@ -151,7 +151,7 @@ class TritonServer:
     def start(self, wait_s: float = 120.0) -> TritonServer:
         if self.log_path is None:
             self.log_path = Path(tempfile.gettempdir()) / f"tritonserver-{os.getpid()}-{self.grpc_port}.log"
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (the server's stdout for its lifetime; closed in stop)
         logger.info("starting tritonserver on %s (gRPC %d, metrics %d) for %s", self.http_url, self.grpc_port, self.metrics_port, self.repository)
         self.process = subprocess.Popen(
             self.command(),

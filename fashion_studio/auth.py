@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
@@ -113,7 +113,9 @@ def env_records(keys: str) -> list[KeyRecord]:
         if not key:
             continue
         if len(key) < MIN_KEY_CHARS:
-            raise ValueError(f"FASHION_API_KEYS entry {index} is {len(key)} characters; keys need at least {MIN_KEY_CHARS} (make one with `fashion-studio keys new`)")
+            raise ValueError(
+                f"FASHION_API_KEYS entry {index} is {len(key)} characters; keys need at least {MIN_KEY_CHARS} (make one with `fashion-studio keys new`)"
+            )
         records.append(KeyRecord.create(key, name=f"env-{index}", id=f"env-{index}"))
     return records
 
@@ -191,8 +193,13 @@ class Keyring:
         try:
             self._file_records = read_key_file(self.file)
             self._file_stamp = stamp
-            logger.info("API keys: %d from %s (%d revoked), %d from the environment",
-                        len(self._file_records), self.file, sum(r.revoked for r in self._file_records), len(self._env))
+            logger.info(
+                "API keys: %d from %s (%d revoked), %d from the environment",
+                len(self._file_records),
+                self.file,
+                sum(r.revoked for r in self._file_records),
+                len(self._env),
+            )
         except (OSError, ValueError, TypeError) as exc:
             # Keep the keys we had: a half-written or broken file must not open or close the door.
             logger.error("API key file %s unreadable, keeping the previous keys: %s", self.file, exc)
@@ -215,7 +222,9 @@ class Keyring:
                 bucket = self._buckets[record.id] = TokenBucket(rate / 60.0, float(burst), float(burst))
             wait = bucket.take(time.monotonic())
         if wait > 0:
-            return Decision(429, key_id=record.id, retry_after_s=wait, message=f"API key {record.id} is limited to {rate:g} requests per minute (burst {burst})")
+            return Decision(
+                429, key_id=record.id, retry_after_s=wait, message=f"API key {record.id} is limited to {rate:g} requests per minute (burst {burst})"
+            )
         return Decision(200, key_id=record.id)
 
     def acquire(self, key_id: str) -> Decision:
@@ -257,7 +266,7 @@ def _bearer(authorization: str | None) -> str | None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # --- `fashion-studio keys` ------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -29,7 +29,7 @@ from PIL import Image
 from fashion_studio import metrics
 from fashion_studio.attributes import Attributes, LexiconExtractor, detect_language, validate_description
 from fashion_studio.errors import InvalidInputError
-from fashion_studio.generation import MAX_SEED, GenerationRequest, GenerationResult
+from fashion_studio.generation import MAX_SEED, GenerationRequest, GenerationResult, from_settings
 from fashion_studio.prompts import Prompts, build_prompts
 from fashion_studio.settings import Settings
 from fashion_studio.storage import Storage, safe_key
@@ -49,10 +49,10 @@ class Extractor(Protocol):
 class CatalogParams:
     """Generation parameters of a catalog run; part of each article's record key."""
 
-    steps: int = 4
-    guidance: float = 0.0
-    width: int = 64
-    height: int = 64
+    steps: int = from_settings("default_steps")
+    guidance: float = from_settings("default_guidance")
+    width: int = from_settings("default_width")
+    height: int = from_settings("default_height")
     seed: int | None = None
     threshold: float = 25.0
     max_attempts: int = 3
@@ -370,7 +370,7 @@ class CatalogPipeline:
             "params": asdict(params),
             "models": self.model_info,
             "timings": {k: round(v, 4) for k, v in result.timings.items()},
-            "created_at": datetime.now(timezone.utc).isoformat(),
+            "created_at": datetime.now(UTC).isoformat(),
         }
 
     def _from_record(self, key: str) -> CatalogResult:

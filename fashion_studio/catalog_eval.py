@@ -117,24 +117,27 @@ def chrf(hypotheses: Sequence[str], references: Sequence[str], order: int = 6, b
 # --- the runs ---------------------------------------------------------------------------------------
 
 
-def _sweep(examples: Sequence[Example], translations: Sequence[Translation], held_out: Sequence[Translation],
-           source: list[Attributes], translated: list[Attributes]) -> list[dict[str, Any]]:
+def _sweep(
+    examples: Sequence[Example], translations: Sequence[Translation], held_out: Sequence[Translation], source: list[Attributes], translated: list[Attributes]
+) -> list[dict[str, Any]]:
     """Per threshold: the share of each set flagged, and the trusted pipeline's attribute scores."""
     rows = []
     for threshold in SWEEP:
         judged = [judge(t.text, _logprob(t), t.unknown_share, threshold) for t in translations]
         attributes = [trusted_attributes(s, e, t) for s, e, t in zip(source, translated, judged)]
         scores = attribute_scores(attributes, examples)
-        rows.append({
-            "threshold": threshold,
-            "catalog_flagged": round(sum(not t.reliable for t in judged) / len(judged), 4),
-            "templated_flagged": round(
-                sum(not judge(t.text, _logprob(t), t.unknown_share, threshold).reliable for t in held_out) / max(1, len(held_out)), 4
-            ),
-            "precision": scores["all"]["precision"],
-            "recall": scores["all"]["recall"],
-            "prompts_with_invention": scores["prompts_with_invention"],
-        })
+        rows.append(
+            {
+                "threshold": threshold,
+                "catalog_flagged": round(sum(not t.reliable for t in judged) / len(judged), 4),
+                "templated_flagged": round(
+                    sum(not judge(t.text, _logprob(t), t.unknown_share, threshold).reliable for t in held_out) / max(1, len(held_out)), 4
+                ),
+                "precision": scores["all"]["precision"],
+                "recall": scores["all"]["recall"],
+                "prompts_with_invention": scores["prompts_with_invention"],
+            }
+        )
     return rows
 
 
@@ -238,7 +241,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         "## Attributes: precision (nothing invented) and recall (nothing lost)",
         "",
-        "Micro-averaged over all labels; colours match by hue. \"Invented\" is the share of descriptions whose "
+        'Micro-averaged over all labels; colours match by hue. "Invented" is the share of descriptions whose '
         "attributes (and so prompt) name a colour, pattern or material the description does not.",
         "",
     ]
@@ -268,22 +271,36 @@ def render(results: dict[str, Any]) -> str:
         [
             ["catalog set (real text)", t["chrf"], _pct(t["flagged_unreliable"]), t["mean_confidence"]],
             ["catalog set, reliable translations only", "n/a (none)" if t["chrf_reliable_only"] is None else t["chrf_reliable_only"], "", ""],
-            [f"templated held-out ({t['templated_held_out']['count']})", t["templated_held_out"]["chrf"],
-             _pct(t["templated_held_out"]["flagged_unreliable"]), t["templated_held_out"]["mean_confidence"]],
+            [
+                f"templated held-out ({t['templated_held_out']['count']})",
+                t["templated_held_out"]["chrf"],
+                _pct(t["templated_held_out"]["flagged_unreliable"]),
+                t["templated_held_out"]["mean_confidence"],
+            ],
         ],
     )
-    lines += ["", "## The confidence threshold", "",
-              "Each threshold's share of translations flagged, and the pipeline's attribute figures with it:", ""]
+    lines += ["", "## The confidence threshold", "", "Each threshold's share of translations flagged, and the pipeline's attribute figures with it:", ""]
     lines += _table(
         ["threshold", "catalog flagged", "templated flagged", "precision", "recall", "prompts with an invention"],
-        [[r["threshold"], _pct(r["catalog_flagged"]), _pct(r["templated_flagged"]), _pct(r["precision"]), _pct(r["recall"]),
-          _pct(r["prompts_with_invention"])] for r in results["threshold_sweep"]],
+        [
+            [
+                r["threshold"],
+                _pct(r["catalog_flagged"]),
+                _pct(r["templated_flagged"]),
+                _pct(r["precision"]),
+                _pct(r["recall"]),
+                _pct(r["prompts_with_invention"]),
+            ]
+            for r in results["threshold_sweep"]
+        ],
     )
     lines += ["", "## Examples", ""]
     lines += _table(
         ["id", "German", "translation", "confidence", "reliable", "invented (pipeline)", "invented (unchecked merge)"],
-        [[e["id"], e["german"], e["translation"], e["confidence"], e["reliable"], _inventions(e["invented"]), _inventions(e["invented_unchecked"])]
-         for e in results["examples"][:12]],
+        [
+            [e["id"], e["german"], e["translation"], e["confidence"], e["reliable"], _inventions(e["invented"]), _inventions(e["invented_unchecked"])]
+            for e in results["examples"][:12]
+        ],
     )
     return "\n".join(lines) + "\n"
 
@@ -302,8 +319,16 @@ def main() -> None:  # pragma: no cover - command entry
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     results = evaluate()
     write(results)
-    print(json.dumps({"attributes": {k: v["all"] for k, v in results["attributes"].items()}, "translation": results["translation"],
-                      "targets_met": results["targets_met"]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "attributes": {k: v["all"] for k, v in results["attributes"].items()},
+                "translation": results["translation"],
+                "targets_met": results["targets_met"],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,11 +12,13 @@ import typer
 
 from fashion_studio.auth import keys_app
 from fashion_studio.errors import FashionStudioError
+from fashion_studio.index.cli import index_app
 from fashion_studio.lora.cli import lora_app
 from fashion_studio.planning import plan_app
 from fashion_studio.popularity.cli import popularity_app
 from fashion_studio.products import products_app
 from fashion_studio.pull import pull_command
+from fashion_studio.sessions.demo import demo_app
 from fashion_studio.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -28,6 +30,8 @@ app.add_typer(plan_app, name="plan")
 app.add_typer(popularity_app, name="popularity")
 app.add_typer(products_app, name="products")
 app.add_typer(lora_app, name="lora")
+app.add_typer(index_app, name="index")
+app.add_typer(demo_app, name="demo")
 
 logger = logging.getLogger("fashion_studio")
 
@@ -61,7 +65,7 @@ def generate(
     runtime: Annotated[Optional[str], typer.Option(help="torch | onnx | triton")] = None,
 ) -> None:
     """Generate images for a prompt and write them as PNG."""
-    from fashion_studio.generation import Generator, GenerationRequest
+    from fashion_studio.generation import GenerationRequest, Generator
 
     settings = _settings(generator=generator, runtime=runtime)
     try:
@@ -156,7 +160,7 @@ def train_mini(
     directory: Annotated[Optional[Path], typer.Argument(help="Folder for the trained models (default models/fashion-mini).")] = None,
     work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="Cache of rendered data and intermediate weights (default var/fashion-mini).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
-    only: Annotated[Optional[list[str]], typer.Option(help="Run only these stages: data, judge, marian, clip, vae, unet, sd.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option(help="Run only these stages: data, judge, marian, clip, vae, unet, sd, editor.")] = None,
     force: Annotated[bool, typer.Option(help="Retrain even what is complete.")] = False,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
     time_scale: Annotated[float, typer.Option("--time-scale", help="Multiply every stage's time cap (a slower or shared machine).")] = 1.0,
@@ -170,7 +174,7 @@ def train_mini(
     from fashion_studio.mini.train import MiniConfig, train_all
 
     directory, work_dir = directory or MINI_DIR, work_dir or WORK_DIR
-    config = MiniConfig(seed=seed, threads=threads)
+    config = MiniConfig(seed=seed, threads=threads, time_scale=time_scale)
     config.max_minutes = {stage: minutes * time_scale for stage, minutes in config.max_minutes.items()}
     record = train_all(directory, work_dir, config, only=only, force=force)
     stages = {name: info.get("wall_seconds") for name, info in record["stages"].items()}
@@ -179,6 +183,10 @@ def train_mini(
         results = run_eval(directory, work_dir, EvalConfig(seed=seed))
         typer.echo(json.dumps(results["summary"], indent=2))
     write_cards(directory)
+    if evaluate and Path(directory).resolve() == MINI_DIR.resolve():
+        from fashion_studio.mini.report import write_docs
+
+        write_docs(directory)  # the figures in README.md and docs/fashion-mini.md
 
 
 @models_app.command("eval-mini")
@@ -188,19 +196,50 @@ def eval_mini(
     seed: Annotated[int, typer.Option(help="The seed the family was trained with (selects the held-out data).")] = 0,
     prompts: Annotated[int, typer.Option(help="Held-out prompts to generate and judge.")] = 200,
     translations: Annotated[int, typer.Option(help="Held-out German descriptions to translate.")] = 500,
-    cards: Annotated[bool, typer.Option("--cards/--no-cards", help="Write the figures into the model cards.")] = True,
+    cards: Annotated[bool, typer.Option("--cards/--no-cards", help="Write the figures into the model cards (and, for the shipped family, README.md and docs/fashion-mini.md).")] = True,
+    editor_only: Annotated[bool, typer.Option("--editor-only", help="Measure only the editor and update its part of eval.json and its card.")] = False,
 ) -> None:
-    """Judge the fashion-mini family on held-out data: generated type/colour, translation, CLIP zero-shot and score."""
+    """Judge the fashion-mini family on held-out data: generated type/colour, translation, CLIP zero-shot and score, edits."""
     from fashion_studio.mini import MINI_DIR, WORK_DIR
     from fashion_studio.mini.cards import write_cards
     from fashion_studio.mini.evaluate import EvalConfig
     from fashion_studio.mini.evaluate import evaluate as run_eval
 
     directory = directory or MINI_DIR
+    if editor_only:
+        from fashion_studio.mini import editor
+
+        section = editor.evaluate_family(directory, work_dir or WORK_DIR, seed)
+        if section is None:
+            _fail(FileNotFoundError(f"no editor in {directory}: run `fashion-studio models train-mini --only editor`"))
+        record = editor.record_evaluation(directory, section)
+        if cards:
+            editor.write_card(directory)
+        typer.echo(json.dumps({k: record["summary"][k] for k in editor.summary(section)} | {"targets_met": {k: record["targets_met"][k] for k in editor.TARGETS}}, indent=2))
+        return
     results = run_eval(directory, work_dir or WORK_DIR, EvalConfig(seed=seed, prompts=prompts, translations=translations))
     if cards:
         write_cards(directory)
+        if Path(directory).resolve() == MINI_DIR.resolve():
+            from fashion_studio.mini.report import write_docs
+
+            write_docs(directory)
     typer.echo(json.dumps({"summary": results["summary"], "targets_met": results["targets_met"]}, indent=2))
+
+
+@models_app.command("check-mini")
+def check_mini(
+    stage: Annotated[list[str], typer.Option("--stage", help="Stages to retrain and compare: judge, marian, clip, vae, unet.")],
+    directory: Annotated[Optional[Path], typer.Argument(help="The fashion-mini folder (default models/fashion-mini).")] = None,
+    work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="Rendered data, shared with train-mini (default var/fashion-mini).")] = None,
+    scratch: Annotated[Path, typer.Option(help="Folder to retrain in (emptied first).")] = Path("var/fashion-mini-check"),
+) -> None:
+    """Retrain stages of the family as its training record says and compare the weights byte for byte."""
+    from fashion_studio.mini import MINI_DIR, WORK_DIR
+    from fashion_studio.mini.train import check_reproducible
+
+    results = check_reproducible(directory or MINI_DIR, work_dir or WORK_DIR, stage, scratch)
+    typer.echo(json.dumps({name: r["identical"] for name, r in results.items()}, indent=2))
 
 
 @models_app.command("grid-mini")

@@ -47,12 +47,31 @@ class NotFoundError(InvalidInputError):
     """A request names a stored thing (an image, a session, a product) that does not exist (HTTP 404)."""
 
 
+class ConflictError(InvalidInputError):
+    """A valid request that the current state of what it names does not allow, such as editing in a
+    conversation that has no image yet (HTTP 409)."""
+
+
 class ModelNotFoundError(FashionStudioError, FileNotFoundError):
     """A model reference resolves to nothing on this machine and cannot be downloaded."""
 
 
 class DeadlineExceededError(FashionStudioError, TimeoutError):
     """The work did not finish before its deadline and was stopped (HTTP 504)."""
+
+
+class RequestCancelledError(FashionStudioError):
+    """The request was cancelled (its client went away) before it finished; nothing awaits it."""
+
+
+class UnavailableError(FashionStudioError):
+    """A backing store or a part of the deployment cannot be reached or is not installed (HTTP 503);
+    the client may retry after `retry_after_s`."""
+
+    def __init__(self, what: str, message: str, retry_after_s: float = 1.0) -> None:
+        self.what = what
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
 
 
 class OverloadedError(FashionStudioError):

@@ -8,6 +8,7 @@ encode, denoise and decode.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import re
@@ -22,24 +23,31 @@ from PIL import Image
 
 from fashion_studio import models
 from fashion_studio.errors import DeadlineExceededError, InvalidInputError
-from fashion_studio.settings import Limits, Settings
+from fashion_studio.settings import Limits, Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
 MAX_SEED = 2**32 - 1
 
 
+def from_settings(name: str) -> Any:
+    """A dataclass field whose default is the settings' value (`FASHION_DEFAULT_*`) when a request is
+    made: the library, the wire between services and the public API share this one set of defaults."""
+    return field(default_factory=lambda: getattr(get_settings(), name))
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One text -> image request; `check(limits)` raises on any out-of-bounds value."""
+    """One text -> image request, from the public API through the generator service to the pipeline;
+    `check(limits)` raises on any out-of-bounds value (the one set of rules, with the settings' limits)."""
 
     prompt: str
     negative_prompt: str | None = None
     seed: int | None = None
-    steps: int = 4
-    guidance: float = 0.0
-    width: int = 64
-    height: int = 64
+    steps: int = from_settings("default_steps")
+    guidance: float = from_settings("default_guidance")
+    width: int = from_settings("default_width")
+    height: int = from_settings("default_height")
     num_images: int = 1
     lora: tuple[str, ...] = ()  # named adapters to apply, from the allow-list (`lora_names`)
 
@@ -75,7 +83,7 @@ class GenerationRequest:
     def with_seed(self) -> GenerationRequest:
         if self.seed is not None:
             return self
-        return GenerationRequest(**{**self.__dict__, "seed": random.randint(0, MAX_SEED - 8)})
+        return dataclasses.replace(self, seed=random.randint(0, MAX_SEED - 8))
 
 
 def check_lora(names: Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:

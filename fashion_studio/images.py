@@ -55,11 +55,31 @@ def load_image(field: str, data: bytes, limits: Limits) -> Image.Image:
     except Exception as exc:
         raise InvalidInputError(field, f"{kind} data", f"must be a readable {kind} image ({type(exc).__name__})") from exc
     if width * height > limits.max_image_pixels:
-        raise PayloadTooLargeError(
-            field, f"{width}x{height}", f"image must have at most {limits.max_image_pixels} pixels"
-        )
+        raise PayloadTooLargeError(field, f"{width}x{height}", f"image must have at most {limits.max_image_pixels} pixels")
     try:
         image.load()
         return image.convert("RGB")
     except Exception as exc:
         raise InvalidInputError(field, f"{kind} data", f"must be a readable {kind} image ({type(exc).__name__})") from exc
+
+
+# Where an image decoded from PNG keeps the bytes it came as, so that passing it on (to the scorer, to
+# storage) sends those bytes instead of encoding the same pixels again: each image is encoded once.
+PNG_KEPT = "fashion_studio.png"
+
+
+def image_from_png(data: bytes) -> Image.Image:
+    """Trusted PNG bytes (a model service's own output) as an RGB image that keeps them."""
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    image.info[PNG_KEPT] = data
+    return image
+
+
+def png_of(image: Image.Image) -> bytes:
+    """The image as PNG: the bytes it was decoded from when it kept them, else encoded now."""
+    kept = image.info.get(PNG_KEPT)
+    if isinstance(kept, bytes):
+        return kept
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

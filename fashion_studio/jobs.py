@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from queue import Empty, Queue
 from typing import Any, Literal
@@ -51,7 +51,18 @@ _CLI_HINT = re.compile(r" \(choose another with --[a-z-]+\)$")
 RowStatus = Literal["pending", "done", "failed"]
 JobStatus = Literal["queued", "running", "done"]
 RESULT_COLUMNS = (
-    "index", "article_id", "status", "clip_score", "passed", "skipped", "seed", "attempts", "translation", "generation_prompt", "image_id", "error",
+    "index",
+    "article_id",
+    "status",
+    "clip_score",
+    "passed",
+    "skipped",
+    "seed",
+    "attempts",
+    "translation",
+    "generation_prompt",
+    "image_id",
+    "error",
 )
 
 
@@ -116,7 +127,7 @@ class Job:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 class JobStore:
@@ -356,4 +367,3 @@ class JobRunner:
             row.attempts = len(result.attempts)
             row.translation, row.generation_prompt, row.image_id = result.translation, result.generation_prompt, result.key
             return
-

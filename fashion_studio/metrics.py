@@ -60,7 +60,7 @@ REQUESTS = Counter(
 )
 STAGE_DURATION = Histogram(
     f"{PREFIX}_stage_duration_seconds",
-    "Latency of one stage of a request: queue, translate, extract, generate, encode, denoise, decode, score, store.",
+    "Latency of one stage of a request: queue, translate, extract, generate, encode, denoise, decode, edit, edit_queue, score, store.",
     ["stage"],
     buckets=_LATENCY_BUCKETS,
 )
@@ -68,6 +68,17 @@ IMAGES_GENERATED = Counter(
     f"{PREFIX}_images_generated_total",
     "Images produced by the generator.",
     ["model"],
+)
+EDITS = Counter(
+    f"{PREFIX}_edits_total",
+    "Images produced by the instruction-based editor.",
+    ["model"],
+)
+SECONDS_PER_EDIT = Histogram(
+    f"{PREFIX}_seconds_per_edit",
+    "Editor pipeline-call time divided by the edits in the call.",
+    ["model", "runtime"],
+    buckets=seconds_per_image_buckets(SLO_SECONDS_PER_IMAGE),
 )
 BATCH_SIZE = Histogram(
     f"{PREFIX}_batch_size",
@@ -133,6 +144,23 @@ FEEDBACK_EVENTS = Counter(
     f"{PREFIX}_feedback_events_total",
     "Events stored in the event log, by kind and source (api, import, simulated).",
     ["kind", "source"],
+)
+INDEX_QUERY_DURATION = Histogram(
+    f"{PREFIX}_index_query_duration_seconds",
+    "Latency of one product-index search (the vector store alone), by store kind and whether metadata filters applied.",
+    ["store", "filtered"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+RECOMMEND_RESULTS = Histogram(
+    f"{PREFIX}_recommend_results",
+    "Products in one /recommend answer (fewer than k when the filters leave fewer), by query kind (image, text).",
+    ["query"],
+    buckets=(0, 1, 2, 3, 5, 10, 20, 50, 100),
+)
+SESSION_TURNS = Counter(
+    f"{PREFIX}_session_turns_total",
+    "Conversation turns stored, by action (generate, edit, recommend), language (en, de) and how the action was chosen (named, or understood from the words).",
+    ["action", "language", "understood"],
 )
 @contextmanager
 def time_stage(stage: str) -> Iterator[None]:

@@ -32,6 +32,7 @@ _HOW_TO_GET = {
     "generator": "a diffusers folder (e.g. `huggingface-cli download black-forest-labs/FLUX.1-schnell --local-dir DIR`)",
     "translator": "a MarianMT folder (e.g. `huggingface-cli download Helsinki-NLP/opus-mt-de-en --local-dir DIR`)",
     "scorer": "a CLIP folder (e.g. `huggingface-cli download openai/clip-vit-large-patch14 --local-dir DIR`)",
+    "editor": "an InstructPix2Pix folder (e.g. `huggingface-cli download timbrooks/instruct-pix2pix --local-dir DIR`)",
     "llm": "a causal LM folder (e.g. `huggingface-cli download microsoft/Phi-3-mini-4k-instruct --local-dir DIR`)",
 }
 

@@ -391,11 +391,25 @@ def plan_capacity(
         if placement is not None:
             accelerator = dataclasses.replace(accelerator, pod=placement.deployment, gpus_per_replica=placement.gpus_per_pod)
         if accelerator.seconds_per_image > slo_seconds_per_image:
-            plans.append(Plan(accelerator, False, f"{accelerator.seconds_per_image:g} s per image > SLO {slo_seconds_per_image:g} s: no replica count fixes that", max_batch=max_batch))
+            plans.append(
+                Plan(
+                    accelerator,
+                    False,
+                    f"{accelerator.seconds_per_image:g} s per image > SLO {slo_seconds_per_image:g} s: no replica count fixes that",
+                    max_batch=max_batch,
+                )
+            )
             continue
         queue = accelerator.queue(max_batch)
         if p95_target_s is not None and p95_target_s <= queue.batch_seconds(1):
-            plans.append(Plan(accelerator, False, f"p95 target {p95_target_s:g} s <= {queue.batch_seconds(1):g} s, one image alone: no replica count fixes that", max_batch=max_batch))
+            plans.append(
+                Plan(
+                    accelerator,
+                    False,
+                    f"p95 target {p95_target_s:g} s <= {queue.batch_seconds(1):g} s, one image alone: no replica count fixes that",
+                    max_batch=max_batch,
+                )
+            )
             continue
         replicas, states = [], []
         for rate in demand:
@@ -411,15 +425,25 @@ def plan_capacity(
         peak = max(replicas)
         fixed_cost = peak * hours * accelerator.gpus_per_replica * accelerator.price_per_gpu_hour
         busy = sum(rate / queue.capacity for rate in demand)
-        plans.append(Plan(
-            accelerator=accelerator, feasible=True, reason="",
-            replicas_by_hour=replicas, peak_replicas=peak, gpu_hours_per_day=gpu_hours,
-            images_per_day=images_per_day, cost_per_day=cost,
-            cost_per_1000_images=1000 * cost / images_per_day if images_per_day else math.inf,
-            fixed_cost_per_1000_images=1000 * fixed_cost / images_per_day if images_per_day else math.inf,
-            mean_utilization=busy / sum(replicas), max_batch=max_batch,
-            wait_by_hour=[s.wait_s for s in states], latency_by_hour=[s.latency_s for s in states], p95_by_hour=[s.p95_s for s in states],
-        ))
+        plans.append(
+            Plan(
+                accelerator=accelerator,
+                feasible=True,
+                reason="",
+                replicas_by_hour=replicas,
+                peak_replicas=peak,
+                gpu_hours_per_day=gpu_hours,
+                images_per_day=images_per_day,
+                cost_per_day=cost,
+                cost_per_1000_images=1000 * cost / images_per_day if images_per_day else math.inf,
+                fixed_cost_per_1000_images=1000 * fixed_cost / images_per_day if images_per_day else math.inf,
+                mean_utilization=busy / sum(replicas),
+                max_batch=max_batch,
+                wait_by_hour=[s.wait_s for s in states],
+                latency_by_hour=[s.latency_s for s in states],
+                p95_by_hour=[s.p95_s for s in states],
+            )
+        )
     return plans
 
 
@@ -540,7 +564,10 @@ GENERATION_REQUESTS = ("/generate", "/generate_image", "/catalog")
 
 
 def read_locust_history(
-    path: Path, time_scale: float = 1.0, rate_scale: float = 1.0, names: Sequence[str] = GENERATION_REQUESTS,
+    path: Path,
+    time_scale: float = 1.0,
+    rate_scale: float = 1.0,
+    names: Sequence[str] = GENERATION_REQUESTS,
 ) -> list[tuple[float, float]]:
     """(seconds since start, requests/s that arrived) from Locust's `*_stats_history.csv`.
 
@@ -568,12 +595,14 @@ def read_locust_history(
     present = [name for name in names if name in by_name]
     if not present:
         raise InvalidInputError(
-            "names", list(names),
+            "names",
+            list(names),
             f"{path} has no rows for them: run Locust with --csv-full-history (the Aggregated row also counts probes, /metrics and SLO entries)",
         )
     start = grid[0]
     arrived = [0.0] * (len(grid) - 1)  # arrivals within [grid[j], grid[j + 1])
     known_until = float(grid[-1])
+
     def answered(row: dict[str, str]) -> tuple[float, float]:
         """(requests answered, their summed response time in ms) so far."""
         count = float(row["Total Request Count"])
@@ -765,18 +794,57 @@ def example_history_rows() -> list[dict[str, Any]]:
         probes = 6 * second
         users = (12 if 120 <= second < 420 else 2) * 2 + 1
         common = {"Timestamp": start + second, "User Count": users, "Failures/s": "0.000000", "Total Failure Count": 0}
-        rows.append({**common, "Type": "POST", "Name": "/generate", "Requests/s": f"{now:2f}", "Total Request Count": answered,
-                     "Total Average Response Time": 1000.0 if answered else 0})
+        rows.append(
+            {
+                **common,
+                "Type": "POST",
+                "Name": "/generate",
+                "Requests/s": f"{now:2f}",
+                "Total Request Count": answered,
+                "Total Average Response Time": 1000.0 if answered else 0,
+            }
+        )
         everything = answered + probes
-        rows.append({**common, "Type": "", "Name": "Aggregated", "Requests/s": f"{now + 6:2f}", "Total Request Count": everything,
-                     "Total Average Response Time": (1000.0 * answered + 5.0 * probes) / everything if everything else 0})
+        rows.append(
+            {
+                **common,
+                "Type": "",
+                "Name": "Aggregated",
+                "Requests/s": f"{now + 6:2f}",
+                "Total Request Count": everything,
+                "Total Average Response Time": (1000.0 * answered + 5.0 * probes) / everything if everything else 0,
+            }
+        )
     return rows
 
 
 def write_locust_history(path: Path, rows: list[dict[str, Any]]) -> None:
-    columns = ["Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s", "50%", "66%", "75%", "80%", "90%", "95%",
-               "98%", "99%", "99.9%", "99.99%", "100%", "Total Request Count", "Total Failure Count", "Total Median Response Time",
-               "Total Average Response Time", "Total Min Response Time", "Total Max Response Time", "Total Average Content Size"]
+    columns = [
+        "Timestamp",
+        "User Count",
+        "Type",
+        "Name",
+        "Requests/s",
+        "Failures/s",
+        "50%",
+        "66%",
+        "75%",
+        "80%",
+        "90%",
+        "95%",
+        "98%",
+        "99%",
+        "99.9%",
+        "99.99%",
+        "100%",
+        "Total Request Count",
+        "Total Failure Count",
+        "Total Median Response Time",
+        "Total Average Response Time",
+        "Total Min Response Time",
+        "Total Max Response Time",
+        "Total Average Content Size",
+    ]
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, columns, restval="0")
         writer.writeheader()
@@ -819,14 +887,33 @@ def _placement_line(plans: list[Plan], placement: GpuPlacement | None) -> str:
 @plan_app.callback()
 def plan(
     ctx: typer.Context,
-    profile: Annotated[Optional[Path], typer.Option(help="Traffic profile: YAML/JSON {requests_per_second: [per hour], images_per_request} or CSV hour,requests_per_second. Default: the documented example.")] = None,
-    accelerators: Annotated[Optional[Path], typer.Option(help="YAML/JSON {accelerators: [{name, seconds_per_image, price_per_gpu_hour, gpus_per_replica, pod, batch_speedup}]}. Default: the documented example.")] = None,
-    overlay: Annotated[Optional[Path], typer.Option(help="Kustomize overlay (or a file of rendered objects) whose GPU pods the plan counts, e.g. k8s/overlays/gpu: the Deployment that asks for nvidia.com/gpu, and how many per pod.")] = None,
+    profile: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Traffic profile: YAML/JSON {requests_per_second: [per hour], images_per_request} or CSV hour,requests_per_second. Default: the documented example."
+        ),
+    ] = None,
+    accelerators: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="YAML/JSON {accelerators: [{name, seconds_per_image, price_per_gpu_hour, gpus_per_replica, pod, batch_speedup}]}. Default: the documented example."
+        ),
+    ] = None,
+    overlay: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Kustomize overlay (or a file of rendered objects) whose GPU pods the plan counts, e.g. k8s/overlays/gpu: the Deployment that asks for nvidia.com/gpu, and how many per pod."
+        ),
+    ] = None,
     images_per_request: Annotated[Optional[float], typer.Option("--images-per-request", help="Override the profile's images per request.")] = None,
-    slo_seconds_per_image: Annotated[Optional[float], typer.Option("--slo-seconds-per-image", help="SLO target; default FASHION_SLO_SECONDS_PER_IMAGE.")] = None,
+    slo_seconds_per_image: Annotated[
+        Optional[float], typer.Option("--slo-seconds-per-image", help="SLO target; default FASHION_SLO_SECONDS_PER_IMAGE.")
+    ] = None,
     utilization: Annotated[float, typer.Option(help="Target GPU utilization (headroom for bursts and scale-up time).")] = 0.75,
     min_replicas: Annotated[int, typer.Option("--min-replicas", help="Floor for availability (the PDB keeps one while a node drains).")] = 2,
-    max_batch: Annotated[int, typer.Option("--max-batch", help="Images per batch at most (the engines' largest profile; FASHION_BATCHING__MAX_BATCH_SIZE).")] = 8,
+    max_batch: Annotated[
+        int, typer.Option("--max-batch", help="Images per batch at most (the engines' largest profile; FASHION_BATCHING__MAX_BATCH_SIZE).")
+    ] = 8,
     p95_target: Annotated[Optional[float], typer.Option("--p95-target", help="Add pods until the p95 latency per image is at most this many seconds.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -846,21 +933,29 @@ def plan(
     except FashionStudioError as exc:
         _fail(exc)
     if as_json:
-        typer.echo(json.dumps([
-            {**asdict(p), "peak_gpus": p.peak_gpus, "worst_wait_s": p.worst_wait_s, "worst_p95_s": p.worst_p95_s} for p in plans
-        ], indent=2, default=str))
+        typer.echo(
+            json.dumps(
+                [{**asdict(p), "peak_gpus": p.peak_gpus, "worst_wait_s": p.worst_wait_s, "worst_p95_s": p.worst_p95_s} for p in plans], indent=2, default=str
+            )
+        )
         return
-    typer.echo(f"profile: {traffic.name}; {traffic.images_per_request:g} images/request; SLO {slo:g} s/image; "
-               f"target utilization {utilization:.0%}; batches of up to {max_batch} images" + (f"; p95 target {p95_target:g} s" if p95_target else ""))
+    typer.echo(
+        f"profile: {traffic.name}; {traffic.images_per_request:g} images/request; SLO {slo:g} s/image; "
+        f"target utilization {utilization:.0%}; batches of up to {max_batch} images" + (f"; p95 target {p95_target:g} s" if p95_target else "")
+    )
     typer.echo(_placement_line(plans, placement))
-    typer.echo(f"{'accelerator':<14}{'s/image':>8}{'peak':>6}{'GPUs':>6}{'GPU-h/day':>11}{'util':>7}{'wait s':>8}{'p95 s':>8}{'$/day':>11}{'$/1k img':>10}{'fixed $/1k':>12}")
+    typer.echo(
+        f"{'accelerator':<14}{'s/image':>8}{'peak':>6}{'GPUs':>6}{'GPU-h/day':>11}{'util':>7}{'wait s':>8}{'p95 s':>8}{'$/day':>11}{'$/1k img':>10}{'fixed $/1k':>12}"
+    )
     for p in plans:
         a = p.accelerator
         if not p.feasible:
             typer.echo(f"{a.name:<14}{a.seconds_per_image:>8g}  infeasible: {p.reason}")
             continue
-        typer.echo(f"{a.name:<14}{a.seconds_per_image:>8g}{p.peak_replicas:>6}{p.peak_gpus:>6}{p.gpu_hours_per_day:>11g}{p.mean_utilization:>7.0%}"
-                   f"{p.worst_wait_s:>8.2f}{p.worst_p95_s:>8.2f}{_money(p.cost_per_day):>11}{_money(p.cost_per_1000_images):>10}{_money(p.fixed_cost_per_1000_images):>12}")
+        typer.echo(
+            f"{a.name:<14}{a.seconds_per_image:>8g}{p.peak_replicas:>6}{p.peak_gpus:>6}{p.gpu_hours_per_day:>11g}{p.mean_utilization:>7.0%}"
+            f"{p.worst_wait_s:>8.2f}{p.worst_p95_s:>8.2f}{_money(p.cost_per_day):>11}{_money(p.cost_per_1000_images):>10}{_money(p.fixed_cost_per_1000_images):>12}"
+        )
     for p in plans:
         if p.feasible:
             typer.echo(f"{p.accelerator.name} {p.accelerator.pod or 'replica'} pods by hour: {' '.join(map(str, p.replicas_by_hour))}")
@@ -873,16 +968,25 @@ def simulate(
     seconds_per_image: Annotated[float, typer.Option("--seconds-per-image", help="One pod's seconds per image, one image alone.")] = 0.72,
     images_per_request: Annotated[float, typer.Option("--images-per-request")] = 1.0,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per batch at most (FASHION_BATCHING__MAX_BATCH_SIZE).")] = 8,
-    batch_speedup: Annotated[str, typer.Option("--batch-speedup", help="Throughput at a batch / at batch 1, measured: e.g. 2:1.37,4:2.13,8:3.05. Default: no gain.")] = "",
-    name: Annotated[Optional[list[str]], typer.Option("--name", help="Locust request names that reach the generator (repeat). Default: /generate, /generate_image, /catalog.")] = None,
+    batch_speedup: Annotated[
+        str, typer.Option("--batch-speedup", help="Throughput at a batch / at batch 1, measured: e.g. 2:1.37,4:2.13,8:3.05. Default: no gain.")
+    ] = "",
+    name: Annotated[
+        Optional[list[str]],
+        typer.Option("--name", help="Locust request names that reach the generator (repeat). Default: /generate, /generate_image, /catalog."),
+    ] = None,
     target: Annotated[float, typer.Option(help="HPA target: requests in progress per pod.")] = HpaConfig.target_per_pod,
     min_replicas: Annotated[int, typer.Option("--min-replicas")] = HpaConfig.min_replicas,
     max_replicas: Annotated[int, typer.Option("--max-replicas")] = HpaConfig.max_replicas,
     sync_period: Annotated[int, typer.Option("--sync-period", help="--horizontal-pod-autoscaler-sync-period, seconds.")] = HpaConfig.sync_period_s,
     tolerance: Annotated[float, typer.Option(help="--horizontal-pod-autoscaler-tolerance.")] = HpaConfig.tolerance,
-    scale_down_window: Annotated[int, typer.Option("--scale-down-window", help="behavior.scaleDown.stabilizationWindowSeconds.")] = HpaConfig.scale_down_window_s,
+    scale_down_window: Annotated[
+        int, typer.Option("--scale-down-window", help="behavior.scaleDown.stabilizationWindowSeconds.")
+    ] = HpaConfig.scale_down_window_s,
     scale_up_pods: Annotated[int, typer.Option("--scale-up-pods", help="scaleUp policy: at most this many pods added per period.")] = 4,
-    scale_up_percent: Annotated[int, typer.Option("--scale-up-percent", help="scaleUp policy: at most this % added per period (the larger policy wins).")] = 100,
+    scale_up_percent: Annotated[
+        int, typer.Option("--scale-up-percent", help="scaleUp policy: at most this % added per period (the larger policy wins).")
+    ] = 100,
     scale_up_period: Annotated[int, typer.Option("--scale-up-period")] = 60,
     scale_down_pods: Annotated[int, typer.Option("--scale-down-pods")] = 1,
     scale_down_period: Annotated[int, typer.Option("--scale-down-period")] = 60,
@@ -903,7 +1007,11 @@ def simulate(
     except FashionStudioError as exc:
         _fail(exc)
     hpa = HpaConfig(
-        target_per_pod=target, min_replicas=min_replicas, max_replicas=max_replicas, sync_period_s=sync_period, tolerance=tolerance,
+        target_per_pod=target,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        sync_period_s=sync_period,
+        tolerance=tolerance,
         scale_down_window_s=scale_down_window,
         scale_up_policies=(ScalingPolicy("Percent", scale_up_percent, scale_up_period), ScalingPolicy("Pods", scale_up_pods, scale_up_period)),
         scale_down_policies=(ScalingPolicy("Pods", scale_down_pods, scale_down_period),),
@@ -924,11 +1032,15 @@ def simulate(
         return
     typer.echo(f"{'minute':>6}{'img/s':>8}{'replicas':>9}{'ready':>7}{'max latency s':>15}{'s missed':>10}")
     for row in result.by_minute():
-        typer.echo(f"{row['minute']:>6}{row['images_per_second']:>8.2f}{row['replicas']:>9}{row['ready']:>7}{row['max_latency_s']:>15.2f}{row['seconds_slo_missed']:>10g}")
+        typer.echo(
+            f"{row['minute']:>6}{row['images_per_second']:>8.2f}{row['replicas']:>9}{row['ready']:>7}{row['max_latency_s']:>15.2f}{row['seconds_slo_missed']:>10g}"
+        )
     typer.echo("scale events: " + ", ".join(f"t={t:g}s {a}->{b}" for t, a, b in result.scale_events))
-    typer.echo(f"SLO ({slo:g} s per image, mean latency: backlog, batch wait and batch) missed for {summary['minutes_slo_missed']} minutes; "
-               f"peak {result.peak_replicas} replicas; {summary['replica_hours']} replica-hours"
-               + (f"; {_money(cost)} ({_money(summary['cost_per_1000_images'])} per 1,000 images)" if cost is not None else ""))
+    typer.echo(
+        f"SLO ({slo:g} s per image, mean latency: backlog, batch wait and batch) missed for {summary['minutes_slo_missed']} minutes; "
+        f"peak {result.peak_replicas} replicas; {summary['replica_hours']} replica-hours"
+        + (f"; {_money(cost)} ({_money(summary['cost_per_1000_images'])} per 1,000 images)" if cost is not None else "")
+    )
 
 
 @plan_app.command("queue")
@@ -936,15 +1048,19 @@ def queue_table(
     rates: Annotated[list[float], typer.Argument(help="Images/s arriving at one pod.")],
     seconds_per_image: Annotated[float, typer.Option("--seconds-per-image", help="One pod's seconds per image, one image alone.")] = 0.72,
     max_batch: Annotated[int, typer.Option("--max-batch", help="Images per batch at most.")] = 8,
-    batch_speedup: Annotated[str, typer.Option("--batch-speedup", help="Throughput at a batch / at batch 1, measured: e.g. 2:1.37,4:2.13,8:3.05. Default: no gain.")] = "",
+    batch_speedup: Annotated[
+        str, typer.Option("--batch-speedup", help="Throughput at a batch / at batch 1, measured: e.g. 2:1.37,4:2.13,8:3.05. Default: no gain.")
+    ] = "",
 ) -> None:
     """One pod's batching queue at each rate: utilization, mean wait, mean and p95 latency, images in progress."""
     try:
         queue = BatchingQueue(seconds_per_image, max_batch, parse_batch_speedup(batch_speedup))
     except FashionStudioError as exc:
         _fail(exc)
-    typer.echo(f"one pod: {seconds_per_image:g} s per image alone, batches of up to {max_batch} taking {queue.batch_seconds(max_batch):.3f} s, "
-               f"{queue.capacity:.2f} images/s with full batches")
+    typer.echo(
+        f"one pod: {seconds_per_image:g} s per image alone, batches of up to {max_batch} taking {queue.batch_seconds(max_batch):.3f} s, "
+        f"{queue.capacity:.2f} images/s with full batches"
+    )
     typer.echo(f"{'img/s':>7}{'util':>7}{'wait s':>9}{'mean s':>9}{'p95 s':>9}{'in progress':>13}")
     for rate in rates:
         s = queue.at(rate)

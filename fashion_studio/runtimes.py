@@ -6,9 +6,12 @@ transformer, VAE) are stand-ins that run the exported graphs through a `Backend`
 session, or a model on a Triton server. The stand-ins answer the calls and attributes the pipelines
 use, so `Generator` wraps `encode_prompt` and `vae.decode` exactly as with PyTorch.
 
-The exported graphs come from `export/` (one declaration per component): found in
-`settings.onnx_dir` or `settings.onnx_cache_dir`, else exported into the cache on first use. Triton
-models are named `<model>_<component>` (`sd_unet`), as `python -m export triton` writes them.
+The exported graphs come from `export/` (one declaration per component). Loading never exports: ONNX
+Runtime finds an export in `settings.onnx_dir` or `settings.onnx_cache_dir`, and a missing one is an
+error that names the `python -m export onnx ...` command that makes it. Triton models are named
+`<model>_<component>` (`sd_unet`), as `python -m export triton` writes them; a Triton runtime reads
+those names from the export declarations, so a process that calls Triton needs the model's configs,
+not its weights or an export.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import contextlib
 import importlib
 import json
 import logging
+import shlex
 import threading
 import time
 from collections.abc import Iterator
@@ -280,7 +284,17 @@ class UNet(_Component):
         self.add_embedding = SimpleNamespace(linear_1=SimpleNamespace(in_features=config.get("projection_class_embeddings_input_dim")))
         self.encoder_hid_proj = None
 
-    def __call__(self, sample: Any, timestep: Any, encoder_hidden_states: Any, timestep_cond: Any = None, cross_attention_kwargs: Any = None, added_cond_kwargs: dict | None = None, return_dict: bool = True, **_: Any) -> Any:
+    def __call__(
+        self,
+        sample: Any,
+        timestep: Any,
+        encoder_hidden_states: Any,
+        timestep_cond: Any = None,
+        cross_attention_kwargs: Any = None,
+        added_cond_kwargs: dict | None = None,
+        return_dict: bool = True,
+        **_: Any,
+    ) -> Any:
         from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 
         if timestep_cond is not None:
@@ -304,7 +318,19 @@ class FluxTransformer(_Component):
     def cache_context(self, name: str) -> Iterator[None]:
         yield
 
-    def __call__(self, hidden_states: Any, encoder_hidden_states: Any = None, pooled_projections: Any = None, timestep: Any = None, img_ids: Any = None, txt_ids: Any = None, guidance: Any = None, joint_attention_kwargs: Any = None, return_dict: bool = True, **_: Any) -> Any:
+    def __call__(
+        self,
+        hidden_states: Any,
+        encoder_hidden_states: Any = None,
+        pooled_projections: Any = None,
+        timestep: Any = None,
+        img_ids: Any = None,
+        txt_ids: Any = None,
+        guidance: Any = None,
+        joint_attention_kwargs: Any = None,
+        return_dict: bool = True,
+        **_: Any,
+    ) -> Any:
         from diffusers.models.modeling_outputs import Transformer2DModelOutput
 
         x = _numpy(hidden_states)
@@ -366,35 +392,85 @@ def export_profile(settings: Settings) -> Any:
     return ExportProfile.from_settings(settings)
 
 
-def locate_export(settings: Settings, model_ref: ModelRef) -> Path:
-    """The exported folder of this model: in `onnx_dir`, else in the cache, else exported into the cache now."""
-    from export.onnx_export import find_export, find_or_export
+def _export_options(settings: Settings) -> dict[str, Any]:
+    return dict(precision=settings.onnx_precision, opset=settings.onnx_opset, profile=export_profile(settings))
 
-    kwargs = dict(precision=settings.onnx_precision, opset=settings.onnx_opset, profile=export_profile(settings))
-    if settings.onnx_dir is not None:
-        found = find_export(settings.onnx_dir, model_ref.path, any_profile=True, **kwargs)
+
+def export_command(settings: Settings, model_ref: ModelRef) -> str:
+    """The command that exports this model where `locate_export` looks for it (the same settings,
+    from the same FASHION_* environment, give the same profile)."""
+    from export.onnx_export import export_folder_name, export_key, fingerprint
+    from export.specs import specs_for
+
+    options = _export_options(settings)
+    specs = [s.with_precision(settings.onnx_precision) for s in specs_for(model_ref.path, options["profile"])]
+    key = export_key(fingerprint(Path(model_ref.path)), settings.onnx_precision, settings.onnx_opset, options["profile"], specs)
+    out = Path(settings.onnx_dir or settings.onnx_cache_dir) / export_folder_name(Path(model_ref.path), None, key)
+    return shlex.join(
+        [
+            "python",
+            "-m",
+            "export",
+            "onnx",
+            "--model",
+            str(model_ref.path),
+            "--out",
+            str(out),
+            "--precision",
+            settings.onnx_precision,
+            "--opset",
+            str(settings.onnx_opset),
+        ]
+    )
+
+
+def locate_export(settings: Settings, model_ref: ModelRef) -> Path:
+    """The exported folder of this model, in `onnx_dir` or else in `onnx_cache_dir`. Nothing is exported
+    here: exporting takes minutes and the weights, so it is an explicit step (`python -m export onnx`),
+    and a missing export raises `RuntimeUnavailable` naming the command that makes it."""
+    from export.onnx_export import find_export
+
+    roots = [root for root in (settings.onnx_dir, settings.onnx_cache_dir) if root is not None]
+    for root in roots:
+        # ONNX Runtime runs any shape: an export of the same weights and precision for another profile will do.
+        found = find_export(root, model_ref.path, any_profile=True, **_export_options(settings))
         if found is not None:
             return found
-        logger.warning("no export of %s in onnx_dir %s; using the cache %s", model_ref.path, settings.onnx_dir, settings.onnx_cache_dir)
-    return find_or_export(settings.onnx_cache_dir, model_ref.path, source_ref=model_ref.ref, revision=model_ref.revision, **kwargs)
+    where = " or ".join(str(root) for root in roots)
+    raise RuntimeUnavailable(
+        f"no ONNX export of {model_ref.path} ({settings.onnx_precision}, opset {settings.onnx_opset}) in {where}; "
+        f"make one with `{export_command(settings, model_ref)}`"
+    )
 
 
 def _manifest(export_dir: Path) -> dict[str, Any]:
     return json.loads((export_dir / "manifest.json").read_text())
 
 
-def make_backends(settings: Settings, export_dir: Path) -> dict[str, Backend]:
-    """Component name -> backend, for the runtime in `settings`."""
-    manifest = _manifest(export_dir)
-    backends: dict[str, Backend] = {}
-    for name, entry in manifest["components"].items():
-        if settings.runtime == "onnx":
-            backends[name] = OrtBackend(export_dir / entry["file"], f"{manifest['name']}_{name}", settings.torch_threads)
-        elif settings.runtime == "triton":
-            backends[name] = TritonBackend(settings.triton_url, f"{manifest['name']}_{name}", settings.triton_client_timeout_s, settings.model_wait_s)
-        else:
-            raise ValueError(f"runtime {settings.runtime!r} has no backends; choose onnx or triton")
-    return backends
+def triton_models(settings: Settings, model_ref: ModelRef) -> dict[str, str]:
+    """Component -> Triton model name, from the export declarations (`export/specs.py`), as
+    `python -m export triton` names them: no export and no weights needed."""
+    from export.specs import specs_for
+
+    return {spec.name: spec.triton_name for spec in specs_for(model_ref.path, export_profile(settings))}
+
+
+def make_backends(settings: Settings, model_ref: ModelRef) -> dict[str, Backend]:
+    """Component name -> backend, for the runtime in `settings`: ONNX Runtime sessions over an existing
+    export, or the models on the Triton server."""
+    if settings.runtime == "onnx":
+        export_dir = locate_export(settings, model_ref)
+        manifest = _manifest(export_dir)
+        logger.info("%s on onnx from %s", model_ref.ref, export_dir)
+        return {
+            name: OrtBackend(export_dir / entry["file"], f"{manifest['name']}_{name}", settings.torch_threads) for name, entry in manifest["components"].items()
+        }
+    if settings.runtime == "triton":
+        return {
+            name: TritonBackend(settings.triton_url, model, settings.triton_client_timeout_s, settings.model_wait_s)
+            for name, model in triton_models(settings, model_ref).items()
+        }
+    raise ValueError(f"runtime {settings.runtime!r} has no backends; choose onnx or triton")
 
 
 def _from_model_index(path: Path, name: str) -> Any:
@@ -453,9 +529,8 @@ def load_pipeline(settings: Settings, model_ref: ModelRef, family: str) -> Any:
         raise RuntimeUnavailable(f"LoRA adapters {settings.lora} need the torch runtime; fuse them into the weights before export")
     if settings.dtype != "float32" and settings.runtime == "onnx" and settings.onnx_precision == "fp32":
         logger.info("runtime onnx runs the fp32 export; dtype %s applies to the torch runtime", settings.dtype)
-    export_dir = locate_export(settings, model_ref)
-    backends = make_backends(settings, export_dir)
-    logger.info("%s pipeline on %s from %s", family, settings.runtime, export_dir)
+    backends = make_backends(settings, model_ref)
+    logger.info("%s pipeline on %s", family, settings.runtime)
     return build_pipeline(family, model_ref.path, backends)
 
 
@@ -507,5 +582,5 @@ class ClipModel:
 def load_clip_model(settings: Settings, model_ref: ModelRef) -> ClipModel:
     from transformers import CLIPConfig
 
-    backends = make_backends(settings, locate_export(settings, model_ref))
+    backends = make_backends(settings, model_ref)
     return ClipModel(backends["text"], backends["vision"], CLIPConfig.from_pretrained(model_ref.path))

@@ -36,8 +36,8 @@ ScorePairs = Callable[[Sequence[Image.Image], Sequence[str]], list[float]]
 class ContentBlockedError(InvalidInputError):
     """Every image a request produced failed the safety check (HTTP 422, reason `content_blocked`)."""
 
-    def __init__(self, prompt: str, checker: str, blocked: int) -> None:
-        super().__init__("prompt", prompt, f"generated images must pass the {checker} safety check; {blocked} blocked, none stored")
+    def __init__(self, prompt: str, checker: str, blocked: int, field: str = "prompt") -> None:
+        super().__init__(field, prompt, f"generated images must pass the {checker} safety check; {blocked} blocked, none stored")
 
 
 @dataclass(frozen=True)

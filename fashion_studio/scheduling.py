@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fashion_studio import metrics
-from fashion_studio.errors import DeadlineExceededError, FashionStudioError, InvalidInputError
+from fashion_studio.errors import DeadlineExceededError, InvalidInputError, RequestCancelledError
 from fashion_studio.generation import MAX_SEED, GenerationRequest, GenerationResult, Generator
 from fashion_studio.settings import Settings
 
@@ -55,10 +55,6 @@ StopReason = Literal["client", "deadline"]
 NATIVE_SIZE_RATIO = 2
 # FLUX's transformer config has no sample size; its pipeline defaults to 128 latent pixels a side.
 FLUX_LATENT_SIDE = 128
-
-
-class RequestCancelledError(FashionStudioError):
-    """The request was cancelled (its client went away) before it finished; nothing awaits it."""
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,11 @@ class Limits(BaseSettings):
     max_image_pixels: int = 4096 * 4096
     max_texts_per_request: int = 64
     max_body_bytes: int = 16 * 1024 * 1024
+    # A conversation: one shopper message, and the turns one session may hold.
+    max_message_chars: int = 500
+    max_session_turns: int = 200
+    # An edit's instruction ("make it navy", "add stripes").
+    max_instruction_chars: int = 500
 
 
 class Batching(BaseSettings):
@@ -63,7 +68,7 @@ class Batching(BaseSettings):
     short_call_timeout_s: float = Field(30.0, gt=0)
 
 
-ModelRole = Literal["generator", "scorer", "translator"]
+ModelRole = Literal["generator", "scorer", "translator", "editor"]
 
 
 def available_cores() -> int:
@@ -84,12 +89,14 @@ def available_cores() -> int:
 class Threads(BaseSettings):
     """CPU threads of each model process (PyTorch intra-op, ONNX Runtime intra-op), so that the model
     processes sharing a machine do not oversubscribe its cores: a process whose threads wait on a busy
-    core stalls every one of its parallel regions. Unset, the generator takes every core and the
-    scorer and translator, whose calls are short and come between the generator's, one each."""
+    core stalls every one of its parallel regions. Unset, the generator and the editor (diffusion
+    models both) take every core and the scorer and translator, whose calls are short and come between
+    the generator's, one each."""
 
     generator: int | None = Field(None, ge=1)
     scorer: int | None = Field(None, ge=1)
     translator: int | None = Field(None, ge=1)
+    editor: int | None = Field(None, ge=1)
 
 
 class Settings(BaseSettings):
@@ -103,6 +110,8 @@ class Settings(BaseSettings):
     generator: str = "fashion-mini/sd"
     translator: str = "fashion-mini/marian"
     scorer: str = "fashion-mini/clip"
+    # Instruction-based editing: an InstructPix2Pix pipeline (production: timbrooks/instruct-pix2pix).
+    editor: str = "fashion-mini/editor"
     llm: str | None = None
     lora: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="LoRA adapters, comma-separated: path or hub id, optionally '@weight'"
@@ -111,8 +120,9 @@ class Settings(BaseSettings):
     runtime: Runtime = "torch"
     onnx_dir: Path | None = None
     triton_url: str = "127.0.0.1:8001"
-    # Export and Triton (runtime "onnx"/"triton"): exported graphs are found in `onnx_dir` (or
-    # exported on demand into `onnx_cache_dir`), keyed by weights, precision, opset and profile.
+    # Export and Triton (runtime "onnx"/"triton"): exported graphs are found in `onnx_dir`, else in
+    # `onnx_cache_dir`, keyed by weights, precision, opset and profile; loading never exports (a missing
+    # export is an error naming the `python -m export onnx` command that makes it).
     onnx_cache_dir: Path = PROJECT_ROOT / "var" / "onnx"
     onnx_precision: Literal["fp32", "fp16"] = "fp32"
     onnx_opset: int = 18
@@ -140,6 +150,11 @@ class Settings(BaseSettings):
     default_width: int = 64
     default_height: int = 64
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    # Edit defaults (requests may override within limits): what fashion-mini's editor was evaluated at;
+    # timbrooks/instruct-pix2pix's own are 7.5 and 1.5 at 20-100 steps.
+    edit_steps: int = 20
+    edit_guidance: float = Field(5.0, description="Text guidance of an edit: how strongly the instruction is followed.")
+    edit_image_guidance: float = Field(1.5, description="Image guidance of an edit: how closely the source image is kept.")
 
     # Catalog pipeline.
     generation_template: str = DEFAULT_GENERATION_TEMPLATE
@@ -195,6 +210,21 @@ class Settings(BaseSettings):
     events_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'events.db'}"
     popularity_model: str = "fashion-mini/popularity"
 
+    # Product index (fashion_studio/index) for `/recommend`: a folder is the embedded store (nothing to
+    # start); http(s):// or qdrant:// is a Qdrant cluster (with `index_api_key`). `make serve` builds a
+    # demo shop's index into the default folder first.
+    index_url: str = str(PROJECT_ROOT / "var" / "index")
+    index_collection: str = "products"
+    index_api_key: SecretStr | None = None
+    index_text_weight: float = Field(0.3, ge=0.0, le=1.0, description="Share of an article's text in its vector, beside its image (docs/recommend.md).")
+    recommend_max_k: int = Field(50, ge=1, description="Most products one /recommend answer may ask for.")
+
+    # Conversation sessions (fashion_studio/sessions): `sqlite:///PATH` is embedded (one file that several
+    # gateway processes on a host share; relative paths under the project), `redis://HOST:PORT/DB` a
+    # server that gateway replicas share. Unset: `sessions.db` under a local storage_url, else var/sessions.db.
+    sessions_url: str | None = None
+    sessions_ttl_days: float = Field(30.0, gt=0, description="A session untouched this long is gone (404); every turn restarts the clock.")
+
     @field_validator("safety_concepts", mode="before")
     @classmethod
     def _split_concepts(cls, value: object) -> object:
@@ -217,7 +247,7 @@ class Settings(BaseSettings):
             return explicit
         if self.torch_threads is not None:
             return self.torch_threads
-        return available_cores() if role == "generator" else 1
+        return available_cores() if role in ("generator", "editor") else 1
 
     def for_process(self, role: ModelRole) -> Settings:
         """These settings for the process serving `role`: `torch_threads` set to its thread budget."""

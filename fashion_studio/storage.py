@@ -24,6 +24,7 @@ import fsspec
 from PIL import Image
 
 from fashion_studio.errors import InvalidInputError
+from fashion_studio.images import png_of
 from fashion_studio.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -93,9 +94,7 @@ class Storage:
         """Store one image (a PIL image, or PNG bytes as they are, with no second encode) and its
         metadata; the metadata gets `image_path` and `image_url`."""
         if isinstance(image, Image.Image):
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG")
-            image = buffer.getvalue()
+            image = png_of(image)
         elif not image.startswith(PNG_SIGNATURE):
             raise ValueError(f"{key}: image bytes are not a PNG")
         image_url = self.url_of(f"{key}.png")
@@ -133,7 +132,8 @@ class Storage:
         newest first (by the time the metadata was written, which a file listing gives without
         reading every record). Each carries its `key`."""
         entries = [
-            e for e in self.fs.ls(self.root, detail=True)
+            e
+            for e in self.fs.ls(self.root, detail=True)
             if e["type"] == "file" and (name := e["name"].rsplit("/", 1)[-1]).endswith(".json") and not name.startswith(("_", "."))
         ]
         entries.sort(key=lambda e: (_modified(e), e["name"]), reverse=True)
@@ -203,4 +203,3 @@ def local_copy(source: str, settings: Settings) -> Iterator[Path]:
         local = Path(folder) / name
         local.write_bytes(data)
         yield local
-

@@ -12,7 +12,6 @@ the seed). Same seed, byte-identical weights. Tokenizers are trained here, from 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -29,6 +28,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from fashion_studio.builders import (
+    CLIP_MERGES,
+    EOT,
+    EOW,
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+    SOT,
+    english_corpus,
+    learn_bpe_merges,
+    spm_pieces,
+    train_sentencepiece,
+)
 from fashion_studio.data.tiny_corpus import ENGLISH_SENTENCES, PARALLEL_DE_EN
 
 logger = logging.getLogger(__name__)
@@ -43,16 +54,6 @@ T5_MAX_LENGTH = 512
 MARIAN_MAX_LENGTH = 512
 IMAGE_SIZE = 64
 TEXT_HIDDEN = 32
-
-_SOT = "<|startoftext|>"
-_EOT = "<|endoftext|>"
-_EOW = "</w>"
-# At most; learning stops when every corpus word is one token (about 840 merges), so prompts in the
-# catalog's language take about as many tokens as with the production vocabulary.
-_CLIP_MERGES = 2000
-_SPM_VOCAB = 512  # at most; the tiny corpus supports fewer pieces, sentencepiece stops there
-_OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-_OPENAI_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -136,42 +137,6 @@ def weights_digest(path: Path | str) -> str:
 # Tokenizers (trained here from the built-in corpus; independent of the seed)
 
 
-def _english_corpus() -> list[str]:
-    return list(ENGLISH_SENTENCES) + [en for _, en in PARALLEL_DE_EN]
-
-
-def _learn_bpe_merges(words: Counter[str], max_merges: int) -> list[tuple[str, str]]:
-    """Plain BPE on byte-level symbols, CLIP style (the last symbol of a word ends with `</w>`).
-
-    Merges the most frequent pair until every word is one symbol or `max_merges` is reached. Ties are
-    broken by the pair itself, so the result depends on the word counts only.
-    """
-    splits = {word: [*word[:-1], word[-1] + _EOW] for word in words}
-    merges: list[tuple[str, str]] = []
-    while len(merges) < max_merges:
-        pairs: Counter[tuple[str, str]] = Counter()
-        for word, count in words.items():
-            symbols = splits[word]
-            for pair in zip(symbols, symbols[1:]):
-                pairs[pair] += count
-        if not pairs:
-            break
-        best, _ = min(pairs.items(), key=lambda item: (-item[1], item[0]))
-        merges.append(best)
-        joined = best[0] + best[1]
-        for word, symbols in splits.items():
-            i, merged = 0, []
-            while i < len(symbols):
-                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
-                    merged.append(joined)
-                    i += 2
-                else:
-                    merged.append(symbols[i])
-                    i += 1
-            splits[word] = merged
-    return merges
-
-
 @lru_cache(maxsize=1)
 def _clip_bpe() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
     """The CLIP vocabulary (ids in CLIP's order: bytes, bytes + `</w>`, merges, specials) and merges."""
@@ -179,12 +144,12 @@ def _clip_bpe() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
 
     byte_symbols = bytes_to_unicode()
     words: Counter[str] = Counter()
-    for sentence in _english_corpus():
+    for sentence in english_corpus():
         for word in re.findall(r"[^\W\d_]+", sentence.lower()):
             words["".join(byte_symbols[b] for b in word.encode("utf-8"))] += 1
-    merges = _learn_bpe_merges(words, _CLIP_MERGES)
+    merges = learn_bpe_merges(words, CLIP_MERGES)
     symbols = list(byte_symbols.values())
-    tokens = [*symbols, *(s + _EOW for s in symbols), *(a + b for a, b in merges), _SOT, _EOT]
+    tokens = [*symbols, *(s + EOW for s in symbols), *(a + b for a, b in merges), SOT, EOT]
     return tuple(dict.fromkeys(tokens)), tuple(merges)
 
 
@@ -196,7 +161,7 @@ def _write_clip_vocab(folder: Path) -> tuple[Path, Path]:
     return vocab_file, merges_file
 
 
-def clip_tokenizer(pad_token: str = _EOT, fast: bool = False) -> Any:
+def clip_tokenizer(pad_token: str = EOT, fast: bool = False) -> Any:
     """The tiny CLIP tokenizer (byte-level BPE, 77 tokens). SDXL's second tokenizer pads with "!"."""
     from transformers import CLIPTokenizer, CLIPTokenizerFast
 
@@ -230,29 +195,9 @@ def _clip_text_config(tokenizer: Any, hidden_act: str = "quick_gelu") -> Any:
     )
 
 
-@lru_cache(maxsize=None)
-def _train_sentencepiece(sentences: tuple[str, ...], **options: Any) -> bytes:
-    """A unigram sentencepiece model, trained in memory; single thread, so the bytes are reproducible."""
-    import sentencepiece as spm
-
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(sentences),
-        model_writer=model,
-        model_type="unigram",
-        vocab_size=_SPM_VOCAB,
-        hard_vocab_limit=False,
-        character_coverage=1.0,
-        num_threads=1,
-        minloglevel=2,
-        **options,
-    )
-    return model.getvalue()
-
-
 def _t5_spm() -> bytes:
     # T5's layout: <pad> 0, </s> 1, <unk> 2, no <s>.
-    return _train_sentencepiece(tuple(_english_corpus()), pad_id=0, eos_id=1, unk_id=2, bos_id=-1)
+    return train_sentencepiece(tuple(english_corpus()), pad_id=0, eos_id=1, unk_id=2, bos_id=-1)
 
 
 def _t5_tokenizer_fast(spiece: Path) -> Any:
@@ -282,18 +227,7 @@ def _marian_spm(side: str) -> bytes:
     sentences = tuple(pair[index] for pair in PARALLEL_DE_EN)
     if side == "en":
         sentences += tuple(ENGLISH_SENTENCES)
-    return _train_sentencepiece(sentences, unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1)
-
-
-def _spm_pieces(model: bytes) -> list[str]:
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor(model_proto=model)
-    return [
-        sp.id_to_piece(i)
-        for i in range(sp.get_piece_size())
-        if not (sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i))
-    ]
+    return train_sentencepiece(sentences, unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -363,9 +297,7 @@ def build_sd(out: Path | str, seed: int = 0) -> Path:
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=_unet(seed, "sd/unet"),
-        scheduler=PNDMScheduler(
-            **_stable_diffusion_scheduler_kwargs(), skip_prk_steps=True, set_alpha_to_one=False
-        ),
+        scheduler=PNDMScheduler(**_stable_diffusion_scheduler_kwargs(), skip_prk_steps=True, set_alpha_to_one=False),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
@@ -529,8 +461,8 @@ def build_clip(out: Path | str, seed: int = 0) -> Path:
         crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
         do_rescale=True,
         do_normalize=True,
-        image_mean=_OPENAI_CLIP_MEAN,
-        image_std=_OPENAI_CLIP_STD,
+        image_mean=OPENAI_CLIP_MEAN,
+        image_std=OPENAI_CLIP_STD,
         do_convert_rgb=True,
     )
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
@@ -545,7 +477,7 @@ def build_marian(out: Path | str, seed: int = 0) -> Path:
     source, target = _marian_spm("de"), _marian_spm("en")
     # Opus-MT order: </s> 0, <unk> 1, the pieces, <pad> last (also the decoder start).
     vocab = {"</s>": 0, "<unk>": 1}
-    for piece in _spm_pieces(source) + _spm_pieces(target):
+    for piece in spm_pieces(source) + spm_pieces(target):
         vocab.setdefault(piece, len(vocab))
     pad_id = vocab.setdefault("<pad>", len(vocab))
     with tempfile.TemporaryDirectory() as tmp:
@@ -613,9 +545,7 @@ BUILDERS: dict[str, Callable[[Path, int], Path]] = {
 }
 
 
-def build_all(
-    out_dir: Path | str, seed: int = 0, only: Iterable[str] | None = None, force: bool = False
-) -> dict[str, Path]:
+def build_all(out_dir: Path | str, seed: int = 0, only: Iterable[str] | None = None, force: bool = False) -> dict[str, Path]:
     """Build the families (all, or those in `only`) into `out_dir/<family>`; returns family -> folder.
 
     A folder that is already complete for this seed and builder version is kept unless `force`. Each
@@ -639,9 +569,7 @@ def build_all(
             continue
         foreign = target.exists() and not (target / MARKER).is_file()
         if foreign and not force and (not target.is_dir() or any(target.iterdir())):
-            raise FileExistsError(
-                f"{target} exists and was not written by the tiny model builder; move it away or pass force=True"
-            )
+            raise FileExistsError(f"{target} exists and was not written by the tiny model builder; move it away or pass force=True")
         tmp = out_dir / f".{family}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
         tmp.mkdir()
         try:

@@ -15,7 +15,7 @@ working as designed: they are reported as "<name> [shed <status>]", not as failu
 failure: another status, wrong content, a timeout, a dropped connection.
 
 The gate, evaluated when the run ends: the 95th percentile of seconds per image of interactive
-generation (latency divided by the images returned) must be at most FASHION_SLO_SECONDS_PER_IMAGE,
+generation (latency divided by the images returned, one observation per image) must be at most FASHION_SLO_SECONDS_PER_IMAGE,
 and failures over requests at most FASHION_SLO_ERROR_RATIO (both settings, or the flags below). The
 verdict goes to the log and, with `--csv PREFIX`, to `PREFIX_slo.json`.
 """
@@ -65,13 +65,18 @@ PROMPTS = [
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
-    parser.add_argument("--stages", default="ramp:10:4,steady:20:4,spike:10:16,recover:10:4",
-                        help="name:seconds:users,... (ramp spawns gradually, later stages at once)")
+    parser.add_argument(
+        "--stages", default="ramp:10:4,steady:20:4,spike:10:16,recover:10:4", help="name:seconds:users,... (ramp spawns gradually, later stages at once)"
+    )
     parser.add_argument("--articles", default=str(HERE / "articles.csv"), help="Spreadsheet (.csv/.xlsx) with article_id and description columns")
     parser.add_argument("--size", type=int, default=SETTINGS.default_width, help="Width and height of generated images")
     parser.add_argument("--steps", type=int, default=SETTINGS.default_steps, help="Denoising steps per image")
-    parser.add_argument("--request-timeout", type=float, default=float(SETTINGS.batching.timeout_s + 30),
-                        help="Client timeout; a request still open then is a failure (a hung request)")
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=float(SETTINGS.batching.timeout_s + 30),
+        help="Client timeout; a request still open then is a failure (a hung request)",
+    )
     parser.add_argument("--health-max-seconds", type=float, default=2.0, help="Slowest acceptable /readyz, /livez or /metrics answer")
     parser.add_argument("--api-key", default=os.environ.get("FASHION_API_KEY", ""), is_secret=True, help="Sent as Authorization: Bearer (env FASHION_API_KEY)")
     parser.add_argument("--slo-seconds-per-image", type=float, default=SETTINGS.slo_seconds_per_image)
@@ -155,10 +160,17 @@ class StudioUser(HttpUser):
         return None
 
     def seconds_per_image(self, seconds: float, images: int) -> None:
-        self.environment.events.request.fire(
-            request_type=SLO_TYPE, name=SLO_NAME, response_time=1000.0 * seconds / images,
-            response_length=0, exception=None, context={},
-        )
+        """One observation per image returned, each the request's latency over its image count: the SLO
+        counts images, as the generator's `fashion_seconds_per_image` histogram does, not requests."""
+        for _ in range(images):
+            self.environment.events.request.fire(
+                request_type=SLO_TYPE,
+                name=SLO_NAME,
+                response_time=1000.0 * seconds / images,
+                response_length=0,
+                exception=None,
+                context={},
+            )
 
 
 class Designer(StudioUser):
@@ -365,9 +377,7 @@ def evaluate(stats: Any, seconds_per_image_target: float, error_ratio_target: fl
         requests_per_s=round(requests / duration, 3) if duration else 0.0,
         requests_by_endpoint={e.name: e.num_requests for e in sorted(entries, key=lambda e: e.name)},
         failures_by_endpoint={e.name: e.num_failures for e in sorted(entries, key=lambda e: e.name) if e.num_failures},
-        p95_seconds_by_endpoint={
-            e.name: e.get_response_time_percentile(0.95) / 1000.0 for e in sorted(entries, key=lambda e: e.name) if e.num_requests
-        },
+        p95_seconds_by_endpoint={e.name: e.get_response_time_percentile(0.95) / 1000.0 for e in sorted(entries, key=lambda e: e.name) if e.num_requests},
         max_seconds_by_endpoint={e.name: round(e.max_response_time / 1000.0, 3) for e in sorted(entries, key=lambda e: e.name) if e.num_requests},
         reasons=reasons,
     )
@@ -383,9 +393,17 @@ def _gate(environment: Any, **_: Any) -> None:
     p95 = "n/a" if verdict.p95_seconds_per_image is None else f"{verdict.p95_seconds_per_image:.3f}"
     logger.info(
         "SLO gate %s: %d requests (%.2f/s; %d served, %.2f/s), %d failures (ratio %.4f, target %s), %d shed, p95 %s s per image (target %s)%s",
-        "PASSED" if verdict.passed else "FAILED", verdict.requests, verdict.requests_per_s, verdict.served, verdict.served_per_s,
-        verdict.failures, verdict.error_ratio,
-        verdict.error_ratio_target, verdict.shed, p95, verdict.seconds_per_image_target,
+        "PASSED" if verdict.passed else "FAILED",
+        verdict.requests,
+        verdict.requests_per_s,
+        verdict.served,
+        verdict.served_per_s,
+        verdict.failures,
+        verdict.error_ratio,
+        verdict.error_ratio_target,
+        verdict.shed,
+        p95,
+        verdict.seconds_per_image_target,
         "" if verdict.passed else ": " + "; ".join(verdict.reasons),
     )
     if getattr(options, "csv_prefix", None):

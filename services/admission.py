@@ -136,11 +136,15 @@ class Guard:
         limit = LIMITS.max_body_bytes
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            response = error_response(413, "too_large", endpoint, {"field": "body", "value": f"{int(length)} bytes", "limit": f"body must be at most {limit} bytes"})
+            response = error_response(
+                413, "too_large", endpoint, {"field": "body", "value": f"{int(length)} bytes", "limit": f"body must be at most {limit} bytes"}
+            )
             return await response(scope, receive, send)
         if TRAFFIC.in_flight >= SETTINGS.batching.max_concurrency:
             response = error_response(
-                429, "overloaded", endpoint,
+                429,
+                "overloaded",
+                endpoint,
                 {"field": "concurrency", "value": TRAFFIC.in_flight, "limit": f"at most {SETTINGS.batching.max_concurrency} requests in flight"},
                 {"Retry-After": "1"},
             )
@@ -155,7 +159,9 @@ class Guard:
                 chunks.append(message.get("body", b""))
                 size += len(chunks[-1])
                 if size > limit:
-                    response = error_response(413, "too_large", endpoint, {"field": "body", "value": f"over {limit} bytes", "limit": f"body must be at most {limit} bytes"})
+                    response = error_response(
+                        413, "too_large", endpoint, {"field": "body", "value": f"over {limit} bytes", "limit": f"body must be at most {limit} bytes"}
+                    )
                     return await response(scope, receive, send)
                 if not message.get("more_body", False):
                     break
@@ -186,7 +192,7 @@ class Guard:
 
         try:
             await asyncio.wait_for(self._until_disconnect(scope, receive, send, endpoint, status), timeout=SETTINGS.batching.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if not status["started"]:
                 response = error_response(504, "timeout", endpoint, {"limit": f"request must finish within {SETTINGS.batching.timeout_s} s"})
                 await response(scope, receive, send)
@@ -196,8 +202,11 @@ class Guard:
             task.uncancel()  # cut by the drain at the end of the grace period: answer, then let it go
             if not status["started"]:
                 response = error_response(
-                    503, "shutting_down", endpoint,
-                    {"message": f"cut at the end of the {SETTINGS.shutdown_grace_s:g} s shutdown grace period"}, {"Retry-After": "1", "Connection": "close"},
+                    503,
+                    "shutting_down",
+                    endpoint,
+                    {"message": f"cut at the end of the {SETTINGS.shutdown_grace_s:g} s shutdown grace period"},
+                    {"Retry-After": "1", "Connection": "close"},
                 )
                 await response(scope, receive, send)
         finally:

@@ -6,13 +6,14 @@ validators enforce; a value outside them is a 422 naming the field, the value an
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
 
 from fashion_studio.errors import InvalidInputError
-from fashion_studio.generation import check_lora, lora_names
+from fashion_studio.generation import GenerationRequest, check_lora, lora_names
 from fashion_studio.scheduling import CostLimits, local_model_folder
 from fashion_studio.settings import get_settings
 
@@ -94,6 +95,9 @@ LoraNames = Annotated[
 
 
 class GenerateRequest(BaseModel):
+    """The public request for images: the library's `GenerationRequest` (its defaults from the settings,
+    its bounds the settings' limits, stated here for OpenAPI) and how the answer is ranked."""
+
     prompt: Prompt
     negative_prompt: OptionalText | None = None
     num_images: Annotated[int, Field(ge=1, le=LIMITS.max_images_per_prompt)] = 1
@@ -119,8 +123,13 @@ class GenerateRequest(BaseModel):
                 raise ValueError(exc.limit if exc.field == "steps" else f"{exc.field} {exc.limit}") from None
         return steps
 
+    def to_request(self) -> GenerationRequest:
+        """The library's request: this body's fields that the library's request has."""
+        return GenerationRequest(**{field.name: getattr(self, field.name) for field in dataclasses.fields(GenerationRequest)})
+
 
 class ImageOut(BaseModel):
+    id: str = Field(description="The stored image's id: `GET /images/{id}`, or `image_id` of `/edit`.")
     url: str
     seed: int
     width: int
@@ -134,6 +143,41 @@ class GenerateResponse(BaseModel):
     model: str
     timings: dict[str, float]
     blocked: int = Field(0, description="Images the safety check removed from this answer (never stored).")
+
+
+# --- editing -------------------------------------------------------------------------------------------
+
+Instruction = Annotated[
+    str, Field(min_length=1, max_length=LIMITS.max_instruction_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)
+]
+Guidance = Annotated[float, Field(ge=0.0, le=LIMITS.max_guidance)]
+
+
+class EditRequest(BaseModel):
+    """An image changed as an instruction says: sent as `image` (base64) or named by `image_id` (a stored
+    image), exactly one of them."""
+
+    image: ImageB64 | None = Field(None, description="The image to edit; or give image_id.")
+    image_id: Identifier | None = Field(None, description="The id of a stored image (as /generate and /images give it); or give image.")
+    instruction: Instruction = Field(description='What to change, in words: "make it navy", "add stripes", "make it plain".')
+    seed: Seed | None = None
+    steps: Annotated[int, Field(ge=1, le=LIMITS.max_steps)] = SETTINGS.edit_steps
+    guidance: Guidance = Field(SETTINGS.edit_guidance, description="Text guidance: how strongly the instruction is followed.")
+    image_guidance: Guidance = Field(SETTINGS.edit_image_guidance, description="Image guidance: how closely the source image is kept.")
+
+
+class EditResponse(BaseModel):
+    id: str = Field(description="The stored edit's id: `GET /images/{id}`, or `image_id` of a further edit.")
+    url: str
+    seed: int
+    width: int
+    height: int
+    clip_score: float = Field(description="CLIP score of the edit against `edited_description`.")
+    source_image_id: str | None = Field(description="The stored image edited; None for an image sent.")
+    instruction: str
+    edited_description: str = Field(description="What the edit should show: the source's description with the instruction applied.")
+    model: str
+    timings: dict[str, float]
 
 
 # --- catalog -------------------------------------------------------------------------------------------

@@ -17,12 +17,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fashion_studio import metrics
 from fashion_studio.errors import (
+    ConflictError,
     DeadlineExceededError,
     FashionStudioError,
     InvalidInputError,
     NotFoundError,
     OverloadedError,
     PayloadTooLargeError,
+    UnavailableError,
     UnsupportedMediaError,
 )
 from fashion_studio.safety import ContentBlockedError
@@ -84,6 +86,8 @@ def install(app: FastAPI, endpoint_of: Callable[[Request], str]) -> None:
             return error_response(413, "too_large", endpoint, exc.to_dict())
         if isinstance(exc, NotFoundError):
             return error_response(404, "not_found", endpoint, exc.to_dict())
+        if isinstance(exc, ConflictError):
+            return error_response(409, "conflict", endpoint, exc.to_dict())
         if isinstance(exc, UnsupportedMediaError):
             return error_response(415, "unsupported_media", endpoint, exc.to_dict())
         if isinstance(exc, DeadlineExceededError):
@@ -92,6 +96,9 @@ def install(app: FastAPI, endpoint_of: Callable[[Request], str]) -> None:
             return error_response(422, "content_blocked", endpoint, exc.to_dict())
         if isinstance(exc, InvalidInputError):
             return error_response(422, "invalid_input", endpoint, exc.to_dict())
+        if isinstance(exc, UnavailableError):
+            body = {"message": str(exc), "unavailable": exc.what}
+            return error_response(503, "unavailable", endpoint, body, {"Retry-After": str(max(1, round(exc.retry_after_s)))})
         if isinstance(exc, OverloadedError):
             return error_response(429, "overloaded", endpoint, {"message": str(exc)}, {"Retry-After": str(max(1, round(exc.retry_after_s)))})
         logger.exception("unhandled project error")

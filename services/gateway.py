@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -20,23 +19,23 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from fashion_studio import metrics, models
-from fashion_studio.generation import GenerationRequest, GenerationResult, check_prompt
+from fashion_studio.generation import GenerationRequest, GenerationResult
 from fashion_studio.safety import ClipConceptFilter, ContentBlockedError, SafetyChecker, Verdict, build_checker, check_results
 from fashion_studio.settings import get_settings
 from fashion_studio.storage import Storage
 from fashion_studio.studio import build_catalog
-from services import errors
+from services import errors, ui
 from services.admission import Guard, route_of
 from services.api import GenerateRequest
-from services.generator import Generator
+from services.editor import EditorService
+from services.generator import GeneratorService
 from services.lifecycle import GATEWAY_NAME, TRAFFIC, drain_gateway, on_sigterm
 from services.loading import BackgroundLoad
-from services.model_client import call_model, call_model_sync, raise_item_error, request_deadline, to_result
-from services import ui
-from services.routes import catalog, gallery, generation, jobs, popularity, score, translate
-from services.schemas import GenerateItem, GenerateOutput, ScoreItem, image_from_b64, png_b64
-from services.scorer import Scorer
-from services.translator import Translator
+from services.model_client import call_model, call_model_sync, generate_work, raise_item_error, to_result
+from services.routes import catalog, edit, gallery, generation, jobs, popularity, recommend, score, sessions, translate
+from services.schemas import GenerateOutput, ScoreItem, image_from_b64, png_b64
+from services.scorer import ScorerService
+from services.translator import TranslatorService
 
 logger = logging.getLogger(__name__)
 SETTINGS = get_settings()
@@ -63,8 +62,11 @@ app = FastAPI(
 )
 for _router in (generation.router, catalog.router, translate.router, score.router, popularity.router):
     app.include_router(_router)
+app.include_router(edit.router)
 app.include_router(gallery.router)
 app.include_router(jobs.router)
+app.include_router(sessions.router)
+app.include_router(recommend.router)
 app.include_router(ui.router)
 
 
@@ -94,12 +96,14 @@ class Safety:
 )
 @bentoml.asgi_app(app, path="/")
 class Studio:
-    generator = bentoml.depends(Generator)
-    translator = bentoml.depends(Translator)
-    scorer = bentoml.depends(Scorer)
+    generator = bentoml.depends(GeneratorService)
+    translator = bentoml.depends(TranslatorService)
+    scorer = bentoml.depends(ScorerService)
+    editor = bentoml.depends(EditorService)
 
     def __init__(self) -> None:
         self.storage = Storage.from_settings(SETTINGS)
+        self.product_index = recommend.IndexHandle(SETTINGS)
         self.catalog = build_catalog(
             SETTINGS, translate=self._translate, generate=self._generate_sync, score=self._score_sync, storage=self.storage
         )
@@ -121,8 +125,8 @@ class Studio:
         return call_model_sync(lambda: self.translator.to_sync.translate(texts))
 
     def _generate_sync(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
-        items = [GenerateItem(**r.__dict__, enqueued_at=time.time(), deadline=request_deadline()) for r in requests]
-        results = [to_result(out) for out in call_model_sync(lambda: self.generator.to_sync.generate(items))]
+        work = [generate_work(request) for request in requests]
+        results = [to_result(out) for out in call_model_sync(lambda: self.generator.to_sync.generate(work))]
         check_results(self.safety.get().checker, requests, results)
         return results
 
@@ -133,10 +137,9 @@ class Studio:
     async def generate_images(self, body: GenerateRequest) -> tuple[GenerateOutput, list[float], list[Verdict]]:
         """Generate, score against the prompt and run the safety check; the CLIP safety filter's
         (image, concept) pairs ride in the same scorer call as the prompt's."""
-        check_prompt("prompt", body.prompt, LIMITS)
-        item = GenerateItem(**body.model_dump(), enqueued_at=time.time(), deadline=request_deadline())
+        work = generate_work(body.to_request())
         with metrics.time_stage("generate"):
-            output = (await call_model(lambda: self.generator.to_async.generate([item])))[0]
+            output = (await call_model(lambda: self.generator.to_async.generate([work])))[0]
         raise_item_error(output)
         safety = self.safety.get()
         concepts = safety.concepts

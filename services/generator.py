@@ -19,19 +19,16 @@ from dataclasses import dataclass
 import bentoml
 
 from fashion_studio import metrics
-from fashion_studio.errors import DeadlineExceededError, InvalidInputError
-from fashion_studio.generation import GenerationRequest, GenerationResult, lora_names
-from fashion_studio.generation import Generator as DiffusionGenerator
-from fashion_studio.scheduling import CostLimits, RequestCancelledError, StepScheduler
+from fashion_studio.errors import InvalidInputError
+from fashion_studio.generation import GenerationRequest, GenerationResult, Generator, lora_names
+from fashion_studio.scheduling import CostLimits, StepScheduler
 from fashion_studio.settings import get_settings
 from services.lifecycle import outlive_gateway
 from services.loading import BackgroundLoad
-from services.schemas import GeneratedImage, GenerateItem, GenerateOutput, png_b64
+from services.schemas import GeneratedImage, GenerateOutput, GenerateWork, ItemError, png_b64
 
 logger = logging.getLogger(__name__)
 SETTINGS = get_settings()
-# Fields of the wire item that are not part of the library's request.
-WIRE_ONLY = {"enqueued_at", "deadline", "request_id"}
 
 
 @dataclass(frozen=True)
@@ -45,20 +42,9 @@ class Loaded:
 def load_and_warm_up() -> Loaded:
     """Load, then run one generation at the default shape before reporting ready, so the first
     request (and the seconds-per-image SLO) does not pay for lazy allocations and kernel selection."""
-    generator = DiffusionGenerator.load(SETTINGS.for_process("generator"))
+    generator = Generator.load(SETTINGS.for_process("generator"))
     if SETTINGS.warmup:
-        generator.generate(
-            [
-                GenerationRequest(
-                    prompt="warm-up",
-                    seed=0,
-                    steps=SETTINGS.default_steps,
-                    guidance=SETTINGS.default_guidance,
-                    width=SETTINGS.default_width,
-                    height=SETTINGS.default_height,
-                )
-            ]
-        )
+        generator.generate([GenerationRequest(prompt="warm-up", seed=0)])
     # As many images per UNet call as a batch of `max_batch_size` requests could hold before.
     scheduler = StepScheduler(generator, max_batch_images=SETTINGS.batching.max_batch_size * SETTINGS.limits.max_images_per_prompt)
     return Loaded(scheduler, CostLimits.for_model(generator.ref.path, SETTINGS))
@@ -73,7 +59,7 @@ def load_and_warm_up() -> Loaded:
     # A call only waits on the step scheduler's thread, so every call in flight gets a thread.
     threads=SETTINGS.batching.service_max_concurrency,
 )
-class Generator:
+class GeneratorService:
     def __init__(self) -> None:
         self.model = BackgroundLoad("generator", load_and_warm_up, wait_s=SETTINGS.model_wait_s)
 
@@ -81,10 +67,10 @@ class Generator:
         return self.model.ready
 
     @bentoml.api
-    def generate(self, items: list[GenerateItem]) -> list[GenerateOutput]:
+    def generate(self, work: list[GenerateWork]) -> list[GenerateOutput]:
         loaded = self.model.get()
-        submitted = [self._submit(loaded, item) for item in items]
-        return [waited if isinstance(waited, GenerateOutput) else self._wait(loaded, item, waited) for item, waited in zip(items, submitted)]
+        submitted = [self._submit(loaded, item) for item in work]
+        return [waited if isinstance(waited, GenerateOutput) else self._wait(loaded, item, waited) for item, waited in zip(work, submitted)]
 
     @bentoml.api
     def cancel(self, request_ids: list[str]) -> int:
@@ -93,24 +79,22 @@ class Generator:
         scheduler = self.model.get().scheduler
         return sum(scheduler.cancel(request_id) for request_id in request_ids)
 
-    def _submit(self, loaded: Loaded, item: GenerateItem) -> Future | GenerateOutput:
+    def _submit(self, loaded: Loaded, item: GenerateWork) -> Future | GenerateOutput:
+        """The request's one check, with the settings' limits, the allow-list and the model's cost limits."""
         try:
-            request = GenerationRequest(**item.model_dump(exclude=WIRE_ONLY)).check(SETTINGS.limits, lora_names(SETTINGS))
-            loaded.cost.check(request)
+            request = loaded.cost.check(item.request.check(SETTINGS.limits, lora_names(SETTINGS)))
         except InvalidInputError as exc:
-            return GenerateOutput(error={"kind": "invalid_input", **exc.to_dict()})
+            return GenerateOutput(error=ItemError.of(exc))
         return loaded.scheduler.submit(request, item.request_id, item.deadline)
 
-    def _wait(self, loaded: Loaded, item: GenerateItem, future: Future) -> GenerateOutput:
+    def _wait(self, loaded: Loaded, item: GenerateWork, future: Future) -> GenerateOutput:
         try:
             result = future.result()
-        except DeadlineExceededError as exc:
-            return GenerateOutput(error={"kind": "timeout", "message": str(exc)})
-        except RequestCancelledError as exc:
-            return GenerateOutput(error={"kind": "cancelled", "message": str(exc)})
         except Exception as exc:
-            logger.exception("generation failed")
-            return GenerateOutput(error={"kind": "internal", "message": f"{type(exc).__name__}: {exc}"})
+            error = ItemError.of(exc)
+            if error.kind == "internal":
+                logger.exception("generation failed")
+            return GenerateOutput(error=error)
         observe(result, item, loaded.scheduler.generator)
         return GenerateOutput(
             images=[GeneratedImage(png_b64=png_b64(im), seed=seed, width=im.width, height=im.height) for im, seed in zip(result.images, result.seeds)],
@@ -121,7 +105,7 @@ class Generator:
         )
 
 
-def observe(result: GenerationResult, item: GenerateItem, generator: DiffusionGenerator) -> None:
+def observe(result: GenerationResult, item: GenerateWork, generator: Generator) -> None:
     """Stage latencies, images and seconds per image: the request's share of the UNet calls it was
     in, so the SLO counts compute, not the turns other requests took in between."""
     images = len(result.images)

@@ -1,6 +1,6 @@
 """Calls from the gateway to the model services: deadlines, retries of calls that were never served,
 cancellation of work whose client went away, and the conversion of a model service's per-item
-answer back into the library's types."""
+answer back into the library's types and errors."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from typing import TypeVar
 import aiohttp
 import bentoml
 
-from fashion_studio.errors import DeadlineExceededError, InvalidInputError
-from fashion_studio.generation import GenerationResult
+from fashion_studio.generation import GenerationRequest, GenerationResult
 from fashion_studio.settings import get_settings
-from services.schemas import GenerateOutput, image_from_b64
+from services.schemas import GenerateOutput, GenerateWork, ItemOutput, image_from_b64
 
 logger = logging.getLogger(__name__)
 SETTINGS = get_settings()
@@ -62,7 +61,7 @@ async def call_model(call: Callable[[], Awaitable[T]], attempt_timeout_s: float 
                 return await call()
             try:
                 return await asyncio.wait_for(call(), timeout=attempt_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise AttemptTimeoutError(f"no answer within {attempt_timeout_s:g} s") from None
         except Exception as exc:
             if pause is None or not retryable(exc):
@@ -97,14 +96,17 @@ async def cancel_work(request_id: str) -> None:
         logger.warning("cancelling request %s in the generator failed: %s: %s", request_id, type(exc).__name__, exc)
 
 
-def raise_item_error(output: GenerateOutput) -> None:
-    if output.error is None:
-        return
-    if output.error.get("kind") == "timeout":
-        raise DeadlineExceededError(output.error.get("message", "deadline exceeded"))
-    if output.error.get("kind") == "invalid_input":
-        raise InvalidInputError(output.error["field"], output.error.get("value"), output.error["limit"])
-    raise RuntimeError(output.error.get("message", "generation failed"))
+def generate_work(request: GenerationRequest) -> GenerateWork:
+    """The generator's work for one request: enqueued now, due at the request's deadline, tagged with
+    the gateway request it serves (for `cancel`)."""
+    return GenerateWork(request=request, enqueued_at=time.time(), deadline=request_deadline())
+
+
+def raise_item_error(output: ItemOutput) -> None:
+    """Raise the error a model service answered for one item (of any batchable call), as the library
+    raised it there, so the gateway's one error mapping answers it."""
+    if output.error is not None:
+        raise output.error.exception()
 
 
 def to_result(output: GenerateOutput) -> GenerationResult:

@@ -12,7 +12,7 @@ import bentoml
 
 from fashion_studio import metrics
 from fashion_studio.popularity.predictor import Predictor
-from fashion_studio.scoring import Scorer as ClipScorer
+from fashion_studio.scoring import Scorer
 from fashion_studio.settings import get_settings
 from services.lifecycle import outlive_gateway
 from services.loading import BackgroundLoad
@@ -28,9 +28,9 @@ SETTINGS = get_settings()
     resources={"cpu": "1"},
     workers=1,
 )
-class Scorer:
+class ScorerService:
     def __init__(self) -> None:
-        self.model = BackgroundLoad("scorer", lambda: ClipScorer.load(SETTINGS.for_process("scorer")), wait_s=SETTINGS.model_wait_s)
+        self.model = BackgroundLoad("scorer", lambda: Scorer.load(SETTINGS.for_process("scorer")), wait_s=SETTINGS.model_wait_s)
         self.popularity = BackgroundLoad("popularity", self._load_popularity)
 
     def _load_popularity(self) -> Predictor:
@@ -48,6 +48,12 @@ class Scorer:
     def embed_texts(self, texts: list[str]) -> list[list[float]]:
         metrics.BATCH_SIZE.labels(method="embed_texts").observe(len(texts))
         return self.model.get().embed_texts(texts).tolist()
+
+    @bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=SETTINGS.batching.max_latency_ms)
+    def embed_images(self, pngs_b64: list[str]) -> list[list[float]]:
+        """L2-normalised CLIP image embeddings of PNGs (base64): `/recommend`'s query vectors."""
+        metrics.BATCH_SIZE.labels(method="embed_images").observe(len(pngs_b64))
+        return self.model.get().embed_images([image_from_b64(b64) for b64 in pngs_b64]).tolist()
 
     @bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=SETTINGS.batching.max_latency_ms)
     def predict_popularity(self, items: list[PopularityItem]) -> list[PopularityOut]:

@@ -8,10 +8,9 @@ from pydantic import BaseModel
 
 from fashion_studio import metrics
 from fashion_studio.settings import get_settings
-from fashion_studio.translation import Translator as MarianTranslator
+from fashion_studio.translation import Translator
 from services.lifecycle import outlive_gateway
 from services.loading import BackgroundLoad
-
 
 
 class TranslationOut(BaseModel):
@@ -31,9 +30,9 @@ SETTINGS = get_settings()
     resources={"cpu": "1"},
     workers=1,
 )
-class Translator:
+class TranslatorService:
     def __init__(self) -> None:
-        self.model = BackgroundLoad("translator", lambda: MarianTranslator.load(SETTINGS.for_process("translator")), wait_s=SETTINGS.model_wait_s)
+        self.model = BackgroundLoad("translator", lambda: Translator.load(SETTINGS.for_process("translator")), wait_s=SETTINGS.model_wait_s)
 
     def __is_ready__(self) -> bool:
         return self.model.ready

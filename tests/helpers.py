@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -112,3 +113,15 @@ class Server:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         return stop_group(self.process, sig, timeout)
+
+
+@contextmanager
+def serving(target: str, env: dict[str, str], log: Path, timeout: float = 240, port: int | None = None, stop_signal: int = signal.SIGTERM) -> Iterator[Server]:
+    """`bentoml serve TARGET` started, waited on until `/readyz` answers 200, and stopped (`stop_signal`
+    to its whole process group) when the block ends, however it ends."""
+    server = Server(target, env, log, port)
+    try:
+        server.wait_ready(timeout=timeout)
+        yield server
+    finally:
+        server.stop(stop_signal)

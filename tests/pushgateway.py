@@ -36,7 +36,9 @@ class Pushgateway:
         log = root / "pushgateway.log"
         process = subprocess.Popen(
             [found, f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         gateway = cls(f"http://127.0.0.1:{port}", process, log)
 

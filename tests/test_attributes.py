@@ -68,6 +68,7 @@ def test_seed_with_colour_named():
 # --- German catalog descriptions ------------------------------------------------------------------
 
 # (description, product_type, target_group, colors, other expected fields: each a subset check)
+# fmt: off
 GERMAN_CASES = [
     ("Damenbluse mit Rüschen am Ausschnitt. Die weiße Bluse aus 100 % Viskose hat lange Ärmel mit Manschetten.",
      "blouse", "women", ["white"], {"materials": ["viscose"], "design_details": ["ruffles", "long sleeves", "cuffs"]}),
@@ -148,6 +149,7 @@ GERMAN_CASES = [
     ("Tasche aus Leder in Cognac.", "bag", None, ["cognac"], {"materials": ["leather"]}),
     ("Jeans mit fünf Taschen.", "jeans", None, [], {"design_details": ["pockets"]}),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(("text", "product_type", "target_group", "colors", "expected"), GERMAN_CASES)
@@ -211,11 +213,25 @@ def test_first_head_of_first_sentence_wins():
 @pytest.mark.parametrize(
     ("form", "colour"),
     [
-        ("Schwarz", "black"), ("Schwarze", "black"), ("Schwarzen", "black"), ("Schwarzes", "black"),
-        ("Schwarzer", "black"), ("Weiße", "white"), ("Weisses", "white"), ("Grüne", "green"),
-        ("Dunkelblaue", "dark blue"), ("Hellgraues", "light grey"), ("Marineblaue", "navy"),
-        ("Bordeauxrote", "burgundy"), ("Bordeaux", "burgundy"), ("Oliv", "olive"), ("Olivgrünes", "olive"),
-        ("Weinroter", "burgundy"), ("Lila", "lilac"), ("Beigefarbene", "beige"), ("Neongelbe", "neon yellow"),
+        ("Schwarz", "black"),
+        ("Schwarze", "black"),
+        ("Schwarzen", "black"),
+        ("Schwarzes", "black"),
+        ("Schwarzer", "black"),
+        ("Weiße", "white"),
+        ("Weisses", "white"),
+        ("Grüne", "green"),
+        ("Dunkelblaue", "dark blue"),
+        ("Hellgraues", "light grey"),
+        ("Marineblaue", "navy"),
+        ("Bordeauxrote", "burgundy"),
+        ("Bordeaux", "burgundy"),
+        ("Oliv", "olive"),
+        ("Olivgrünes", "olive"),
+        ("Weinroter", "burgundy"),
+        ("Lila", "lilac"),
+        ("Beigefarbene", "beige"),
+        ("Neongelbe", "neon yellow"),
         ("Anthrazitfarbenes", "charcoal"),
     ],
 )
@@ -235,6 +251,7 @@ def test_colour_pairs():
 
 # --- English ----------------------------------------------------------------------------------------
 
+# fmt: off
 ENGLISH_CASES = [
     ("Girls' t-shirt with embroidered sleeves and 'Dream Journey' lettering. Made from soft cotton.",
      "t-shirt", "girls", [], {"printed_text": ["Dream Journey"], "design_details": ["embroidered sleeves"], "materials": ["cotton"]}),
@@ -253,6 +270,7 @@ ENGLISH_CASES = [
     ("Women’s denim jacket with distressed details.", "jacket", "women", [], {"materials": ["denim"]}),
     ("Baby romper in pink cotton with press studs.", "romper", "baby", ["pink"], {"design_details": ["press studs"]}),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(("text", "product_type", "target_group", "colors", "expected"), ENGLISH_CASES)
@@ -341,8 +359,13 @@ def test_any_text_gives_valid_attributes(text):
 
 
 def test_schema_cleans_and_bounds_lists():
-    a = Attributes(colors=[" Black ", "black", "", "White"], printed_text=["Dream  Journey", "Dream Journey"],
-                   product_type="  T-Shirt ", target_group="Girls", category="Tops")
+    a = Attributes(
+        colors=[" Black ", "black", "", "White"],
+        printed_text=["Dream  Journey", "Dream Journey"],
+        product_type="  T-Shirt ",
+        target_group="Girls",
+        category="Tops",
+    )
     assert a.colors == ["black", "white"]
     assert a.printed_text == ["Dream Journey"]
     assert (a.product_type, a.target_group, a.category) == ("t-shirt", "girls", "tops")
@@ -391,11 +414,21 @@ def test_subject(attributes, subject):
 
 def test_details_order_and_phrasing():
     a = Attributes(
-        product_type="t-shirt", colors=["black", "white", "red"], materials=["cotton"], patterns=["stripes"],
-        design_details=["dino front print"], fit="oversized", printed_text=["Dream Journey"],
+        product_type="t-shirt",
+        colors=["black", "white", "red"],
+        materials=["cotton"],
+        patterns=["stripes"],
+        design_details=["dino front print"],
+        fit="oversized",
+        printed_text=["Dream Journey"],
     )
     assert a.details() == [
-        "black, white and red", "cotton", "stripes", "dino front print", "oversized", "text 'Dream Journey'",
+        "black, white and red",
+        "cotton",
+        "stripes",
+        "dino front print",
+        "oversized",
+        "text 'Dream Journey'",
     ]
     assert Attributes(colors=["black", "white"]).details() == ["black and white"]
     assert Attributes().details() == []
@@ -436,9 +469,15 @@ def test_cached_extractor_is_deterministic():
 
 def test_parse_llm_output_finds_json_in_chatter():
     payload = {
-        "product_type": "T-Shirt", "category": "tops", "target_group": "girls", "colors": ["black"],
-        "materials": ["cotton"], "patterns": [], "design_details": ["embroidered sleeves"],
-        "printed_text": ["Dream Journey"], "fit": None,
+        "product_type": "T-Shirt",
+        "category": "tops",
+        "target_group": "girls",
+        "colors": ["black"],
+        "materials": ["cotton"],
+        "patterns": [],
+        "design_details": ["embroidered sleeves"],
+        "printed_text": ["Dream Journey"],
+        "fit": None,
     }
     text = f"Sure! Here are the attributes:\n```json\n{json.dumps(payload)}\n```\nAnything else? {{not json}}"
     a = parse_llm_output(text)
@@ -482,16 +521,20 @@ def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    words = ["<unk>", "<eos>", *sorted(set(
-        "the a of and with t-shirt shirt dress black white red cotton print girls boys women men : , . \" "
-        "product_type colors materials null sleeves embroidered floral".split()
-    ))]
+    words = [
+        "<unk>",
+        "<eos>",
+        *sorted(
+            set(
+                'the a of and with t-shirt shirt dress black white red cotton print girls boys women men : , . " '
+                "product_type colors materials null sleeves embroidered floral".split()
+            )
+        ),
+    ]
     tokenizer = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", eos_token="<eos>", pad_token="<eos>")
-    config = GPT2Config(
-        vocab_size=len(words), n_positions=512, n_layer=1, n_head=2, n_embd=32, bos_token_id=1, eos_token_id=1
-    )
+    config = GPT2Config(vocab_size=len(words), n_positions=512, n_layer=1, n_head=2, n_embd=32, bos_token_id=1, eos_token_id=1)
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny-llm")
     GPT2LMHeadModel(config).save_pretrained(path)
@@ -513,7 +556,10 @@ def test_llm_extractor_uses_valid_model_answer(tiny_llm, monkeypatch):
     monkeypatch.setattr(extractor, "generate", lambda prompt: answer)
     result = extractor.extract(DINO, "auto")
     assert (result.product_type, result.target_group, result.patterns, result.language) == (
-        "t-shirt", "boys", ["melange"], "de",
+        "t-shirt",
+        "boys",
+        ["melange"],
+        "de",
     )
 
 
@@ -543,9 +589,7 @@ def test_prompts_drop_trailing_details_to_fit_the_prompt_limit():
     from fashion_studio.prompts import build_prompts
     from fashion_studio.settings import DEFAULT_CLIP_TEMPLATE, DEFAULT_GENERATION_TEMPLATE
 
-    attributes = Attributes(
-        product_type="dress", target_group="women", colors=["red"], design_details=[f"detail number {i}" for i in range(12)]
-    )
+    attributes = Attributes(product_type="dress", target_group="women", colors=["red"], design_details=[f"detail number {i}" for i in range(12)])
     full = build_prompts(attributes, DEFAULT_GENERATION_TEMPLATE, DEFAULT_CLIP_TEMPLATE)
     limit = len(full.generation) - 20
     fitted = build_prompts(attributes, DEFAULT_GENERATION_TEMPLATE, DEFAULT_CLIP_TEMPLATE, max_chars=limit)
@@ -572,5 +616,7 @@ def test_the_lexicon_is_data_apart_from_the_parser():
     import fashion_studio.attributes.lexicon as lexicon
 
     assert all(isinstance(getattr(lexicon, name), (dict, frozenset)) for name in ("PRODUCTS", "COLOURS", "MATERIALS", "PATTERNS"))
-    assert not [name for name, value in vars(lexicon).items() if callable(value) and not name.startswith("__") and getattr(value, "__module__", "") == lexicon.__name__]
+    assert not [
+        name for name, value in vars(lexicon).items() if callable(value) and not name.startswith("__") and getattr(value, "__module__", "") == lexicon.__name__
+    ]
     assert PRODUCTS is lexicon.PRODUCTS  # the package's names are the data module's

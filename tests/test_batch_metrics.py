@@ -41,8 +41,11 @@ def test_a_run_pushes_at_the_start_while_it_runs_and_at_its_end(pushgateway):
         assert value(started, LAST_SUCCESS) is None and value(started, LAST_COMPLETION) is None
         before = value(started, "fashion_quality_gate_total", outcome="passed_first")
         gate.inc(5)
-        wait_until(lambda: value(pushgateway.group(**labels), "fashion_quality_gate_total", outcome="passed_first") == before + 5,
-                   15, "a push while the run goes on, with the new count")
+        wait_until(
+            lambda: value(pushgateway.group(**labels), "fashion_quality_gate_total", outcome="passed_first") == before + 5,
+            15,
+            "a push while the run goes on, with the new count",
+        )
     ended = pushgateway.group(**labels)
     assert value(ended, LAST_SUCCESS) == value(ended, LAST_COMPLETION) >= value(ended, STARTED)
     assert value(ended, "fashion_batch_duration_seconds") >= 0
@@ -70,7 +73,10 @@ def test_an_unreachable_pushgateway_costs_a_warning_not_the_run(caplog):
 
 def test_the_group_is_the_pushgateways_own_url_path():
     assert parse_group("http://prometheus-pushgateway.monitoring.svc:9091/metrics/job/fashion-studio-catalog/namespace/fashion-studio") == (
-        "http://prometheus-pushgateway.monitoring.svc:9091", "fashion-studio-catalog", {"namespace": "fashion-studio"})
+        "http://prometheus-pushgateway.monitoring.svc:9091",
+        "fashion-studio-catalog",
+        {"namespace": "fashion-studio"},
+    )
     for bad in ("prometheus-pushgateway:9091", "http://pushgateway:9091/metrics", "http://pushgateway:9091/metrics/job/x/namespace"):
         with pytest.raises(InvalidInputError, match="pushgateway"):
             parse_group(bad)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import Server, wait_until
+from tests.helpers import serving, wait_until
 
 ORDINARY = {"prompt": "a red striped summer dress", "seed": 1}
 # The most the cost limits admit at native size: 100 steps of 4 guided images.
@@ -22,12 +22,8 @@ EXPENSIVE = {"prompt": "a navy wool coat with checks", "seed": 2, "steps": 100, 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("cancel")
-    served = Server("services.gateway:Studio", {"FASHION_STORAGE_URL": str(root / "store")}, root / "server.log")
-    try:
-        served.wait_ready(timeout=300)
+    with serving("services.gateway:Studio", {"FASHION_STORAGE_URL": str(root / "store")}, root / "server.log", timeout=300) as served:
         yield served
-    finally:
-        served.stop()
 
 
 def metric(url: str, name: str, **labels: str) -> float:

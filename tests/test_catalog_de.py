@@ -15,14 +15,10 @@ from fashion_studio.mini import MINI_DIR
 from fashion_studio.studio import Studio
 from fashion_studio.translation import Translation, Translator
 
-pytestmark = pytest.mark.skipif(
-    not (MINI_DIR / "marian" / "model.safetensors").is_file(), reason="fashion-mini weights are not in models/fashion-mini"
-)
+pytestmark = pytest.mark.skipif(not (MINI_DIR / "marian" / "model.safetensors").is_file(), reason="fashion-mini weights are not in models/fashion-mini")
 
 # Ordinary shop text, far from the translator's training sentences.
-OUT_OF_VOCABULARY = (
-    "Damen-Bluse mit Knotendetail. Die weiße Bluse aus leichter Viskose fällt locker und hat einen kleinen Stehkragen."
-)
+OUT_OF_VOCABULARY = "Damen-Bluse mit Knotendetail. Die weiße Bluse aus leichter Viskose fällt locker und hat einen kleinen Stehkragen."
 IN_VOCABULARY = "Rotes Damenkleid aus Baumwolle. Perfekt für den Sommer."
 
 
@@ -58,9 +54,7 @@ def test_out_of_vocabulary_description_is_flagged_and_its_prompt_invents_nothing
     assert result.translation_confidence is not None and result.translation_confidence < settings.translation_min_confidence
     assert _unreliable_count() == before + 1
     attributes = result.attributes
-    assert (attributes["product_type"], attributes["colors"], attributes["materials"], attributes["patterns"]) == (
-        "blouse", ["white"], ["viscose"], []
-    )
+    assert (attributes["product_type"], attributes["colors"], attributes["materials"], attributes["patterns"]) == ("blouse", ["white"], ["viscose"], [])
     assert {source for values in result.attribute_sources.values() for source in values.values()} == {"source"}
     prompt = result.generation_prompt.lower()
     assert "blouse" in prompt and "white" in prompt and "viscose" in prompt
@@ -132,7 +126,9 @@ def test_attribute_scores_count_both_directions():
     scores = attribute_scores(exact, examples)
     assert scores["all"]["precision"] == 1.0 and scores["all"]["recall"] == 1.0
     assert invented(extract_attributes("Gelbe gestreifte Bluse aus Mesh.", "de"), examples[0].labels) == {
-        "colors": ["yellow"], "patterns": ["stripes"], "materials": ["mesh"]
+        "colors": ["yellow"],
+        "patterns": ["stripes"],
+        "materials": ["mesh"],
     }
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from export import onnx_export
 from export.onnx_export import DeclarationMismatch, ParityError, check_parity, export_model, sha256_file, verify_graph
-from export.specs import ExportProfile, TOLERANCES, specs_for
+from export.specs import TOLERANCES, ExportProfile, specs_for
 
 FAMILIES = ["sd", "sdxl", "flux", "clip", "marian"]
 EXPECTED_COMPONENTS = {

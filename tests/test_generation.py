@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
-from fashion_studio.errors import InvalidInputError
-from fashion_studio.generation import Generator, GenerationRequest, group_by_shape
+from fashion_studio.errors import DeadlineExceededError, InvalidInputError, NotFoundError, RequestCancelledError
+from fashion_studio.generation import GenerationRequest, Generator, group_by_shape
 from fashion_studio.settings import Limits
 
 FAMILIES = ["sd", "sdxl", "flux"]
@@ -59,18 +63,14 @@ def test_batched_call_item_equals_single_call(generators, family):
 def test_guidance_and_negative_prompt_run_classifier_free_guidance(generators):
     generator = generators["sd"]
     plain = generator(GenerationRequest(prompt="a black hoodie", seed=3, steps=2, width=32, height=32, guidance=0.0))
-    guided = generator(
-        GenerationRequest(prompt="a black hoodie", negative_prompt="blurry", seed=3, steps=2, width=32, height=32, guidance=5.0)
-    )
+    guided = generator(GenerationRequest(prompt="a black hoodie", negative_prompt="blurry", seed=3, steps=2, width=32, height=32, guidance=5.0))
     assert guided.images[0].size == (32, 32)
     assert not np.array_equal(pixels(plain.images[0]), pixels(guided.images[0]))
 
 
 def test_one_call_refuses_mixed_shapes(generators):
     with pytest.raises(ValueError, match="one shape"):
-        generators["sd"].generate(
-            [GenerationRequest(prompt="a", width=32, height=32), GenerationRequest(prompt="a", width=64, height=32)]
-        )
+        generators["sd"].generate([GenerationRequest(prompt="a", width=32, height=32), GenerationRequest(prompt="a", width=64, height=32)])
 
 
 def test_group_by_shape_keeps_order():
@@ -125,3 +125,63 @@ def test_deadline_stops_generation_before_the_decode(generators):
     assert int(str(info.value).split("after step ")[1].split()[0]) < 900
     assert generator._clock.decode == 0.0  # stopped before the decode
     assert generator(GenerationRequest(prompt="a coat", steps=2, width=32, height=32)).images[0].size == (32, 32)
+
+
+def test_one_request_travels_from_the_wire_to_the_library_with_the_settings_defaults():
+    """The public body becomes the library's request (its defaults the settings'); that request crosses
+    to the generator as it is, beside the gateway's envelope."""
+    from fashion_studio.settings import get_settings
+    from services.api import GenerateRequest
+    from services.schemas import GenerateWork
+
+    defaults = get_settings()
+    request = GenerateRequest(prompt="a red dress", rank_by_popularity=True).to_request()
+    assert request == GenerationRequest(prompt="a red dress")
+    assert (request.steps, request.guidance, request.width, request.height) == (
+        defaults.default_steps,
+        defaults.default_guidance,
+        defaults.default_width,
+        defaults.default_height,
+    )
+    schema = GenerateRequest.model_json_schema()["properties"]
+    assert (schema["steps"]["default"], schema["steps"]["maximum"]) == (defaults.default_steps, defaults.limits.max_steps)
+    work = GenerateWork(request=GenerationRequest(prompt="a coat", seed=3, steps=2, lora=["shop"]), deadline=12.5, request_id="r-1")
+    assert GenerateWork.model_validate_json(work.model_dump_json()) == work
+    assert GenerateWork.model_validate_json(work.model_dump_json()).request.lora == ("shop",)  # hashable, a batching key
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        InvalidInputError("steps", 900, "must be an integer in [1, 100]"),
+        NotFoundError("image_id", "gen-0", "must name a stored image"),
+        DeadlineExceededError("generation stopped at its deadline"),
+        RequestCancelledError("request r-1 was cancelled"),
+        RuntimeError("CUDA error"),
+    ],
+)
+def test_an_item_error_crosses_the_wire_typed_and_maps_back_to_its_kind(error):
+    from services.model_client import raise_item_error
+    from services.schemas import GenerateOutput, ItemError
+
+    output = GenerateOutput.model_validate_json(GenerateOutput(error=ItemError.of(error)).model_dump_json())
+    with pytest.raises(Exception) as raised:
+        raise_item_error(output)
+    assert type(raised.value) is type(error)
+    if isinstance(error, InvalidInputError):
+        assert (raised.value.field, raised.value.value, raised.value.limit) == (error.field, error.value, error.limit)
+    assert str(error) in str(raised.value)
+    assert raise_item_error(GenerateOutput()) is None
+
+
+def test_an_image_from_the_wire_is_stored_as_the_png_it_came_as(tmp_path):
+    from fashion_studio.images import image_from_png, png_of
+    from fashion_studio.storage import Storage
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 8), (200, 30, 30)).save(buffer, format="PNG", compress_level=1)
+    sent = buffer.getvalue()
+    image = image_from_png(sent)
+    assert png_of(image) is sent  # no second encode on the way to the scorer
+    stored = Storage(str(tmp_path)).put("k", image, {})
+    assert Path(stored.image_url).read_bytes() == sent

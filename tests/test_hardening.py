@@ -27,7 +27,7 @@ from fashion_studio.auth import Keyring, TokenBucket, read_key_file
 from fashion_studio.cli import app as cli
 from fashion_studio.safety import ClipConceptFilter, DiffusersSafetyChecker, blanked, build_checker, resolve_mode, ships_safety_checker
 from fashion_studio.settings import Settings
-from tests.helpers import Server, free_port, tiny_service_env, wait_until
+from tests.helpers import free_port, serving, tiny_service_env, wait_until
 
 ENV_KEY = "fsk_from-a-kubernetes-secret-0123456789"
 MAX_BODY = 200_000
@@ -58,22 +58,22 @@ def keys(tmp_path_factory):
 def server(tiny_models, keys, tmp_path_factory):
     root = tmp_path_factory.mktemp("hardening")
     file, _ = keys
-    env = tiny_service_env(tiny_models, root, **{
-        "FASHION_TRANSLATION_MAX_NEW_TOKENS": "16",
-        "FASHION_MAX_ATTEMPTS": "1",
-        "FASHION_LIMITS__MAX_BODY_BYTES": str(MAX_BODY),
-        "FASHION_API_KEYS_FILE": str(file),
-        "FASHION_API_KEYS": ENV_KEY,
-        "FASHION_SAFETY_CHECK": "clip",
-        "FASHION_SAFETY_THRESHOLD": "0",
-    })
-    served = Server("services.gateway:Studio", env, root / "server.log")
-    served.store = root / "store"
-    try:
-        served.wait_ready(timeout=240)
+    env = tiny_service_env(
+        tiny_models,
+        root,
+        **{
+            "FASHION_TRANSLATION_MAX_NEW_TOKENS": "16",
+            "FASHION_MAX_ATTEMPTS": "1",
+            "FASHION_LIMITS__MAX_BODY_BYTES": str(MAX_BODY),
+            "FASHION_API_KEYS_FILE": str(file),
+            "FASHION_API_KEYS": ENV_KEY,
+            "FASHION_SAFETY_CHECK": "clip",
+            "FASHION_SAFETY_THRESHOLD": "0",
+        },
+    )
+    with serving("services.gateway:Studio", env, root / "server.log", timeout=240) as served:
+        served.store = root / "store"
         yield served
-    finally:
-        served.stop()
 
 
 def post(server, path: str, body: dict | None = None, key: str | None = None, **kwargs) -> httpx.Response:
@@ -209,7 +209,9 @@ def test_oversize_body_is_413_with_or_without_content_length(server, keys):
             yield b"x" * 10_000
         yield b'"}'
 
-    response = httpx.post(f"{server.url}/generate", content=chunks(), headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, timeout=60)
+    response = httpx.post(
+        f"{server.url}/generate", content=chunks(), headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, timeout=60
+    )
     assert response.status_code == 413, response.text
 
 
@@ -233,7 +235,14 @@ def test_urls_in_image_fields_are_422_and_never_fetched(server, keys):
     threading.Thread(target=listener.serve_forever, daemon=True).start()
     try:
         local = f"http://127.0.0.1:{listener.server_port}/dress.png"
-        for url in (local, "https://example.com/dress.png", "http://169.254.169.254/latest/meta-data/", "file:///etc/passwd", "ftp://[::1]/x.png", " HTTP://localhost/x"):
+        for url in (
+            local,
+            "https://example.com/dress.png",
+            "http://169.254.169.254/latest/meta-data/",
+            "file:///etc/passwd",
+            "ftp://[::1]/x.png",
+            " HTTP://localhost/x",
+        ):
             response = post(server, "/score", {"image": url, "text": "a dress"}, key=key)
             assert response.status_code == 422, (url, response.text)
             assert response.json()["field"] == "image" and "URLs are not fetched" in response.json()["limit"]

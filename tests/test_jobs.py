@@ -16,11 +16,7 @@ from fashion_studio.jobs import JobRunner, UnknownJobError
 from fashion_studio.storage import Storage
 
 SHEET = (
-    "article_id,description\n"
-    "J-1,Rotes Damenkleid aus Baumwolle.\n"
-    "J-2,Gestreiftes Herren-Hemd in Blau.\n"
-    "\n"
-    "J-3,Gelbe Sneaker für Kinder aus Canvas.\n"
+    "article_id,description\nJ-1,Rotes Damenkleid aus Baumwolle.\nJ-2,Gestreiftes Herren-Hemd in Blau.\n\nJ-3,Gelbe Sneaker für Kinder aus Canvas.\n"
 ).encode()
 
 
@@ -31,8 +27,14 @@ def models(tiny_models, tmp_path_factory):
     from fashion_studio.studio import Studio
 
     settings = Settings(
-        generator=str(tiny_models["sd"]), translator=str(tiny_models["marian"]), scorer=str(tiny_models["clip"]),
-        storage_url=str(tmp_path_factory.mktemp("unused")), default_steps=2, default_guidance=0.0, default_width=32, default_height=32,
+        generator=str(tiny_models["sd"]),
+        translator=str(tiny_models["marian"]),
+        scorer=str(tiny_models["clip"]),
+        storage_url=str(tmp_path_factory.mktemp("unused")),
+        default_steps=2,
+        default_guidance=0.0,
+        default_width=32,
+        default_height=32,
     )
     studio = Studio(settings)
     studio.catalog  # noqa: B018 - load every model now
@@ -106,7 +108,9 @@ def test_a_restarted_runner_resumes_without_losing_or_repeating_work(studio):
 def test_a_job_is_worked_on_by_one_runner_at_a_time(studio):
     """Two gateway replicas on one storage: the second leaves a job alone while the first's lease
     holds, and takes it over once that lease has run out (its replica died)."""
-    first = JobRunner(Storage(studio.settings.storage_url), studio.catalog, CatalogParams.from_settings(studio.settings, max_attempts=1), owner="a", lease_s=0.5)
+    first = JobRunner(
+        Storage(studio.settings.storage_url), studio.catalog, CatalogParams.from_settings(studio.settings, max_attempts=1), owner="a", lease_s=0.5
+    )
     second = JobRunner(Storage(studio.settings.storage_url), studio.catalog, CatalogParams.from_settings(studio.settings, max_attempts=1), owner="b")
     job = first.submit("articles.csv", "article_id,description\nL-1,Blaue Jeans für Herren.\n".encode())
     assert first.store.claim(job.id, "a", 0.5)

@@ -47,7 +47,7 @@ NAMESPACE = "fashion-studio"
 # The oldest Kubernetes the manifests need (Job backoffLimitPerIndex GA, preStop sleep on by default)
 # and the newest kubernetes-validate knows.
 K8S_VERSIONS = ("1.33.0", "1.37.0")
-BENTOML_SERVICES = ("studio", "generator", "translator", "scorer")
+BENTOML_SERVICES = ("studio", "generator", "translator", "scorer", "editor")
 IMAGE_SOURCE = "/home/bentoml/bento/src"  # where `bentoml containerize` puts the Bento's files
 CLUSTER_SCOPED = ("Namespace", "PriorityClass")
 PROBE_ENDPOINTS = re.compile(r"/(readyz|livez|healthz|metrics)")
@@ -275,7 +275,10 @@ def test_every_container_has_requests_and_limits(overlay):
                 assert quantity(requests[resource]) <= quantity(limits[resource]), where
     gpus = {name: main_container(doc)["resources"]["limits"].get("nvidia.com/gpu") for name, doc in objects(docs, "Deployment").items()}
     if overlay == "gpu":
-        assert gpus == {"studio": None, "generator": None, "translator": None, "scorer": None, "triton": "1"}
+        assert gpus == {"studio": None, "generator": None, "translator": None, "scorer": None, "editor": "1", "triton": "1"}
+        editor = objects(docs, "Deployment")["editor"]  # InstructPix2Pix in PyTorch, on a GPU of its own
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod_spec(editor)["tolerations"]
+        assert {e["name"]: e["value"] for e in main_container(editor)["env"]}["FASHION_DEVICE"] == "cuda"
         triton = objects(docs, "Deployment")["triton"]
         assert main_container(triton)["resources"]["requests"]["nvidia.com/gpu"] == "1"
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod_spec(triton)["tolerations"]
@@ -430,7 +433,7 @@ def test_gpu_pods_pull_pinned_model_revisions_into_their_own_volume():
     assert not any("ReadOnlyMany" in doc["spec"].get("accessModes", []) for doc in objects(docs, "PersistentVolumeClaim").values())
     settings = configmap(docs, "fashion-studio-settings")
     needed = {"studio": [settings["FASHION_GENERATOR"]], "generator": [settings["FASHION_GENERATOR"]], "translator": [settings["FASHION_TRANSLATOR"]],
-              "scorer": [settings["FASHION_SCORER"]], "catalog": [settings[k] for k in ("FASHION_GENERATOR", "FASHION_TRANSLATOR", "FASHION_SCORER")]}
+              "scorer": [settings["FASHION_SCORER"]], "editor": [settings["FASHION_EDITOR"]], "catalog": [settings[k] for k in ("FASHION_GENERATOR", "FASHION_TRANSLATOR", "FASHION_SCORER")]}
     workloads = {**objects(docs, "Deployment"), **objects(docs, "Job")}
     for name, models in needed.items():
         spec = pod_spec(workloads[name])
@@ -448,6 +451,26 @@ def test_gpu_pods_pull_pinned_model_revisions_into_their_own_volume():
         assert sorted(pulled) == sorted(f"{mount}/{model}" for model in models), name
     triton = main_container(objects(docs, "Deployment")["triton"])
     assert flag(triton["args"], "model-repository").startswith("s3://")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_overlay_states_its_safety_policy(overlay):
+    """`auto` checks nothing for a generator that ships no diffusers checker (FLUX.1-schnell, fashion-mini),
+    so no overlay leaves the policy to it: production runs the CLIP concept filter, the laptop overlay
+    says `off`."""
+    from fashion_studio.safety import build_checker
+    from fashion_studio.settings import Settings
+
+    settings = configmap(render(overlay), "fashion-studio-settings")
+    policy = settings.get("FASHION_SAFETY_CHECK")
+    assert policy in ("clip", "diffusers", "off"), f"{overlay}: FASHION_SAFETY_CHECK={policy!r} is not an explicit policy"
+    parsed = Settings(safety_check=policy, safety_threshold=settings.get("FASHION_SAFETY_THRESHOLD", 28.0))
+    checker = build_checker(parsed, None, score_pairs=lambda images, texts: [0.0] * len(images))
+    if overlay.startswith("gpu"):
+        assert policy == "clip" and checker is not None and checker.name == "clip", overlay
+        assert 20.0 <= parsed.safety_threshold <= 35.0  # ViT-L/14: matching pairs near 30, unrelated under 20
+    else:
+        assert policy == "off" and checker is None
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -555,7 +578,7 @@ def test_a_gpu_model_pod_pulls_its_models_from_s3_before_it_reports_ready(tmp_pa
         missing = subprocess.run([*command[:-1], "--revision=no-such-revision"], env=env, capture_output=True, text=True, timeout=120)
         assert missing.returncode == 2 and f"{source}/no-such-revision" in missing.stderr
         settings = configmap(docs, "fashion-studio-settings")
-        service = Server("services.scorer:Scorer", {"FASHION_MODELS_DIR": str(volume), "FASHION_SCORER": settings["FASHION_SCORER"],
+        service = Server("services.scorer:ScorerService", {"FASHION_MODELS_DIR": str(volume), "FASHION_SCORER": settings["FASHION_SCORER"],
                                                     "FASHION_RUNTIME": "torch", "FASHION_DEVICE": "cpu"}, tmp_path / "scorer.log")
         service.wait_ready(180)
         response = httpx.post(f"{service.url}/embed_texts", json={"texts": ["a red dress"]}, timeout=60)

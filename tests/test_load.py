@@ -32,7 +32,7 @@ import pytest
 from PIL import Image
 
 from fashion_studio.mini import MINI_DIR
-from tests.helpers import ROOT, Server, status_of, wait_until
+from tests.helpers import ROOT, Server, serving, status_of, wait_until
 
 CAPACITY = 6  # requests in flight at the gateway
 TIMEOUT_S = 60
@@ -65,13 +65,9 @@ def model_env(root: Path, **extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("load")
-    served = Server("services.gateway:Studio", model_env(root, FASHION_BATCHING__MAX_CONCURRENCY=str(CAPACITY)), root / "server.log")
-    served.root = root
-    try:
-        served.wait_ready(timeout=240)
+    with serving("services.gateway:Studio", model_env(root, FASHION_BATCHING__MAX_CONCURRENCY=str(CAPACITY)), root / "server.log", timeout=240) as served:
+        served.root = root
         yield served
-    finally:
-        served.stop()
 
 
 def png_b64(size: int = 32) -> str:
@@ -83,19 +79,35 @@ def png_b64(size: int = 32) -> str:
 def run_locust(server: Server, reports: Path, stages: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     reports.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "locustfile.py"), "--headless",
-        "--host", server.url, "--csv", str(reports / "run"), "--html", str(reports / "run.html"),
-        "--stages", stages, "--size", "64", "--steps", str(STEPS),
-        "--request-timeout", str(TIMEOUT_S + 15), "--health-max-seconds", str(HEALTH_MAX_S),
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(ROOT / "loadtest" / "locustfile.py"),
+        "--headless",
+        "--host",
+        server.url,
+        "--csv",
+        str(reports / "run"),
+        "--html",
+        str(reports / "run.html"),
+        "--stages",
+        stages,
+        "--size",
+        "64",
+        "--steps",
+        str(STEPS),
+        "--request-timeout",
+        str(TIMEOUT_S + 15),
+        "--health-max-seconds",
+        str(HEALTH_MAX_S),
     ]
     return subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=180)
 
 
 def test_locust_run_passes_its_slo_gate_with_the_spike_shed(server, tmp_path):
     """At most ~35 s of traffic: the SLO gate passes, nothing fails, the spike's excess is shed."""
-    result = run_locust(
-        server, tmp_path, STAGES, {"FASHION_SLO_SECONDS_PER_IMAGE": str(LOCAL_SLO_SECONDS_PER_IMAGE), "FASHION_SLO_ERROR_RATIO": "0.01"}
-    )
+    result = run_locust(server, tmp_path, STAGES, {"FASHION_SLO_SECONDS_PER_IMAGE": str(LOCAL_SLO_SECONDS_PER_IMAGE), "FASHION_SLO_ERROR_RATIO": "0.01"})
     verdict_file = tmp_path / "run_slo.json"
     assert verdict_file.exists(), result.stderr[-3000:]
     verdict = json.loads(verdict_file.read_text())
@@ -153,15 +165,19 @@ def test_a_burst_at_four_times_capacity_is_shed_fast_and_health_keeps_answering(
     prober = threading.Thread(target=probe, daemon=True)
     prober.start()
     try:
-        with httpx.Client(timeout=TIMEOUT_S + 30, limits=httpx.Limits(max_connections=2 * burst)) as client:
-            with concurrent.futures.ThreadPoolExecutor(burst) as pool:
-                results = list(pool.map(call, range(burst)))
+        with (
+            httpx.Client(timeout=TIMEOUT_S + 30, limits=httpx.Limits(max_connections=2 * burst)) as client,
+            concurrent.futures.ThreadPoolExecutor(burst) as pool,
+        ):
+            results = list(pool.map(call, range(burst)))
     finally:
         done.set()
         prober.join(timeout=30)
     codes = [code for code, _, _ in results]
-    print(f"burst of {burst}: {dict(collections.Counter(codes))}, slowest answer {max(s for _, s, _ in results):.2f} s, "
-          f"{len(health)} health probes, slowest {max((h[2] for h in health), default=0):.2f} s")
+    print(
+        f"burst of {burst}: {dict(collections.Counter(codes))}, slowest answer {max(s for _, s, _ in results):.2f} s, "
+        f"{len(health)} health probes, slowest {max((h[2] for h in health), default=0):.2f} s"
+    )
     assert set(codes) <= {200, *SHED}, codes
     shed = [(seconds, headers) for code, seconds, headers in results if code in SHED]
     assert codes.count(200) >= 1 and len(shed) >= CAPACITY, codes
@@ -188,13 +204,12 @@ def in_flight(server: Server) -> float:
 
 def test_sigterm_drains_accepted_requests_and_exits_within_the_grace_period(tmp_path):
     grace = 60.0
-    served = Server(
+    with serving(
         "services.gateway:Studio",
         model_env(tmp_path, FASHION_BATCHING__MAX_CONCURRENCY="16", FASHION_SHUTDOWN_GRACE_S=str(grace)),
         tmp_path / "server.log",
-    )
-    try:
-        served.wait_ready(timeout=240)
+        timeout=240,
+    ) as served:
         work = [("/generate", {"prompt": f"a long wool coat {i}", "num_images": 2, "steps": 4, "width": 64, "height": 64}) for i in range(3)]
         work += [("/catalog", {"article_id": f"drain-{i}", "description": "Damen-Rock in Beige, plissiert", "language": "de"}) for i in range(3)]
         with concurrent.futures.ThreadPoolExecutor(len(work)) as pool:
@@ -225,15 +240,11 @@ def test_sigterm_drains_accepted_requests_and_exits_within_the_grace_period(tmp_
         exited_after = time.monotonic() - sent
         print(f"SIGTERM with {len(work)} requests in flight: {[r.status_code for r in responses]}, exited after {exited_after:.1f} s")
         assert exited_after < grace, f"exited {exited_after:.1f} s after SIGTERM"
-    finally:
-        served.stop()
 
 
 def test_work_longer_than_the_grace_period_is_cut_with_503_and_the_process_still_exits(tmp_path):
     grace = 3.0
-    served = Server("services.gateway:Studio", model_env(tmp_path, FASHION_SHUTDOWN_GRACE_S=str(grace)), tmp_path / "server.log")
-    try:
-        served.wait_ready(timeout=240)
+    with serving("services.gateway:Studio", model_env(tmp_path, FASHION_SHUTDOWN_GRACE_S=str(grace)), tmp_path / "server.log", timeout=240) as served:
         # The most work the cost limit admits at twice fashion-mini's native side (guidance is off here).
         slow = {"prompt": "an embroidered ball gown", "num_images": 2, "steps": 100, "width": 128, "height": 128}
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -250,23 +261,17 @@ def test_work_longer_than_the_grace_period_is_cut_with_503_and_the_process_still
         print(f"cut after a {grace:g} s grace period: exited after {exited_after:.1f} s")
         # The grace, 5 s to answer what is cut, 5 s for model work nobody awaits, and slack for a slow CPU.
         assert exited_after < grace + 25, f"exited {exited_after:.1f} s after SIGTERM"
-    finally:
-        served.stop()
 
 
 def test_workers_whose_serving_process_is_killed_shut_down_instead_of_living_on(tmp_path):
     """SIGKILL of `bentoml serve` reaches none of its workers: each notices its parent is gone and
     drains as on SIGTERM, so no gateway or model process is left holding memory and models."""
-    served = Server("services.gateway:Studio", model_env(tmp_path, FASHION_SHUTDOWN_GRACE_S="2"), tmp_path / "server.log")
-    try:
-        served.wait_ready(timeout=240)
+    with serving("services.gateway:Studio", model_env(tmp_path, FASHION_SHUTDOWN_GRACE_S="2"), tmp_path / "server.log", timeout=240) as served:
         workers = psutil.Process(served.process.pid).children(recursive=True)
         assert len(workers) >= 4, workers  # the gateway and three model services
         os.kill(served.process.pid, signal.SIGKILL)
         served.process.wait(timeout=30)
         wait_until(lambda: not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE], 60, "the orphaned workers to exit")
-    finally:
-        served.stop()
 
 
 def test_the_gate_fails_on_p95_seconds_per_image_or_on_the_error_ratio():

@@ -54,7 +54,24 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 def test_cli_generate_writes_pngs_of_the_asked_size(tiny_models, tmp_path):
     out = tmp_path / "dress.png"
-    result = run_cli("generate", "a red dress", "-o", str(out), "--seed", "4", "--steps", "2", "--width", "48", "--height", "32", "-n", "2", "--generator", str(tiny_models["sd"]))
+    result = run_cli(
+        "generate",
+        "a red dress",
+        "-o",
+        str(out),
+        "--seed",
+        "4",
+        "--steps",
+        "2",
+        "--width",
+        "48",
+        "--height",
+        "32",
+        "-n",
+        "2",
+        "--generator",
+        str(tiny_models["sd"]),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert Image.open(out).size == (48, 32) and Image.open(tmp_path / "dress-1.png").size == (48, 32)
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -75,4 +92,4 @@ def test_studio_uses_the_llm_extractor_when_configured(tiny_models, tmp_path, se
 
     assert isinstance(Studio(settings).extractor, LexiconExtractor)
     with pytest.raises(Exception, match="llm model"):
-        Studio(settings.model_copy(update={"llm": str(tmp_path / "no-llm")})).extractor
+        _ = Studio(settings.model_copy(update={"llm": str(tmp_path / "no-llm")})).extractor

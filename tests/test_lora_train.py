@@ -40,7 +40,16 @@ def write_renders(folder: Path, n: int, pattern: str = "zigzag", sidecars: bool 
 
 
 def tiny_config(**overrides) -> LoraTrainConfig:
-    values = dict(rank=4, alpha=8, steps=6, learning_rate=3e-2, batch_size=2, resolution=32, checkpoint_every=2, target_modules=("to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2"))
+    values = dict(
+        rank=4,
+        alpha=8,
+        steps=6,
+        learning_rate=3e-2,
+        batch_size=2,
+        resolution=32,
+        checkpoint_every=2,
+        target_modules=("to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2"),
+    )
     return LoraTrainConfig(**{**values, **overrides})
 
 
@@ -95,7 +104,9 @@ def test_training_writes_an_adapter_that_diffusers_and_fashion_lora_load(tiny_mo
 
     served = Generator.load(Settings(generator=str(tiny_models["sd"]), lora=str(sd_adapter)))
     image = served(GenerationRequest(prompt="red zigzag dress", seed=0, steps=2, width=32, height=32)).images[0]
-    unadapted = Generator.load(Settings(generator=str(tiny_models["sd"])))(GenerationRequest(prompt="red zigzag dress", seed=0, steps=2, width=32, height=32)).images[0]
+    unadapted = Generator.load(Settings(generator=str(tiny_models["sd"])))(
+        GenerationRequest(prompt="red zigzag dress", seed=0, steps=2, width=32, height=32)
+    ).images[0]
     assert np.abs(pixels(image) - pixels(unadapted)).max() > 4
 
 
@@ -113,9 +124,33 @@ def test_sdxl_and_flux_adapters_train_and_load(tiny_models, tmp_path, family):
 
 
 def run_train(data: Path, out: Path, sd: Path, steps: int) -> subprocess.Popen:
-    args = [sys.executable, "-m", "fashion_studio.cli", "lora", "train", str(data), "--out", str(out), "--generator", str(sd),
-            "--steps", str(steps), "--checkpoint-every", "5", "--rank", "4", "--lr", "1e-2", "--batch-size", "2",
-            "--resolution", "32", "--threads", "1", "--no-progress"]
+    args = [
+        sys.executable,
+        "-m",
+        "fashion_studio.cli",
+        "lora",
+        "train",
+        str(data),
+        "--out",
+        str(out),
+        "--generator",
+        str(sd),
+        "--steps",
+        str(steps),
+        "--checkpoint-every",
+        "5",
+        "--rank",
+        "4",
+        "--lr",
+        "1e-2",
+        "--batch-size",
+        "2",
+        "--resolution",
+        "32",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -164,17 +199,13 @@ def test_adapters_are_chosen_per_request_and_batched_apart(tiny_models, sd_adapt
 @pytest.fixture(scope="module")
 def lora_server(tiny_models, sd_adapter, tmp_path_factory):
     """The gateway with the tiny models and one named adapter on the allow-list."""
-    from tests.helpers import Server, tiny_service_env
+    from tests.helpers import serving, tiny_service_env
 
     root = tmp_path_factory.mktemp("lora-serving")
     # fashion-mini's CLIP: the popularity service's shipped models read its embeddings
     env = tiny_service_env(tiny_models, root, FASHION_LORA=f"shop={sd_adapter}", FASHION_SCORER=str(ROOT / "models" / "fashion-mini" / "clip"))
-    served = Server("services.gateway:Studio", env, root / "server.log")
-    try:
-        served.wait_ready(timeout=300)
+    with serving("services.gateway:Studio", env, root / "server.log", timeout=300) as served:
         yield served
-    finally:
-        served.stop()
 
 
 def test_served_adapters_are_an_enum_chosen_per_request_and_recorded(lora_server):

@@ -98,7 +98,7 @@ def test_pipeline_is_a_standard_stable_diffusion_folder():
 
 def test_shipped_weights_stay_small():
     size = sum(p.stat().st_size for p in Path(MINI_DIR).rglob("*") if p.is_file())
-    assert size < 60e6, size
+    assert size < 75e6, size  # the editor (about 23 MB) carries its own VAE and text encoder
 
 
 def test_renderer_is_deterministic():
@@ -130,17 +130,19 @@ def test_eval_mini_measures_a_copy_and_writes_its_cards(tmp_path):
     results = evaluate(models, tmp_path / "work", EvalConfig(prompts=12, translations=40, zero_shot_images=120, heldout_images=120))
 
     summary = results["summary"]
-    assert summary["generated_type_accuracy"] >= TARGETS["generated_type_accuracy"], results["generator"]
-    assert summary["generated_colour_accuracy"] >= TARGETS["generated_colour_accuracy"], results["generator"]
+    for split in ("seen", "unseen"):  # combinations in the training data, and held out of it
+        assert summary[f"generated_type_accuracy_{split}"] >= TARGETS[f"generated_type_accuracy_{split}"], results["generator"]
+        assert summary[f"generated_colour_accuracy_{split}"] >= TARGETS[f"generated_colour_accuracy_{split}"], results["generator"]
+        assert summary[f"clip_score_matching_{split}"] > summary[f"clip_score_shuffled_{split}"]
+        assert results["generator"][split]["service_defaults"]["steps"] == 20 and results["generator"][split]["fast"]["steps"] == 4
+    assert summary["generation_prompts_in_training_captions_unseen"] == 0.0  # no unseen prompt is a training caption
     assert summary["translation_exact_match"] >= TARGETS["translation_exact_match"], results["translator"]
-    assert summary["clip_zero_shot_type_accuracy"] >= TARGETS["clip_zero_shot_type_accuracy"]
-    assert summary["clip_score_matching"] > summary["clip_score_shuffled"]
-    assert results["generator"]["service_defaults"]["steps"] == 20 and results["generator"]["fast"]["steps"] == 4
+    assert summary["clip_zero_shot_type_accuracy_training_templates"] >= TARGETS["clip_zero_shot_type_accuracy_training_templates"]
     assert json.loads((models / "eval.json").read_text())["summary"] == summary
 
     write_cards(models)
     card = (models / "sd" / "README.md").read_text()
-    assert f"{100 * summary['generated_colour_accuracy']:.1f}%" in card and "fashion-studio models eval-mini" in card
+    assert f"{100 * summary['generated_colour_accuracy_unseen']:.1f}%" in card and "fashion-studio models eval-mini" in card
     assert (models / "README.md").is_file() and (models / "judge" / "README.md").is_file()
 
 
@@ -151,11 +153,9 @@ def test_the_default_service_draws_what_a_german_description_asks_for(tmp_path, 
     import httpx
     from PIL import Image
 
-    from tests.helpers import Server
+    from tests.helpers import serving
 
-    server = Server("services.gateway:Studio", {"FASHION_STORAGE_URL": str(tmp_path / "store")}, tmp_path / "server.log")
-    try:
-        server.wait_ready(timeout=240)
+    with serving("services.gateway:Studio", {"FASHION_STORAGE_URL": str(tmp_path / "store")}, tmp_path / "server.log", timeout=240) as server:
         reply = httpx.post(
             f"{server.url}/catalog",
             json={"article_id": "A-7", "description": "Gelbe Sneaker für Kinder aus Canvas. Leicht und bequem."},
@@ -173,15 +173,15 @@ def test_the_default_service_draws_what_a_german_description_asks_for(tmp_path, 
         assert png.status_code == 200 and png.headers["content-type"] == "image/png"
         verdict = judge.classify([Image.open(io.BytesIO(png.content)).convert("RGB")])[0]
         assert (verdict.product_type, verdict.colour) == ("dress", "red"), verdict
-    finally:
-        server.stop()
 
 
 def test_onnx_runtime_draws_the_same_garment_as_pytorch(studio, mini_settings, tmp_path):
-    """The family is a standard SD checkpoint: exported to ONNX on first use, it draws the same pixels."""
+    """The family is a standard SD checkpoint: exported to ONNX (the explicit step), it draws the same pixels."""
+    from export.onnx_export import export_model
     from fashion_studio.generation import GenerationRequest, Generator
 
     request = GenerationRequest(prompt="Professional product photography of a red dress, featuring stripes", seed=5, steps=20, guidance=4.0)
+    export_model(mini_settings.model_path(mini_settings.generator), tmp_path / "onnx" / "sd")
     onnx = Generator.load(mini_settings.model_copy(update={"runtime": "onnx", "onnx_cache_dir": tmp_path / "onnx"}))
     assert onnx.runtime == "onnx"
     expected = np.asarray(studio.generator(request).images[0]).astype(int)

@@ -18,7 +18,7 @@ from PIL import Image
 
 from fashion_studio.settings import Settings
 from fashion_studio.storage import Storage
-from tests.helpers import Server, tiny_service_env
+from tests.helpers import serving, tiny_service_env
 
 ARTICLES = [
     ("S3-1", "Damen-Sommerkleid in Rot mit Blumenmuster."),
@@ -81,18 +81,18 @@ def test_killed_batch_job_resumes_on_s3_and_the_gateway_finds_its_articles_done(
     # The rerun reads its spreadsheet from the bucket too, as the cluster's catalog Job does.
     fs.put(str(sheet), f"{s3_server.bucket}/input/articles.csv")
     from_bucket = [sys.executable, "-m", "fashion_studio.cli", "catalog", f"s3://{s3_server.bucket}/input/articles.csv", "--no-progress", "--language", "de"]
-    missing = subprocess.run([*from_bucket[:4], f"s3://{s3_server.bucket}/input/none.csv", *from_bucket[5:]], env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    missing = subprocess.run(
+        [*from_bucket[:4], f"s3://{s3_server.bucket}/input/none.csv", *from_bucket[5:]], env={**os.environ, **env}, capture_output=True, text=True, timeout=300
+    )
     assert missing.returncode == 2 and "none.csv" in missing.stderr, missing.stderr[-2000:]
     rerun = subprocess.run(from_bucket, env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    stats = json.loads(rerun.stdout[rerun.stdout.index("{"):])
+    stats = json.loads(rerun.stdout[rerun.stdout.index("{") :])
     assert stats["count"] == len(ARTICLES) and stats["skipped"] == done_before
     assert _count(fs, prefix, ".json") == len(ARTICLES) and _count(fs, prefix, ".png") == len(ARTICLES)
 
     # The gateway, on the same settings and bucket, answers an article of the batch job from storage.
-    server = Server("services.gateway:Studio", env, tmp_path / "server.log")
-    try:
-        server.wait_ready()
+    with serving("services.gateway:Studio", env, tmp_path / "server.log") as server:
         article_id, description = ARTICLES[0]
         reply = httpx.post(f"{server.url}/catalog", json={"article_id": article_id, "description": description, "language": "de"}, timeout=120)
         assert reply.status_code == 200, reply.text
@@ -104,5 +104,3 @@ def test_killed_batch_job_resumes_on_s3_and_the_gateway_finds_its_articles_done(
         assert reply.status_code == 200 and reply.json()["skipped"] is False, reply.text
         metadata = json.loads(fs.cat_file(reply.json()["metadata_url"]))
         assert metadata["models"]["generator"]["ref"] == env["FASHION_GENERATOR"] and metadata["image_path"].startswith("s3://")
-    finally:
-        server.stop()

@@ -128,7 +128,7 @@ def simulate_pod(queue: BatchingQueue, rate: float, arrivals: int = 20_000, step
             item[0] -= 1
         latencies += [now - arrived for left, arrived in running if left == 0]
         running = [item for item in running if item[0] > 0]
-    return latencies[arrivals // 10:]
+    return latencies[arrivals // 10 :]
 
 
 def mean_and_p95(latencies: list[float]) -> tuple[float, float]:
@@ -136,12 +136,15 @@ def mean_and_p95(latencies: list[float]) -> tuple[float, float]:
     return sum(ordered) / len(ordered), ordered[int(0.95 * len(ordered))]
 
 
-@pytest.mark.parametrize(("speedup", "max_batch"), [
-    (MEASURED_BATCH_SPEEDUP, 8),  # the generator's batch of 8, fashion-mini's measured gains
-    ((), 8),  # no gain from batching: the images of a batch share the pod
-    (MEASURED_BATCH_SPEEDUP, 2),
-    ((), 1),  # no batching: M/D/1, where the formula is exact (Pollaczek-Khinchine)
-])
+@pytest.mark.parametrize(
+    ("speedup", "max_batch"),
+    [
+        (MEASURED_BATCH_SPEEDUP, 8),  # the generator's batch of 8, fashion-mini's measured gains
+        ((), 8),  # no gain from batching: the images of a batch share the pod
+        (MEASURED_BATCH_SPEEDUP, 2),
+        ((), 1),  # no batching: M/D/1, where the formula is exact (Pollaczek-Khinchine)
+    ],
+)
 def test_the_batching_queue_formula_holds_against_a_discrete_event_simulation(speedup, max_batch):
     """From 30% to 85% utilization the formula's mean latency is within 5% of the simulation's and its
     p95 within -5% .. +12%; the plain birth-death result (exponential work) would overstate both."""
@@ -204,9 +207,15 @@ def test_batch_gains_are_checked_and_read_from_files(tmp_path):
     queue = BatchingQueue(0.5, 8, MEASURED_BATCH_SPEEDUP)
     assert queue.speedup(3) == pytest.approx((1.37 + 2.13) / 2) and queue.speedup(16) == 3.05
     assert BatchingQueue(0.5, 4, MEASURED_BATCH_SPEEDUP).capacity == pytest.approx(2.13 / 0.5)
-    (tmp_path / "gpus.yaml").write_text(yaml.safe_dump({"accelerators": [
-        {"name": "measured", "seconds_per_image": 0.5, "price_per_gpu_hour": 1, "pod": "triton", "batch_speedup": {2: 1.37, 4: 2.13, 8: 3.05}},
-    ]}))
+    (tmp_path / "gpus.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "accelerators": [
+                    {"name": "measured", "seconds_per_image": 0.5, "price_per_gpu_hour": 1, "pod": "triton", "batch_speedup": {2: 1.37, 4: 2.13, 8: 3.05}},
+                ]
+            }
+        )
+    )
     (accelerator,) = planning.load_accelerators(tmp_path / "gpus.yaml")
     assert accelerator.batch_speedup == MEASURED_BATCH_SPEEDUP[1:] and accelerator.queue(8).capacity == pytest.approx(6.1)
     assert planning.parse_batch_speedup("2:1.37,4:2.13,8:3.05") == MEASURED_BATCH_SPEEDUP[1:]
@@ -268,15 +277,26 @@ def test_the_plan_counts_the_gpus_of_the_pods_that_hold_them(tmp_path):
 
 
 def test_profiles_and_accelerators_load_from_files(tmp_path):
-    (tmp_path / "profile.yaml").write_text(yaml.safe_dump({
-        "name": "weekday", "images_per_request": 2,
-        "requests_per_second": list(EXAMPLE_PROFILE.requests_per_second),
-    }))
+    (tmp_path / "profile.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "weekday",
+                "images_per_request": 2,
+                "requests_per_second": list(EXAMPLE_PROFILE.requests_per_second),
+            }
+        )
+    )
     (tmp_path / "profile.csv").write_text("hour,requests_per_second\n" + "".join(f"{h},{r}\n" for h, r in enumerate(EXAMPLE_PROFILE.requests_per_second)))
-    (tmp_path / "gpus.json").write_text(json.dumps({"accelerators": [
-        {"name": a.name, "seconds_per_image": a.seconds_per_image, "price_per_gpu_hour": a.price_per_gpu_hour, "source": a.source}
-        for a in EXAMPLE_ACCELERATORS
-    ]}))
+    (tmp_path / "gpus.json").write_text(
+        json.dumps(
+            {
+                "accelerators": [
+                    {"name": a.name, "seconds_per_image": a.seconds_per_image, "price_per_gpu_hour": a.price_per_gpu_hour, "source": a.source}
+                    for a in EXAMPLE_ACCELERATORS
+                ]
+            }
+        )
+    )
     from_yaml = planning.load_profile(tmp_path / "profile.yaml")
     assert from_yaml.images_per_second == EXAMPLE_PROFILE.images_per_second
     from_csv = planning.load_profile(tmp_path / "profile.csv")
@@ -452,7 +472,9 @@ def test_history_rows_are_read_name_by_name_and_checked(tmp_path):
     rows, answered = [], 0
     for second in range(len(arrivals) + 3):
         answered += arrivals[second - 3] if second >= 3 else 0  # answered in (second - 1, second]: arrived in (second - 3, second - 2]
-        rows.append({"Timestamp": 100 + second, "Name": "/generate_image", "Total Request Count": answered, "Total Average Response Time": 2000.0 if answered else 0})
+        rows.append(
+            {"Timestamp": 100 + second, "Name": "/generate_image", "Total Request Count": answered, "Total Average Response Time": 2000.0 if answered else 0}
+        )
         rows.append({"Timestamp": 100 + second, "Name": "Aggregated", "Total Request Count": answered + 10 * second, "Total Average Response Time": 1})
         if second == 4:  # a second row in the same second (a slow writer): the later counts hold
             rows.insert(-2, {"Timestamp": 104, "Name": "/generate_image", "Total Request Count": answered - 1, "Total Average Response Time": 2000.0})

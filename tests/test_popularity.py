@@ -97,7 +97,7 @@ def test_events_in_retrain_predictions_out_over_http(tmp_path):
     from fashion_studio.products import load_catalog
     from fashion_studio.scoring import Scorer
     from fashion_studio.settings import Settings
-    from tests.helpers import Server
+    from tests.helpers import serving
 
     shop, db, models = tmp_path / "shop", tmp_path / "events.db", tmp_path / "popularity"
     catalog = write_catalog(demo_products(400, seed=1), shop)
@@ -107,9 +107,8 @@ def test_events_in_retrain_predictions_out_over_http(tmp_path):
         "FASHION_STORAGE_URL": str(tmp_path / "store"), "FASHION_PRODUCTS_DIR": str(shop),
         "FASHION_EVENTS_URL": f"sqlite:///{db}", "FASHION_POPULARITY_MODEL": str(models), "FASHION_WARMUP": "false",
     }
-    server = Server("services.gateway:Studio", env, tmp_path / "server-1.log")
-    try:
-        server.wait_ready(timeout=300)
+    # SIGKILL at the end: what was acknowledged must be in the event log without a clean shutdown.
+    with serving("services.gateway:Studio", env, tmp_path / "server-1.log", timeout=300, stop_signal=signal.SIGKILL) as server:
         generated = httpx.post(f"{server.url}/generate", json={"prompt": "a red dress", "steps": 2}, timeout=120)
         assert generated.status_code == 200, generated.text
         image_id = Path(generated.json()["images"][0]["url"]).stem
@@ -136,8 +135,6 @@ def test_events_in_retrain_predictions_out_over_http(tmp_path):
             error = reply.json()
             assert field in error["field"] and error["limit"] and "value" in error, error
         assert "2999" in str(httpx.post(f"{server.url}/feedback", json=bad["timestamp"], timeout=30).json()["value"])
-    finally:
-        server.stop(sig=signal.SIGKILL)
 
     store = SqliteEventStore(db)
     rows = list(store.events())
@@ -148,9 +145,7 @@ def test_events_in_retrain_predictions_out_over_http(tmp_path):
     heldout = sorted((p for p in catalog.products if is_heldout(p.product_id)), key=lambda p: appeal[p.product_id])
     liked, avoided = heldout[-1], heldout[0]
 
-    server = Server("services.gateway:Studio", env, tmp_path / "server-2.log")
-    try:
-        server.wait_ready(timeout=300)
+    with serving("services.gateway:Studio", env, tmp_path / "server-2.log", timeout=300) as server:
         # the running service picks up the retrained weights on its next batch
         summary = train(load_catalog(shop), store, Scorer.load(Settings()), models, TrainConfig(epochs=60))
         assert summary["train_products"] > 250
@@ -179,8 +174,6 @@ def test_events_in_retrain_predictions_out_over_http(tmp_path):
         assert stored["popularity"] == predicted[0]
         metrics = httpx.get(f"{server.url}/metrics", timeout=30).text
         assert "fashion_popularity_predictions_total" in metrics
-    finally:
-        server.stop()
 
 
 def test_library_predict_scores_images_with_or_without_metadata(tmp_path):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from fashion_studio.generation import GenerationRequest, Generator
 from fashion_studio.settings import Settings
+from tests.helpers import ROOT
 from tests.test_export import exported_models  # noqa: F401  (session fixture)
 
 FAMILIES = ["sd", "sdxl", "flux"]
@@ -19,7 +25,9 @@ def pixels(image) -> np.ndarray:
 def requests_for(family: str) -> list[GenerationRequest]:
     guided = family != "flux"
     return [
-        GenerationRequest(prompt="a red striped t-shirt", seed=5, steps=2, width=64, height=32, guidance=4.0 if guided else 0.0, negative_prompt="blurry" if guided else None),
+        GenerationRequest(
+            prompt="a red striped t-shirt", seed=5, steps=2, width=64, height=32, guidance=4.0 if guided else 0.0, negative_prompt="blurry" if guided else None
+        ),
         GenerationRequest(prompt="a green summer dress", seed=9, steps=2, width=64, height=32, guidance=4.0 if guided else 0.0, num_images=2),
     ]
 
@@ -43,17 +51,23 @@ def test_onnx_runtime_generation_matches_pytorch(family, tiny_models, exported_m
     assert got[0].timings["encode"] > 0 and got[0].timings["decode"] > 0
 
 
-def test_runtime_exports_on_demand_into_the_cache_and_reuses_it(tiny_models, tmp_path):
+def test_loading_never_exports_and_a_missing_export_names_the_command_that_makes_it(tiny_models, tmp_path):
     from fashion_studio.models import resolve
-    from fashion_studio.runtimes import load_clip_model, locate_export
+    from fashion_studio.runtimes import RuntimeUnavailable, load_clip_model, locate_export
     from fashion_studio.scoring import Scorer
 
     settings = Settings(scorer=str(tiny_models["clip"]), runtime="onnx", onnx_cache_dir=tmp_path / "cache")
     ref = resolve("scorer", settings.scorer, settings)
-    first = locate_export(settings, ref)
-    assert first.parent == tmp_path / "cache" and first.name.startswith("clip-")
-    assert locate_export(settings, ref) == first
-    torch_scorer = Scorer.load(settings)
+    with pytest.raises(RuntimeUnavailable, match="python -m export onnx") as missing:
+        Scorer.load(settings)
+    assert not (tmp_path / "cache").exists()  # nothing exported on load
+    # The command the error names is the explicit export step; afterwards the same settings load it.
+    command = re.search(r"`(python -m export onnx [^`]+)`", str(missing.value)).group(1)
+    done = subprocess.run([sys.executable, *shlex.split(command)[1:]], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = locate_export(settings, ref)
+    assert found.parent == tmp_path / "cache" and found.name.startswith("clip-")
+    torch_scorer = Scorer.load(settings.model_copy(update={"runtime": "torch"}))
     onnx_scorer = Scorer(load_clip_model(settings, ref), torch_scorer.processor, ref)
     texts = ["a red dress", "blue jeans with a straight leg"]
     assert np.allclose(onnx_scorer.embed_texts(texts), torch_scorer.embed_texts(texts), atol=1e-5)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import Server, status_of, wait_until
+from tests.helpers import Server, serving, status_of, wait_until
 
 MAX_CONCURRENCY = 12
 TIMEOUT_S = 60
@@ -155,9 +155,7 @@ def test_concurrent_calls_of_one_shape_are_batched_and_match_single_calls(server
 
 
 def test_calls_of_two_shapes_never_share_a_batch(server):
-    bodies = [
-        {"prompt": f"item {i}", "seed": i, "steps": 4, "width": 64 if i % 2 else 32, "height": 32} for i in range(8)
-    ]
+    bodies = [{"prompt": f"item {i}", "seed": i, "steps": 4, "width": 64 if i % 2 else 32, "height": 32} for i in range(8)]
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         responses = list(pool.map(lambda b: post(server, "/generate", b), bodies))
     assert all(r.status_code == 200 for r in responses)
@@ -213,6 +211,7 @@ def test_beyond_max_concurrency_is_429_with_retry_after(server):
 def test_clients_at_capacity_sending_back_to_back_are_never_shed(server):
     """A request's slot is free by the time its client has the answer: as many clients as the
     capacity, each sending its next request the moment it has an answer, are all served."""
+
     def client(index: int) -> list[int]:
         with httpx.Client(timeout=120) as http:
             return [http.post(f"{server.url}/generate_image", json={"prompt": f"a scarf {index}", "seed": i, "steps": 1}).status_code for i in range(4)]
@@ -227,9 +226,7 @@ def test_past_the_timeout_is_504_and_the_server_keeps_serving(tmp_path):
     limit, the denoising stops at the deadline, and the next request is served."""
     timeout_s = 1
     env = {"FASHION_STORAGE_URL": str(tmp_path / "store"), "FASHION_BATCHING__TIMEOUT_S": str(timeout_s), "FASHION_WARMUP": "false"}
-    served = Server("services.gateway:Studio", env, tmp_path / "server.log")
-    try:
-        served.wait_ready(timeout=300)
+    with serving("services.gateway:Studio", env, tmp_path / "server.log", timeout=300) as served:
         heavy = {"prompt": "a slow gown", "steps": 100, "num_images": 4, "guidance": 7.5}
         response = post(served, "/generate_image", heavy, timeout=120)
         assert response.status_code == 504, response.text[:300]
@@ -242,8 +239,6 @@ def test_past_the_timeout_is_504_and_the_server_keeps_serving(tmp_path):
             return again.status_code == 200 and decode_png(again.content).size == (64, 64)
 
         wait_until(served_again, 120, "a normal request to succeed again", interval=1.0)
-    finally:
-        served.stop()
 
 
 def test_metrics_cover_the_slo(server):
@@ -251,13 +246,13 @@ def test_metrics_cover_the_slo(server):
     assert re.search(r'fashion_seconds_per_image_bucket\{le="2.0",model="[^"]+",runtime="torch"\}', text)
     for name in (
         "fashion_images_generated_total",
-        "fashion_stage_duration_seconds_bucket{le=\"0.01\",stage=\"queue\"}",
-        "fashion_stage_duration_seconds_count{stage=\"translate\"}",
-        "fashion_stage_duration_seconds_count{stage=\"store\"}",
+        'fashion_stage_duration_seconds_bucket{le="0.01",stage="queue"}',
+        'fashion_stage_duration_seconds_count{stage="translate"}',
+        'fashion_stage_duration_seconds_count{stage="store"}',
         "fashion_quality_gate_total",
-        "fashion_failures_total{endpoint=\"/generate\",reason=\"invalid_input\"}",
-        "fashion_in_flight_requests{service=\"studio\"}",
-        "fashion_requests_total{code=\"200\",endpoint=\"/generate\"}",
+        'fashion_failures_total{endpoint="/generate",reason="invalid_input"}',
+        'fashion_in_flight_requests{service="studio"}',
+        'fashion_requests_total{code="200",endpoint="/generate"}',
     ):
         assert name in text, name
     assert "a red striped" not in text  # no prompt text in labels

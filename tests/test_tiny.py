@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fashion_studio import tiny
+from fashion_studio import builders, tiny
 from fashion_studio.data.tiny_corpus import ENGLISH_SENTENCES, PARALLEL_DE_EN
 from fashion_studio.settings import DEFAULT_GENERATION_TEMPLATE, DEFAULT_NEGATIVE_PROMPT
 
@@ -72,9 +72,7 @@ def test_pipeline_configs_match_production_layout(tiny_models: dict[str, Path]) 
     sdxl = DiffusionPipeline.from_pretrained(tiny_models["sdxl"])
     unet = sdxl.unet.config
     assert unet.addition_embed_type == "text_time"
-    assert unet.projection_class_embeddings_input_dim == (
-        6 * unet.addition_time_embed_dim + sdxl.text_encoder_2.config.projection_dim
-    )
+    assert unet.projection_class_embeddings_input_dim == (6 * unet.addition_time_embed_dim + sdxl.text_encoder_2.config.projection_dim)
     assert unet.cross_attention_dim == sdxl.text_encoder.config.hidden_size + sdxl.text_encoder_2.config.hidden_size
     assert type(sdxl.text_encoder_2).__name__ == "CLIPTextModelWithProjection"
     assert sdxl.tokenizer_2.pad_token == "!"
@@ -162,11 +160,9 @@ def test_same_seed_same_weights_other_seed_different(tiny_models: dict[str, Path
 
 
 def test_sentencepiece_training_is_reproducible() -> None:
-    train = tiny._train_sentencepiece.__wrapped__
+    train = builders.train_sentencepiece.__wrapped__
     sentences = tuple(de for de, _ in PARALLEL_DE_EN)
-    assert train(sentences, unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1) == train(
-        sentences, unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1
-    )
+    assert train(sentences, unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1) == train(sentences, unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1)
 
 
 def test_build_all_skips_complete_folder_and_rebuilds_with_force(tmp_path: Path) -> None:

@@ -233,7 +233,7 @@ def test_a_model_service_started_before_triton_waits_for_it_with_backoff(exporte
         tiny_models, tmp_path, FASHION_RUNTIME="triton", FASHION_TRITON_URL=f"127.0.0.1:{grpc_port}",
         FASHION_ONNX_DIR=str(exported_models["clip"].parent), FASHION_MODEL_WAIT_S="300",
     )
-    service = Server("services.scorer:Scorer", env, tmp_path / "scorer.log")
+    service = Server("services.scorer:ScorerService", env, tmp_path / "scorer.log")
     try:
         wait_until(lambda: "retrying in" in service.log_tail(20000), 120, "the scorer to retry Triton")
         assert service.alive() and status_of(f"{service.url}/readyz") == 503

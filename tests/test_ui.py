@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from fashion_studio.mini import MINI_DIR
-from tests.helpers import Server
+from tests.helpers import Server, serving
 from tools.ui_screenshots import CHROMIUM, launch
 
 pytestmark = [
@@ -25,7 +25,13 @@ pytestmark = [
 KEY = "ui-test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 # Few denoising steps and one gate attempt: the test is about the page, not the pictures.
-SERVER_ENV = {"FASHION_API_KEYS": KEY, "FASHION_DEFAULT_STEPS": "4", "FASHION_MAX_ATTEMPTS": "1", "FASHION_RATE_LIMIT_PER_MINUTE": "6000", "FASHION_RATE_LIMIT_BURST": "1000"}
+SERVER_ENV = {
+    "FASHION_API_KEYS": KEY,
+    "FASHION_DEFAULT_STEPS": "4",
+    "FASHION_MAX_ATTEMPTS": "1",
+    "FASHION_RATE_LIMIT_PER_MINUTE": "6000",
+    "FASHION_RATE_LIMIT_BURST": "1000",
+}
 WORK_S = 180_000  # ms: one request's work on two busy cores
 
 
@@ -45,12 +51,8 @@ def left_over_job(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(left_over_job):
     store, _ = left_over_job
-    server = Server("services.gateway:Studio", {**SERVER_ENV, "FASHION_STORAGE_URL": str(store)}, store.parent / "server.log")
-    try:
-        server.wait_ready(timeout=300)
+    with serving("services.gateway:Studio", {**SERVER_ENV, "FASHION_STORAGE_URL": str(store)}, store.parent / "server.log", timeout=300) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +223,12 @@ def test_upload_refusals_name_the_field(server):
 
 
 def test_unknown_ids_are_404_naming_them(server):
-    for path, field in (("/catalog/jobs/" + "0" * 32, "job_id"), ("/catalog/jobs/nope/results", "job_id"), ("/images/nope", "image_id"), ("/images/.hidden", "image_id")):
+    for path, field in (
+        ("/catalog/jobs/" + "0" * 32, "job_id"),
+        ("/catalog/jobs/nope/results", "job_id"),
+        ("/images/nope", "image_id"),
+        ("/images/.hidden", "image_id"),
+    ):
         reply = httpx.get(f"{server.url}{path}", headers=AUTH, timeout=10)
         assert reply.status_code == 404 and reply.json()["field"] == field, (path, reply.text)
     assert httpx.get(f"{server.url}/images/..%2F..%2Fserver.log", headers=AUTH, timeout=10).status_code == 404

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import ROOT, Server
+from tests.helpers import ROOT, serving
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +75,10 @@ def shoot(url: str, out: Path, work: Path) -> list[Path]:
         page.screenshot(path=shots[-1], full_page=True)
 
         page.click("#tabs button[data-view=gallery]")
-        page.wait_for_function("document.querySelectorAll('#gallery-items img').length > 0 && "
-                               "[...document.querySelectorAll('#gallery-items img')].every(i => i.complete && i.src.startsWith('blob:'))")
+        page.wait_for_function(
+            "document.querySelectorAll('#gallery-items img').length > 0 && "
+            "[...document.querySelectorAll('#gallery-items img')].every(i => i.complete && i.src.startsWith('blob:'))"
+        )
         shots.append(out / "ui-gallery.png")
         page.screenshot(path=shots[-1], full_page=True)
 
@@ -99,13 +101,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        server = Server("services.gateway:Studio", {**SERVER_ENV, "FASHION_STORAGE_URL": str(work / "store")}, work / "server.log")
-        try:
-            server.wait_ready(timeout=300)
+        with serving("services.gateway:Studio", {**SERVER_ENV, "FASHION_STORAGE_URL": str(work / "store")}, work / "server.log", timeout=300) as server:
             for path in shoot(server.url, args.out, work):
                 logger.info("wrote %s", path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
-        finally:
-            server.stop()
 
 
 if __name__ == "__main__":

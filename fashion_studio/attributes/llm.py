@@ -91,9 +91,7 @@ class LLMExtractor:
             answer = self.generate(LLM_PROMPT.format(text=text))
             attributes = parse_llm_output(answer)
         except Exception as exc:  # any model or parsing failure degrades to the lexicon result
-            logger.warning(
-                "LLM attribute extraction failed (%s: %s); using the lexicon result", type(exc).__name__, exc
-            )
+            logger.warning("LLM attribute extraction failed (%s: %s); using the lexicon result", type(exc).__name__, exc)
             return baseline
         return attributes.model_copy(update={"language": baseline.language})
 
@@ -103,23 +101,15 @@ class LLMExtractor:
 
         templated = bool(getattr(self.tokenizer, "chat_template", None))
         if templated:  # instruction-tuned models answer best in their own chat format
-            prompt = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-            )
+            prompt = self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
         inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=not templated)
         inputs.pop("token_type_ids", None)
         length = inputs["input_ids"].shape[1]
-        limit = getattr(self.model.config, "max_position_embeddings", None) or getattr(
-            self.model.config, "n_positions", None
-        )
+        limit = getattr(self.model.config, "max_position_embeddings", None) or getattr(self.model.config, "n_positions", None)
         if limit is not None and length + self.max_new_tokens > limit:
-            raise ValueError(
-                f"prompt of {length} tokens leaves no room for {self.max_new_tokens} new tokens (limit {limit})"
-            )
+            raise ValueError(f"prompt of {length} tokens leaves no room for {self.max_new_tokens} new tokens (limit {limit})")
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         with torch.inference_mode():
-            output = self.model.generate(
-                **inputs, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad
-            )
+            output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad)
         return self.tokenizer.decode(output[0, length:], skip_special_tokens=True)

@@ -134,8 +134,7 @@ _DE_FUNCTION_WORDS = frozenset(
     "macht wird oder bei dank sowie durch nach vom zum zur sie es wie sorgt ihr dein deine unser unsere hat".split()
 )
 _EN_FUNCTION_WORDS = frozenset(
-    "the and with a an of for is this made from your to features on at its it by or that are you our has "
-    "these their into perfect".split()
+    "the and with a an of for is this made from your to features on at its it by or that are you our has these their into perfect".split()
 )
 _WORD_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 
@@ -150,8 +149,6 @@ def detect_language(text: str) -> Language:
     de += sum(w in de_only for w in words)
     en += sum(w in en_only for w in words)
     return "en" if en > de else "de"
-
-
 
 
 # --------------------------------------------------------------------------------------------------
@@ -180,9 +177,7 @@ _FALLBACK_EXCLUDE = frozenset({"druck", "form", "stoff"})
 
 def _printed_text(text: str) -> tuple[list[str], str]:
     """Quoted strings (printed or embroidered text), and the text with them blanked out."""
-    spans = sorted(
-        (m.start(), m.end(), m.group(1)) for pattern in _QUOTE_RES for m in pattern.finditer(text)
-    )
+    spans = sorted((m.start(), m.end(), m.group(1)) for pattern in _QUOTE_RES for m in pattern.finditer(text))
     found: list[str] = []
     kept: list[str] = []
     cursor = 0
@@ -292,7 +287,7 @@ class LexiconExtractor:
             previous_end: int | None = None
             sentence = sentence.lower()
             for match in _TOKEN_RE.finditer(sentence):
-                gap = sentence[previous_end: match.start()] if previous_end is not None else ""
+                gap = sentence[previous_end : match.start()] if previous_end is not None else ""
                 joined = previous_end is not None and gap != "" and all(ch in _HYPHENS for ch in gap)
                 brk = previous_end is None or not (joined or gap.isspace())
                 if not joined:
@@ -313,7 +308,7 @@ class LexiconExtractor:
                 chunks.append(_Chunk())
             matched = False
             for n in range(min(_MAX_KEY_TOKENS, len(tokens) - i), 1, -1):
-                span = tokens[i: i + n]
+                span = tokens[i : i + n]
                 if any(t.brk or t.sent != token.sent for t in span[1:]):
                     continue
                 entry, inflected = _lookup(index, " ".join(t.text for t in span))
@@ -340,19 +335,12 @@ class LexiconExtractor:
         for idx, seg in enumerate(segs):
             nxt = segs[idx + 1] if idx + 1 < len(segs) else None
             same_group = nxt is not None and nxt.group == seg.group
-            if (
-                seg.kind == "part"
-                and state.lang == "de"
-                and seg.entry.value in ("pocket", "pockets")
-                and self._is_bag(segs, idx, chunk, state)
-            ):
+            if seg.kind == "part" and state.lang == "de" and seg.entry.value in ("pocket", "pockets") and self._is_bag(segs, idx, chunk, state):
                 seg = _Seg(_Entry("product", "bag"), seg.group, seg.sent)
             kind = seg.kind
             if kind == "product":
                 value = seg.entry.value or ""
-                modifier = nxt is not None and (
-                    (same_group and nxt.kind in ("product", "part", "deco")) or nxt.kind == "product"
-                )
+                modifier = nxt is not None and ((same_group and nxt.kind in ("product", "part", "deco")) or nxt.kind == "product")
                 if modifier:
                     if value in PRODUCT_AS_MATERIAL:
                         state.materials.append(PRODUCT_AS_MATERIAL[value])
@@ -407,9 +395,7 @@ class LexiconExtractor:
         if not state.products:
             return None, []
         first_sent = min(s for _, _, s in state.products)
-        candidates = [p for p in state.products if p[2] == first_sent and not p[1]] or [
-            p for p in state.products if not p[1]
-        ] or state.products
+        candidates = [p for p in state.products if p[2] == first_sent and not p[1]] or [p for p in state.products if not p[1]] or state.products
         product = candidates[0][0]
         extras = [p for p, with_, s in state.products if with_ and s == first_sent and p != product]
         return product, extras
@@ -549,9 +535,7 @@ def _split_compound(word: str, index: dict[str, _Entry]) -> list[tuple[_Entry, b
                 continue
             options = [(end, 0, False)]
             if end < n:
-                options += [
-                    (end + len(link), 1, False) for link in _LINKS if word.startswith(link, end) and end + len(link) < n
-                ]
+                options += [(end + len(link), 1, False) for link in _LINKS if word.startswith(link, end) and end + len(link) < n]
                 options += [(n, 1, True) for ending in _INFLECTIONS if word[end:] == ending]
             for stop, penalty, inflected in options:
                 candidate = (cost + 10 + penalty, [*pieces, (entry, inflected)])
@@ -572,9 +556,7 @@ def _head_fallback(word: str, index: dict[str, _Entry]) -> list[tuple[_Entry, bo
             continue
         base = tail
         if inflected:
-            base = next(
-                (tail[: -len(e)] for e in _INFLECTIONS if tail.endswith(e) and tail[: -len(e)] in index), tail
-            )
+            base = next((tail[: -len(e)] for e in _INFLECTIONS if tail.endswith(e) and tail[: -len(e)] in index), tail)
         if base in _FALLBACK_EXCLUDE or len(base) < 4:
             continue
         return [(entry, inflected)]
@@ -609,6 +591,7 @@ def _distinct(items: Iterable[str]) -> list[str]:
 
 def _drop_subsumed(items: list[str]) -> list[str]:
     """Drop a detail whose words appear in order inside a longer one ("print" beside "dino front print")."""
+
     def inside(short: str, long: str) -> bool:
         if short == long:
             return False
@@ -626,4 +609,3 @@ def _default_extractor() -> LexiconExtractor:
 def extract_attributes(text: str, language: LanguageArg = "auto") -> Attributes:
     """Lexicon extraction with a shared extractor (its compound cache is reused)."""
     return _default_extractor().extract(text, language)
-

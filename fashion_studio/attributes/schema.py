@@ -20,24 +20,52 @@ MAX_ITEMS = 12
 MAX_SCALAR_CHARS = 40
 
 CATEGORIES: tuple[str, ...] = (
-    "tops", "bottoms", "dresses", "outerwear", "shoes", "accessories", "underwear", "swimwear", "other",
+    "tops",
+    "bottoms",
+    "dresses",
+    "outerwear",
+    "shoes",
+    "accessories",
+    "underwear",
+    "swimwear",
+    "other",
 )
 TARGET_GROUPS: tuple[str, ...] = ("women", "men", "girls", "boys", "children", "baby", "unisex")
 
 # Spellings an LLM may use for the closed vocabularies.
 _TARGET_SYNONYMS = {
-    "woman": "women", "female": "women", "ladies": "women", "women's": "women", "womens": "women",
-    "man": "men", "male": "men", "men's": "men", "mens": "men",
-    "girl": "girls", "girls'": "girls", "boy": "boys", "boys'": "boys",
-    "kids": "children", "kid": "children", "child": "children", "children's": "children",
-    "babies": "baby", "infant": "baby", "infants": "baby",
+    "woman": "women",
+    "female": "women",
+    "ladies": "women",
+    "women's": "women",
+    "womens": "women",
+    "man": "men",
+    "male": "men",
+    "men's": "men",
+    "mens": "men",
+    "girl": "girls",
+    "girls'": "girls",
+    "boy": "boys",
+    "boys'": "boys",
+    "kids": "children",
+    "kid": "children",
+    "child": "children",
+    "children's": "children",
+    "babies": "baby",
+    "infant": "baby",
+    "infants": "baby",
 }
 _CATEGORY_SYNONYMS = {
-    "top": "tops", "bottom": "bottoms", "dress": "dresses", "outer": "outerwear", "shoe": "shoes",
-    "footwear": "shoes", "accessory": "accessories", "lingerie": "underwear", "swim": "swimwear",
+    "top": "tops",
+    "bottom": "bottoms",
+    "dress": "dresses",
+    "outer": "outerwear",
+    "shoe": "shoes",
+    "footwear": "shoes",
+    "accessory": "accessories",
+    "lingerie": "underwear",
+    "swim": "swimwear",
 }
-
-
 
 
 def _clean_scalar(value: Any, name: str) -> str | None:
@@ -146,8 +174,13 @@ class Attributes(BaseModel):
 
 
 _TARGET_POSSESSIVE = {
-    "women": "women's", "men": "men's", "girls": "girls'", "boys": "boys'",
-    "children": "children's", "baby": "baby", "unisex": "unisex",
+    "women": "women's",
+    "men": "men's",
+    "girls": "girls'",
+    "boys": "boys'",
+    "children": "children's",
+    "baby": "baby",
+    "unisex": "unisex",
 }
 
 
@@ -160,7 +193,6 @@ def _article(phrase: str) -> str:
 
 def _join_and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
-
 
 
 def validate_description(text: Any, max_chars: int = MAX_DESCRIPTION_CHARS) -> str:

@@ -113,7 +113,9 @@ def check_held_out(captions: list[str]) -> list[tuple[str, str]]:
     return held
 
 
-def train_adapter(config: DemoConfig, work_dir: Path = WORK_DIR, adapter_dir: Path = ADAPTER_DIR, progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+def train_adapter(
+    config: DemoConfig, work_dir: Path = WORK_DIR, adapter_dir: Path = ADAPTER_DIR, progress: bool = True
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Render the training folder and train (or resume, or find) the adapter; returns (data, training record)."""
     from fashion_studio.lora.train import LoraTrainConfig, train_lora
     from fashion_studio.settings import Settings
@@ -121,8 +123,14 @@ def train_adapter(config: DemoConfig, work_dir: Path = WORK_DIR, adapter_dir: Pa
     data = build_training_set(work_dir / "data", config)
     settings = Settings(generator=BASE_MODEL)
     train_config = LoraTrainConfig(
-        rank=config.rank, steps=config.steps, learning_rate=config.learning_rate, batch_size=config.batch_size,
-        seed=config.seed, checkpoint_every=25, threads=1, target_modules=config.target_modules,
+        rank=config.rank,
+        steps=config.steps,
+        learning_rate=config.learning_rate,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        checkpoint_every=25,
+        threads=1,
+        target_modules=config.target_modules,
     )
     record = train_lora(settings.generator, work_dir / "data", adapter_dir, train_config, settings, progress=progress)
     return data, record
@@ -292,38 +300,38 @@ def document(report: dict[str, Any]) -> str:
     pairs = ", ".join(report["held_out_pairs"])
     return f"""# LoRA adapters: training on the shop's own images, chosen per request
 
-Written by `{report['command']}` ({report['seconds']:.0f} s on this machine); the raw figures are in
+Written by `{report["command"]}` ({report["seconds"]:.0f} s on this machine); the raw figures are in
 [`lora.json`](lora.json). Do not edit the figures by hand: rerun the command.
 
 ## What the demonstration shows
 
 fashion-mini draws four patterns (plain, stripes, dots, checks). Its tokenizer spells "zigzag" letter
 by letter and its training data never drew one. The renderer draws zigzags on request, so a LoRA
-adapter can be taught the pattern from {report['data']['zigzag']} rendered zigzag products (plus
-{report['data']['catalog']} catalog products, so that it leaves other prompts alone), captioned like
+adapter can be taught the pattern from {report["data"]["zigzag"]} rendered zigzag products (plus
+{report["data"]["catalog"]} catalog products, so that it leaves other prompts alone), captioned like
 `red zigzag dress`. Twenty product type x colour pairs are held out of every training caption (checked
 by code): {pairs}.
 
 | | detected zigzag |
 |---|---|
-| held-out zigzag prompts, **with** the adapter | **{shares['with_adapter']:.0%}** of {results['prompts']['held_out']} |
-| held-out zigzag prompts, without the adapter | {shares['without_adapter']:.0%} of {results['prompts']['held_out']} |
-| held-out catalog-pattern prompts, with the adapter | {shares['control_with_adapter']:.0%} of {results['prompts']['control']} |
+| held-out zigzag prompts, **with** the adapter | **{shares["with_adapter"]:.0%}** of {results["prompts"]["held_out"]} |
+| held-out zigzag prompts, without the adapter | {shares["without_adapter"]:.0%} of {results["prompts"]["held_out"]} |
+| held-out catalog-pattern prompts, with the adapter | {shares["control_with_adapter"]:.0%} of {results["prompts"]["control"]} |
 
 ![held-out prompts: without the adapter (upper rows) and with it (lower rows)](images/lora-demo.png)
 
 Upper row of each pair: without the adapter; lower row: with it, same prompt and seed
-({report['config']['sample_steps']} steps, guidance {report['config']['guidance']}).
+({report["config"]["sample_steps"]} steps, guidance {report["config"]["guidance"]}).
 
 ## The measurement
 
 `fashion_studio/lora/detect.py` is a small CNN (the fashion-mini judge's network with one binary
-head), fitted on {detector['fitted_on']['zigzag']} zigzag and {detector['fitted_on']['catalog_patterns']}
+head), fitted on {detector["fitted_on"]["zigzag"]} zigzag and {detector["fitted_on"]["catalog_patterns"]}
 catalog-pattern renders, half of them as fashion-mini's VAE gives them back (the softness of a
 generated image), with the judge's blur, contrast and noise augmentation. On fresh renders, treated
-alike, it finds the zigzag in {found['zigzag']:.0%} of zigzag products and in {found['plain']:.0%} /
-{found['stripes']:.0%} / {found['dots']:.0%} / {found['checks']:.0%} of plain / striped / dotted /
-checked ones (balanced accuracy {detector['balanced_accuracy']:.0%}).
+alike, it finds the zigzag in {found["zigzag"]:.0%} of zigzag products and in {found["plain"]:.0%} /
+{found["stripes"]:.0%} / {found["dots"]:.0%} / {found["checks"]:.0%} of plain / striped / dotted /
+checked ones (balanced accuracy {detector["balanced_accuracy"]:.0%}).
 
 The third row of the table is the adapter's cost: applied to a prompt that names a catalog pattern
 ("red striped dress"), it still draws zigzags in some images. An adapter is applied only to requests
@@ -332,14 +340,14 @@ train it with more of its other products beside the new pattern.
 
 ## The adapter
 
-`{report['adapter']}` ({training['weights_bytes'] / 1024:.0f} KiB, its card beside it): rank
-{training['config']['rank']} on the UNet's {', '.join(f'`{m}`' for m in training['config']['target_modules'])}
+`{report["adapter"]}` ({training["weights_bytes"] / 1024:.0f} KiB, its card beside it): rank
+{training["config"]["rank"]} on the UNet's {", ".join(f"`{m}`" for m in training["config"]["target_modules"])}
 (fashion-mini's UNet attends only at 8x8 and 4x4 latents, too coarse for a zigzag's teeth, so the
 adapter also takes the ResNet convolutions; `--target-module` does the same for any training),
-{training['trainable_parameters']:,} trainable parameters, {training['config']['steps']} steps at batch
-size {training['config']['batch_size']} and learning rate {training['config']['learning_rate']},
-{training['train_seconds']:.0f} s of training on this CPU (loss {training['loss_first']} in the first
-tenth of the steps, {training['loss_last']} in the last).
+{training["trainable_parameters"]:,} trainable parameters, {training["config"]["steps"]} steps at batch
+size {training["config"]["batch_size"]} and learning rate {training["config"]["learning_rate"]},
+{training["train_seconds"]:.0f} s of training on this CPU (loss {training["loss_first"]} in the first
+tenth of the steps, {training["loss_last"]} in the last).
 
 ## Train one on your own images
 

@@ -396,7 +396,21 @@ def _save_weights(pipe: Any, family: str, denoiser: Any, out: Path) -> None:
     (out / WEIGHTS_NAME).chmod(0o644)  # safetensors writes it owner-only; a serving user must read it
 
 
-def _record(run_id, model_ref, family, data_dir: Path, items, config: LoraTrainConfig, resolution: int, losses, trainable, train_seconds: float, started: float, resumed_from: int, out: Path) -> dict[str, Any]:
+def _record(
+    run_id,
+    model_ref,
+    family,
+    data_dir: Path,
+    items,
+    config: LoraTrainConfig,
+    resolution: int,
+    losses,
+    trainable,
+    train_seconds: float,
+    started: float,
+    resumed_from: int,
+    out: Path,
+) -> dict[str, Any]:
     tail = losses[-max(1, len(losses) // 10) :]
     return {
         "fingerprint": run_id,
@@ -433,14 +447,17 @@ def card(record: dict[str, Any]) -> str:
         ("LoRA", f"rank {config['rank']}, alpha {config['alpha'] or config['rank']}, on {', '.join(config['target_modules'])}"),
         ("trainable parameters", f"{record['trainable_parameters']:,}"),
         ("steps", f"{config['steps']} at batch size {config['batch_size']}, learning rate {config['learning_rate']}, seed {config['seed']}"),
-        ("precision", f"mixed precision {config['mixed_precision']}, gradient checkpointing {'on' if config['gradient_checkpointing'] else 'off'}, device {config['device']}"),
+        (
+            "precision",
+            f"mixed precision {config['mixed_precision']}, gradient checkpointing {'on' if config['gradient_checkpointing'] else 'off'}, device {config['device']}",
+        ),
         ("training time", f"{record['train_seconds']} s" + (f" (resumed from step {record['resumed_from_step']})" if record["resumed_from_step"] else "")),
         ("loss", f"{record['loss_first']} (first tenth of the steps) -> {record['loss_last']} (last tenth)"),
         ("weights", f"`{WEIGHTS_NAME}`, {record['weights_bytes'] / 1024:.0f} KiB"),
     ]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     return f"""---
-base_model: {record['base_model']}
+base_model: {record["base_model"]}
 library_name: diffusers
 tags:
 - lora
@@ -448,7 +465,7 @@ tags:
 - diffusers
 ---
 
-# LoRA adapter for `{record['base_model']}`
+# LoRA adapter for `{record["base_model"]}`
 
 Written by `fashion-studio lora train`; the figures come from `{RECORD_NAME}` beside this card.
 

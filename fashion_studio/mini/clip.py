@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from fashion_studio.builders import OPENAI_CLIP_MEAN as _OPENAI_CLIP_MEAN
+from fashion_studio.builders import OPENAI_CLIP_STD as _OPENAI_CLIP_STD
 from fashion_studio.mini.common import Budget, count_parameters, lr_at, seed_everything, set_lr
 from fashion_studio.mini.data import Item
 from fashion_studio.mini.render import IMAGE_SIZE
 from fashion_studio.mini.text import Caption
 from fashion_studio.mini.tokenizers import CLIP_MAX_LENGTH, clip_tokenizer
-from fashion_studio.tiny import _OPENAI_CLIP_MEAN, _OPENAI_CLIP_STD
 
 logger = logging.getLogger(__name__)
 

@@ -1,20 +1,31 @@
-"""`fashion-studio models eval-mini`: the fashion-mini figures, all on held-out data.
+"""`fashion-studio models eval-mini`: the fashion-mini figures, on held-out data, for seen and unseen
+combinations side by side.
 
-- generator: 200 held-out German descriptions go the catalog pipeline's way (translate, lexicon
+Two held-out sets (`data.heldout_sets`): products of combinations the training data has (new renders and
+new German descriptions: "seen"), and products of the held-out (type, colour, pattern) combinations that
+no training item or caption of CLIP and the UNet names ("unseen", `split.py`).
+
+- generator: 200 German descriptions of each set go the catalog pipeline's way (translate, lexicon
   attributes, generation prompt) and are drawn by the SD pipeline; the judge, a classifier trained on the
-  renderer's ground truth, checks product type and colour. Run at the service's defaults (the settings:
-  20 steps, classifier-free guidance 4, the negative prompt) and, for comparison, at 4 steps without
-  guidance.
+  renderer's ground truth (of every combination: it is the measuring instrument, not a model under test),
+  reads product type, colour and pattern. Run at the service's defaults (the settings: 20 steps,
+  classifier-free guidance 4, the negative prompt) and, for comparison, at 4 steps without guidance.
+  How many generation prompts occur word for word among the training captions is reported beside them.
 - translator: exact match on 500 held-out German descriptions (greedy, as the service decodes).
-- CLIP: zero-shot product type and colour on held-out renders, and the mean CLIP score of matching
-  vs shuffled prompts (on renders and on the generated images).
+- CLIP: closed-set classification of held-out renders over the 10 types and the 120 type x colour
+  pairs, with the training captions' own templates (every such prompt is a training caption) and with
+  templates no training caption has; and the mean CLIP score of matching vs shuffled prompts (on renders
+  and on the generated images).
+- editor: products edited into held-out (type, target colour) and (type, target pattern) combinations
+  that no training pair of the editor has (`editor.evaluate_family`); the judge reads the instructed
+  colour or pattern and the product type of each edit.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,21 +34,27 @@ import numpy as np
 from PIL import Image
 
 from fashion_studio.attributes import Attributes
+from fashion_studio.mini import editor as mini_editor
 from fashion_studio.mini.common import write_json
-from fashion_studio.mini.data import HELDOUT, TRAIN, Item, make_items, rendered_set, text_pairs
-from fashion_studio.mini.text import ZERO_SHOT_COMBO, ZERO_SHOT_TYPE, catalog_prompts
-from fashion_studio.mini.vocab import COLOUR_NAMES, TYPE_NAMES
+from fashion_studio.mini.data import HELDOUT, TRAIN, Item, heldout_sets, text_pairs, training_set
+from fashion_studio.mini.split import split_summary
+from fashion_studio.mini.text import NEW_ZERO_SHOT_COMBOS, NEW_ZERO_SHOT_TYPES, ZERO_SHOT_COMBO, ZERO_SHOT_TYPE, catalog_prompts
+from fashion_studio.mini.vocab import COLOUR_NAMES, PATTERNS, TYPE_NAMES
 from fashion_studio.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 EVAL_RECORD = "eval.json"
+SPLITS = ("seen", "unseen")
 TARGETS = {
-    "generated_type_accuracy": 0.80,
-    "generated_colour_accuracy": 0.85,
+    "generated_type_accuracy_seen": 0.80,
+    "generated_type_accuracy_unseen": 0.80,
+    "generated_colour_accuracy_seen": 0.85,
+    "generated_colour_accuracy_unseen": 0.85,
     "translation_exact_match": 0.95,
-    "clip_zero_shot_type_accuracy": 0.90,
-    "clip_zero_shot_colour_accuracy": 0.90,
+    "clip_zero_shot_type_accuracy_training_templates": 0.90,
+    "clip_zero_shot_colour_accuracy_training_templates": 0.90,
+    **mini_editor.TARGETS,
 }
 # The cheap sampling the service defaults are compared with.
 FAST = {"steps": 4, "guidance": 0.0}
@@ -46,9 +63,9 @@ FAST = {"steps": 4, "guidance": 0.0}
 @dataclass(frozen=True)
 class EvalConfig:
     seed: int = 0
-    prompts: int = 200
+    prompts: int = 200  # per set (seen, unseen)
     translations: int = 500
-    zero_shot_images: int = 1000
+    zero_shot_images: int = 1000  # per set
     train_images: int = 24000
     heldout_images: int = 1000
     translation_pairs: int = 40000
@@ -91,27 +108,41 @@ def judge_scores(judge: Any, images: Sequence[Image.Image], items: Sequence[Item
     verdicts = judge.classify(images)
     type_hits = [v.product_type == it.spec.product_type for v, it in zip(verdicts, items)]
     colour_hits = [v.colour == it.spec.colour for v, it in zip(verdicts, items)]
-    per_type = {
-        t: round(float(np.mean([h for h, it in zip(type_hits, items) if it.spec.product_type == t])), 3)
-        for t in TYPE_NAMES
-        if any(it.spec.product_type == t for it in items)
-    }
+    pattern_hits = [v.pattern == it.spec.pattern for v, it in zip(verdicts, items)]
+
+    def by(name: str, values: Sequence[str], hits: Sequence[bool]) -> dict[str, float]:
+        return {
+            v: round(float(np.mean([h for h, it in zip(hits, items) if getattr(it.spec, name) == v])), 3)
+            for v in values
+            if any(getattr(it.spec, name) == v for it in items)
+        }
+
     return {
         "type_accuracy": round(float(np.mean(type_hits)), 4),
         "colour_accuracy": round(float(np.mean(colour_hits)), 4),
+        "pattern_accuracy": round(float(np.mean(pattern_hits)), 4),
         "type_and_colour_accuracy": round(float(np.mean([a and b for a, b in zip(type_hits, colour_hits)])), 4),
-        "type_accuracy_by_type": per_type,
+        "all_three_accuracy": round(float(np.mean([a and b and c for a, b, c in zip(type_hits, colour_hits, pattern_hits)])), 4),
+        "type_accuracy_by_type": by("product_type", TYPE_NAMES, type_hits),
+        "pattern_accuracy_by_pattern": by("pattern", PATTERNS, pattern_hits),
     }
 
 
-def clip_zero_shot(scorer: Any, images: np.ndarray, items: Sequence[Item]) -> dict[str, Any]:
-    pil = [Image.fromarray(a) for a in images]
-    image_emb = scorer.embed_images(pil)
-    type_prompts = [ZERO_SHOT_TYPE.format(subject=Attributes(product_type=t).subject()) for t in TYPE_NAMES]
-    type_pred = (image_emb @ scorer.embed_texts(type_prompts).T).argmax(1)
+def type_prompt(template: str, product_type: str) -> str:
+    return template.format(subject=Attributes(product_type=product_type).subject(), product_type=product_type)
+
+
+def combo_prompt(template: str, product_type: str, colour: str) -> str:
+    return template.format(colour=colour, product_type=product_type)
+
+
+def clip_zero_shot(scorer: Any, images: np.ndarray, items: Sequence[Item], type_template: str, combo_template: str) -> dict[str, Any]:
+    """Closed-set classification: the type among the 10 type prompts, the colour (and the type) among the
+    120 type x colour prompts, by the highest CLIP similarity."""
+    image_emb = scorer.embed_images([Image.fromarray(a) for a in images])
+    type_pred = (image_emb @ scorer.embed_texts([type_prompt(type_template, t) for t in TYPE_NAMES]).T).argmax(1)
     combos = [(t, c) for t in TYPE_NAMES for c in COLOUR_NAMES]
-    combo_emb = scorer.embed_texts([ZERO_SHOT_COMBO.format(colour=c, product_type=t) for t, c in combos])
-    combo_pred = (image_emb @ combo_emb.T).argmax(1)
+    combo_pred = (image_emb @ scorer.embed_texts([combo_prompt(combo_template, t, c) for t, c in combos]).T).argmax(1)
     true_type = np.array([TYPE_NAMES.index(it.spec.product_type) for it in items])
     true_colour = np.array([COLOUR_NAMES.index(it.spec.colour) for it in items])
     return {
@@ -119,9 +150,40 @@ def clip_zero_shot(scorer: Any, images: np.ndarray, items: Sequence[Item]) -> di
         "colour_accuracy": round(float((np.array([COLOUR_NAMES.index(combos[k][1]) for k in combo_pred]) == true_colour).mean()), 4),
         "type_accuracy_from_colour_type_prompts": round(float((np.array([TYPE_NAMES.index(combos[k][0]) for k in combo_pred]) == true_type).mean()), 4),
         "images": len(items),
-        "type_prompt": ZERO_SHOT_TYPE,
-        "colour_prompt": ZERO_SHOT_COMBO,
+        "type_prompt": type_template,
+        "colour_prompt": combo_template,
     }
+
+
+def template_prompts(type_template: str, combo_template: str) -> list[str]:
+    """Every prompt a pair of zero-shot templates makes (10 type prompts, 120 type x colour prompts)."""
+    return [type_prompt(type_template, t) for t in TYPE_NAMES] + [combo_prompt(combo_template, t, c) for t in TYPE_NAMES for c in COLOUR_NAMES]
+
+
+def share_in(prompts: Iterable[str], captions: set[str]) -> float:
+    prompts = list(prompts)
+    return round(sum(p in captions for p in prompts) / max(1, len(prompts)), 4)
+
+
+def check_new_templates(captions: set[str]) -> dict[str, Any]:
+    """Raise AssertionError if a prompt of the new zero-shot templates is a training caption; return the
+    share of the training templates' prompts that are (all of them: closed set with training templates)."""
+    for type_template, combo_template in zip(NEW_ZERO_SHOT_TYPES, NEW_ZERO_SHOT_COMBOS):
+        found = [p for p in template_prompts(type_template, combo_template) if p in captions]
+        if found:
+            raise AssertionError(f"zero-shot prompt {found[0]!r} is a training caption: not a new template")
+    return {
+        "training_templates_prompts_in_training_captions": share_in(template_prompts(ZERO_SHOT_TYPE, ZERO_SHOT_COMBO), captions),
+        "new_templates_prompts_in_training_captions": 0.0,
+    }
+
+
+def clip_zero_shot_both(scorer: Any, images: np.ndarray, items: Sequence[Item]) -> dict[str, Any]:
+    """Zero-shot with the training templates and with each new template (and their mean)."""
+    training = clip_zero_shot(scorer, images, items, ZERO_SHOT_TYPE, ZERO_SHOT_COMBO)
+    new = [clip_zero_shot(scorer, images, items, t, c) for t, c in zip(NEW_ZERO_SHOT_TYPES, NEW_ZERO_SHOT_COMBOS)]
+    mean = {k: round(float(np.mean([r[k] for r in new])), 4) for k in ("type_accuracy", "colour_accuracy", "type_accuracy_from_colour_type_prompts")}
+    return {"training_templates": training, "new_templates": {"mean": mean, "per_template": new}}
 
 
 def matching_vs_shuffled(scorer: Any, images: Sequence[Image.Image], prompts: Sequence[str], seed: int) -> dict[str, float]:
@@ -148,11 +210,13 @@ def evaluate(models_dir: Path, work_dir: Path, config: EvalConfig | None = None,
     models_dir = Path(models_dir)
     settings = settings or mini_settings(models_dir)
     started = time.perf_counter()
-    # Every German text the models were trained on (the training set's texts need no rendering).
+    # Every German text and English caption the models were trained on (texts only: nothing is rendered).
+    train_items = training_set(work_dir, config.train_images, config.seed, render=False).items
     train_pairs = text_pairs(config.translation_pairs, config.seed, TRAIN)
-    seen_german = {i.german for i in make_items(config.train_images, config.seed, TRAIN)} | {de for de, _ in train_pairs}
-    heldout = rendered_set(work_dir, config.heldout_images, config.seed, HELDOUT, exclude=seen_german)
-    results: dict[str, Any] = {"config": config.__dict__, "targets": TARGETS}
+    seen_german = {i.german for i in train_items} | {de for de, _ in train_pairs}
+    train_captions = {c.text for i in train_items for c in i.captions}
+    sets = dict(zip(SPLITS, heldout_sets(work_dir, config.heldout_images, config.seed, seen_german)))
+    results: dict[str, Any] = {"config": config.__dict__, "targets": TARGETS, "split": split_summary(config.seed)}
 
     # translator
     pairs = text_pairs(config.translations, config.seed + 7, HELDOUT, exclude=seen_german)
@@ -161,51 +225,74 @@ def evaluate(models_dir: Path, work_dir: Path, config: EvalConfig | None = None,
 
     # judge on renders (its own sanity check)
     judge = Judge.load(models_dir / "judge")
-    results["judge_on_heldout_renders"] = judge_accuracy(judge, heldout.images, [i.spec for i in heldout.items])
+    results["judge_on_heldout_renders"] = judge_accuracy(judge, sets["seen"].images, [i.spec for i in sets["seen"].items])
+    results["judge_on_unseen_renders"] = judge_accuracy(judge, sets["unseen"].images, [i.spec for i in sets["unseen"].items])
 
     # CLIP
     scorer = Scorer.load(settings)
-    n = min(config.zero_shot_images, len(heldout.items))
-    results["clip_zero_shot"] = clip_zero_shot(scorer, heldout.images[:n], heldout.items[:n])
-    clip_prompts = [i.captions[1].text for i in heldout.items[:n]]
-    results["clip_score_renders"] = matching_vs_shuffled(scorer, [Image.fromarray(a) for a in heldout.images[:n]], clip_prompts, config.seed)
-    logger.info("clip zero-shot %s", results["clip_zero_shot"])
+    results["clip_zero_shot"] = {"prompts": check_new_templates(train_captions)}
+    results["clip_score_renders"] = {}
+    for split, data in sets.items():
+        n = min(config.zero_shot_images, len(data.items))
+        results["clip_zero_shot"][split] = clip_zero_shot_both(scorer, data.images[:n], data.items[:n])
+        clip_prompts = [i.captions[1].text for i in data.items[:n]]
+        results["clip_score_renders"][split] = matching_vs_shuffled(scorer, [Image.fromarray(a) for a in data.images[:n]], clip_prompts, config.seed)
+        logger.info("clip zero-shot (%s): %s", split, results["clip_zero_shot"][split])
 
     # generator, through the catalog pipeline's prompts
-    items = heldout.items[: config.prompts]
     translator = Translator.load(settings)
-    translations = translator.translate([i.german for i in items])
-    prompts = [catalog_prompts(i.german, en) for i, en in zip(items, translations)]
     generator = Generator.load(settings)
     runs = {"service_defaults": {"steps": settings.default_steps, "guidance": settings.default_guidance}, "fast": FAST}
-    results["generator"] = {}
-    for name, params in runs.items():
-        t0 = time.perf_counter()
-        images = generate_images(
-            generator, [p[0] for p in prompts], params["steps"], params["guidance"], config.seed * 100_000, settings.negative_prompt or None
-        )
-        seconds = time.perf_counter() - t0
-        scores = judge_scores(judge, images, items)
-        scores.update(params)
-        scores["clip_score"] = matching_vs_shuffled(scorer, images, [p[1] for p in prompts], config.seed)
-        scores["seconds_per_image"] = round(seconds / len(images), 4)
-        results["generator"][name] = scores
-        logger.info("generator (%s): %s", name, {k: v for k, v in scores.items() if k != "type_accuracy_by_type"})
-    results["example_prompts"] = [{"german": i.german, "translation": en, "generation_prompt": p[0]} for i, en, p in list(zip(items, translations, prompts))[:3]]
+    results["generator"], results["example_prompts"] = {}, {}
+    for split, data in sets.items():
+        items = data.items[: config.prompts]
+        translations = translator.translate([i.german for i in items])
+        prompts = [catalog_prompts(i.german, en) for i, en in zip(items, translations)]
+        report: dict[str, Any] = {
+            "prompts": len(prompts),
+            "combinations": len({(i.spec.product_type, i.spec.colour, i.spec.pattern) for i in items}),
+            "generation_prompts_in_training_captions": share_in((p[0] for p in prompts), train_captions),
+        }
+        for name, params in runs.items():
+            t0 = time.perf_counter()
+            images = generate_images(
+                generator, [p[0] for p in prompts], params["steps"], params["guidance"], config.seed * 100_000, settings.negative_prompt or None
+            )
+            seconds = time.perf_counter() - t0
+            scores = judge_scores(judge, images, items)
+            scores.update(params)
+            scores["clip_score"] = matching_vs_shuffled(scorer, images, [p[1] for p in prompts], config.seed)
+            scores["seconds_per_image"] = round(seconds / len(images), 4)
+            report[name] = scores
+            logger.info("generator (%s, %s): %s", split, name, {k: v for k, v in scores.items() if not k.endswith(("_by_type", "_by_pattern"))})
+        results["generator"][split] = report
+        results["example_prompts"][split] = [
+            {"german": i.german, "translation": en, "generation_prompt": p[0]} for i, en, p in list(zip(items, translations, prompts))[:2]
+        ]
 
-    best, fast = results["generator"]["service_defaults"], results["generator"]["fast"]
-    results["summary"] = {
-        "generated_type_accuracy": best["type_accuracy"],
-        "generated_colour_accuracy": best["colour_accuracy"],
-        "generated_type_accuracy_fast": fast["type_accuracy"],
-        "generated_colour_accuracy_fast": fast["colour_accuracy"],
-        "translation_exact_match": round(results["translator"]["exact_match"], 4),
-        "clip_zero_shot_type_accuracy": results["clip_zero_shot"]["type_accuracy"],
-        "clip_zero_shot_colour_accuracy": results["clip_zero_shot"]["colour_accuracy"],
-        "clip_score_matching": best["clip_score"]["matching"],
-        "clip_score_shuffled": best["clip_score"]["shuffled"],
-    }
-    results["targets_met"] = {k: results["summary"][k] >= v for k, v in TARGETS.items()}
+    summary: dict[str, Any] = {}
+    for split in SPLITS:
+        best, fast = results["generator"][split]["service_defaults"], results["generator"][split]["fast"]
+        for head in ("type", "colour", "pattern"):
+            summary[f"generated_{head}_accuracy_{split}"] = best[f"{head}_accuracy"]
+            summary[f"generated_{head}_accuracy_fast_{split}"] = fast[f"{head}_accuracy"]
+        summary[f"generation_prompts_in_training_captions_{split}"] = results["generator"][split]["generation_prompts_in_training_captions"]
+        summary[f"clip_score_matching_{split}"] = best["clip_score"]["matching"]
+        summary[f"clip_score_shuffled_{split}"] = best["clip_score"]["shuffled"]
+    zero_shot = results["clip_zero_shot"]
+    for head in ("type", "colour"):
+        summary[f"clip_zero_shot_{head}_accuracy_training_templates"] = zero_shot["seen"]["training_templates"][f"{head}_accuracy"]
+        summary[f"clip_zero_shot_{head}_accuracy_training_templates_unseen"] = zero_shot["unseen"]["training_templates"][f"{head}_accuracy"]
+        summary[f"clip_zero_shot_{head}_accuracy_new_templates"] = zero_shot["seen"]["new_templates"]["mean"][f"{head}_accuracy"]
+        summary[f"clip_zero_shot_{head}_accuracy_new_templates_unseen"] = zero_shot["unseen"]["new_templates"]["mean"][f"{head}_accuracy"]
+    summary["translation_exact_match"] = round(results["translator"]["exact_match"], 4)
+
+    # editor: held-out edit combinations (fashion_studio/mini/editor.py), read by the same judge
+    results["editor"] = mini_editor.evaluate_family(models_dir, work_dir, config.seed, judge)
+    if results["editor"] is not None:
+        summary.update(mini_editor.summary(results["editor"]))
+    results["summary"] = summary
+    results["targets_met"] = {k: results["summary"][k] >= v for k, v in TARGETS.items() if k in results["summary"]}
     results["seconds"] = round(time.perf_counter() - started, 1)
     write_json(models_dir / EVAL_RECORD, results)
     return results

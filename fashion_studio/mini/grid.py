@@ -1,4 +1,5 @@
-"""A labelled grid of generated products (one row per product type), for the docs and a quick look."""
+"""A labelled grid of generated products (one row per product type), for the docs and a quick look; a
+framed cell is a (type, colour, pattern) combination held out of training (`split.py`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from fashion_studio.attributes import Attributes
+from fashion_studio.mini.split import held_out_combinations
 from fashion_studio.mini.vocab import PATTERNS, TYPE_NAMES
 from fashion_studio.prompts import build_prompts
 from fashion_studio.settings import DEFAULT_CLIP_TEMPLATE, DEFAULT_GENERATION_TEMPLATE, Settings
@@ -35,10 +37,14 @@ def grid_prompt(product_type: str, colour: str, pattern: str) -> str:
     return build_prompts(attributes, DEFAULT_GENERATION_TEMPLATE, DEFAULT_CLIP_TEMPLATE).generation
 
 
-def render_grid(settings: Settings, out: Path, steps: int, guidance: float, seed: int = 0, zoom: int = 2) -> Path:
+UNSEEN_FRAME = (230, 120, 0)
+
+
+def render_grid(settings: Settings, out: Path, steps: int, guidance: float, seed: int = 0, zoom: int = 2, family_seed: int = 0) -> Path:
     from fashion_studio.generation import GenerationRequest, Generator
 
     assert all(p in PATTERNS for _, p in COLUMNS)
+    held = set(held_out_combinations(family_seed))
     generator = Generator.load(settings)
     cell = 64 * zoom
     label_w, label_h, pad = 78, 30, 4
@@ -46,6 +52,8 @@ def render_grid(settings: Settings, out: Path, steps: int, guidance: float, seed
     height = label_h + len(TYPE_NAMES) * (cell + pad)
     sheet = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
+    draw.text((4, 3), "framed:", fill=UNSEEN_FRAME)
+    draw.text((4, 15), "unseen", fill=UNSEEN_FRAME)
     for j, (colour, pattern) in enumerate(COLUMNS):
         x = label_w + j * (cell + pad)
         draw.text((x + 2, 3), colour, fill=(40, 40, 40))
@@ -65,7 +73,10 @@ def render_grid(settings: Settings, out: Path, steps: int, guidance: float, seed
         ]
         for j, result in enumerate(generator.generate(requests)):
             image = result.images[0].resize((cell, cell), Image.Resampling.NEAREST)
-            sheet.paste(image, (label_w + j * (cell + pad), y))
+            x = label_w + j * (cell + pad)
+            sheet.paste(image, (x, y))
+            if (product_type, *COLUMNS[j]) in held:
+                draw.rectangle((x - 2, y - 2, x + cell + 1, y + cell + 1), outline=UNSEEN_FRAME, width=2)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.quantize(256, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)  # a small file for the repository
     return out

@@ -8,6 +8,7 @@ generation and CLIP templates), so the trained text encoders see the prompts the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,11 +57,16 @@ class Caption:
     pattern: str | None
 
 
-def sample_spec(rng: np.random.Generator) -> Spec:
-    """A random product (uniform over types, colours and patterns) with its random variation."""
-    product = PRODUCT_TYPES[rng.integers(len(PRODUCT_TYPES))]
-    colour = COLOURS[rng.integers(len(COLOURS))].name
-    pattern = PATTERNS[rng.integers(len(PATTERNS))]
+def sample_spec(rng: np.random.Generator, combinations: Sequence[tuple[str, str, str]] | None = None) -> Spec:
+    """A random product (uniform over types, colours and patterns, or over the given (type, colour,
+    pattern) combinations) with its random variation."""
+    if combinations:
+        name, colour, pattern = combinations[rng.integers(len(combinations))]
+        product = TYPE_BY_NAME[name]
+    else:
+        product = PRODUCT_TYPES[rng.integers(len(PRODUCT_TYPES))]
+        colour = COLOURS[rng.integers(len(COLOURS))].name
+        pattern = PATTERNS[rng.integers(len(PATTERNS))]
     target = product.targets[rng.integers(len(product.targets))]
     material = product.materials[rng.integers(len(product.materials))] if rng.random() < 0.7 else None
     return Spec(product.name, colour, pattern, target, material, **random_variation(rng, target))
@@ -214,8 +220,15 @@ def captions(spec: Spec, rng: np.random.Generator, german: str | None = None, en
     return out
 
 
+# Zero-shot prompts in the shapes of the training captions (the CLIP template and a short form): every
+# one of them occurs word for word among the training captions, so a figure with them is closed-set
+# classification with the training templates.
 ZERO_SHOT_TYPE = "Product image of {subject}"
 ZERO_SHOT_COMBO = "a photo of a {colour} {product_type}"
+# Shapes no training caption has (checked by `fashion_studio.mini.evaluate.check_new_templates`), made of
+# words the captions use, so the text tower can read them.
+NEW_ZERO_SHOT_TYPES: tuple[str, ...] = ("{product_type}", "photography of {subject}", "{subject}, laid flat")
+NEW_ZERO_SHOT_COMBOS: tuple[str, ...] = ("{product_type}, {colour}", "photography of a {colour} {product_type}", "{colour} {product_type}, laid flat")
 
 
 # --- lexicon sentences: the lexicon's German words in free catalog shapes -----------------------------

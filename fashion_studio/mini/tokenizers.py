@@ -1,4 +1,4 @@
-"""Tokenizers of the fashion-mini models, learned from the catalog texts with the tiny models' helpers.
+"""Tokenizers of the fashion-mini models, learned from the catalog texts with the shared builders (fashion_studio/builders.py).
 
 The CLIP tokenizer is byte-level BPE (any text encodes; the catalog's words are one token each); the
 Marian tokenizer has a sentencepiece model per language and one shared vocabulary, in Opus-MT's layout.
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fashion_studio import tiny
+from fashion_studio import builders
 
 CLIP_MAX_LENGTH = 77
 MARIAN_MAX_LENGTH = 128
@@ -27,12 +27,12 @@ def clip_vocabulary(texts: Iterable[str]) -> tuple[list[str], list[tuple[str, st
 
     byte_symbols = bytes_to_unicode()
     words: Counter[str] = Counter()
-    for text in [*texts, *tiny._english_corpus()]:
+    for text in [*texts, *builders.english_corpus()]:
         for word in re.findall(r"[^\W\d_]+", text.lower()):
             words["".join(byte_symbols[b] for b in word.encode("utf-8"))] += 1
-    merges = tiny._learn_bpe_merges(words, tiny._CLIP_MERGES)
+    merges = builders.learn_bpe_merges(words, builders.CLIP_MERGES)
     symbols = list(byte_symbols.values())
-    tokens = [*symbols, *(s + tiny._EOW for s in symbols), *(a + b for a, b in merges), tiny._SOT, tiny._EOT]
+    tokens = [*symbols, *(s + builders.EOW for s in symbols), *(a + b for a, b in merges), builders.SOT, builders.EOT]
     return list(dict.fromkeys(tokens)), merges
 
 
@@ -49,7 +49,7 @@ def clip_tokenizer(texts: Iterable[str], fast: bool = False) -> Any:
         return cls(
             vocab_file=str(vocab_file),
             merges_file=str(merges_file),
-            pad_token=tiny._EOT,
+            pad_token=builders.EOT,
             model_max_length=CLIP_MAX_LENGTH,
         )
 
@@ -58,11 +58,11 @@ def marian_tokenizer(german: Iterable[str], english: Iterable[str]) -> Any:
     """A MarianTokenizer (de -> en) with sentencepiece models trained on the two sides."""
     from transformers import MarianTokenizer
 
-    source = tiny._train_sentencepiece(tuple(dict.fromkeys(german)), unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1)
-    target = tiny._train_sentencepiece(tuple(dict.fromkeys(english)), unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1)
+    source = builders.train_sentencepiece(tuple(dict.fromkeys(german)), unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1)
+    target = builders.train_sentencepiece(tuple(dict.fromkeys(english)), unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1)
     # Opus-MT order: </s> 0, <unk> 1, the pieces, <pad> last (also the decoder start).
     vocab = {"</s>": 0, "<unk>": 1}
-    for piece in tiny._spm_pieces(source) + tiny._spm_pieces(target):
+    for piece in builders.spm_pieces(source) + builders.spm_pieces(target):
         vocab.setdefault(piece, len(vocab))
     vocab.setdefault("<pad>", len(vocab))
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,16 +1,22 @@
 """`fashion-studio models train-mini`: the whole fashion-mini family, stage by stage, on a CPU.
 
 Stages: data (render and cache) -> judge -> marian -> clip -> vae -> unet -> sd (assemble the
-pipeline) -> eval. Each stage runs a fixed number of steps from fixed seeds and also stops at its time
-cap, so the family trains in under 40 minutes on two cores; a stage that stopped at its cap says so in
-the training record. Intermediate results stay under the work folder, and a finished model folder
-carries a marker with the configuration it was trained with and the runs of the stages it read, so a
-re-run skips what is already done and redoes whatever a retrained stage feeds.
+pipeline) -> editor (InstructPix2Pix from the generator's UNet, on rendered edit pairs) -> eval. Each stage runs a fixed number of steps from fixed seeds and also stops at its time
+cap (a safety net: the caps add up to well under an hour on two cores); a stage that stopped at its cap
+says so in the training record, which also keeps each stage's cap, time scale, threads and wall time.
+CLIP and the UNet never see the held-out (type, colour, pattern) combinations (`split.py`, checked in
+the data stage); the judge and the VAE, which read no text, train on renders of every combination.
+Intermediate results stay under the work folder, and a finished model folder carries a marker with the
+configuration it was trained with and the runs of the stages it read, so a re-run skips what is already
+done and redoes whatever a retrained stage feeds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import platform
 import shutil
 import time
 import uuid
@@ -19,16 +25,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fashion_studio.mini.common import MARKER, is_complete, mark_complete, read_json, write_json
-from fashion_studio.mini.data import HELDOUT, TRAIN, rendered_set, text_pairs
+from fashion_studio.mini.data import TRAIN, all_combinations_set, heldout_sets, text_pairs, training_set
+from fashion_studio.mini.editor import EDIT_DATA_VERSION
+from fashion_studio.mini.split import SPLIT_VERSION, check_held_out, held_out_combinations, split_summary
 
 logger = logging.getLogger(__name__)
 
 TRAINER_VERSION = 1
-STAGES: tuple[str, ...] = ("data", "judge", "marian", "clip", "vae", "unet", "sd")
-MODEL_STAGES = {"judge": "judge", "marian": "marian", "clip": "clip", "sd": "sd"}
+STAGES: tuple[str, ...] = ("data", "judge", "marian", "clip", "vae", "unet", "sd", "editor")
+MODEL_STAGES = {"judge": "judge", "marian": "marian", "clip": "clip", "sd": "sd", "editor": "editor"}
 # What each stage reads from earlier stages.
 UPSTREAM: dict[str, tuple[str, ...]] = {
     "data": (),
@@ -38,6 +44,7 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
     "vae": ("data",),
     "unet": ("clip", "vae"),
     "sd": ("clip", "vae", "unet"),
+    "editor": ("sd",),  # starts from the generator's UNet; renders its own edit pairs
 }
 TRAINING_RECORD = "training.json"
 
@@ -51,24 +58,30 @@ class MiniConfig:
     heldout_images: int = 1000
     translation_pairs: int = 40000
     steps: dict[str, int] = field(
-        default_factory=lambda: {"judge": 400, "marian": 800, "clip": 600, "vae": 1200, "unet": 2000}
+        default_factory=lambda: {"judge": 400, "marian": 800, "clip": 600, "vae": 1200, "unet": 2000, "editor": 600}
     )
     batch_sizes: dict[str, int] = field(
-        default_factory=lambda: {"judge": 64, "marian": 64, "clip": 128, "vae": 12, "unet": 64}
+        default_factory=lambda: {"judge": 64, "marian": 64, "clip": 128, "vae": 12, "unet": 64, "editor": 48}
     )
     max_minutes: dict[str, float] = field(
-        default_factory=lambda: {"judge": 1.0, "marian": 4.0, "clip": 4.5, "vae": 5.5, "unet": 21.0}
+        default_factory=lambda: {"judge": 1.0, "marian": 6.0, "clip": 4.5, "vae": 5.5, "unet": 21.0, "editor": 10.0}
     )
+    edit_pairs: int = 5000  # the editor's rendered (before, after) pairs
     threads: int = 2
     workers: int = 2
+    time_scale: float = 1.0  # the factor `max_minutes` was multiplied by (train-mini --time-scale); recorded
 
     def key(self, stage: str) -> dict[str, Any]:
         """What a stage's result depends on (time caps are not part of it)."""
         key: dict[str, Any] = {"trainer_version": TRAINER_VERSION, "seed": self.seed, "stage": stage}
         if stage in ("data", "judge", "clip", "vae", "unet", "sd"):
             key.update(train_images=self.train_images, heldout_images=self.heldout_images)
+        if stage in ("data", "clip", "unet", "sd"):  # what reads the split (the judge and the VAE see every combination)
+            key["split_version"] = SPLIT_VERSION
         if stage == "marian":
             key["translation_pairs"] = self.translation_pairs
+        if stage == "editor":
+            key.update(edit_pairs=self.edit_pairs, edit_data_version=EDIT_DATA_VERSION)
         for name in (stage, *UPSTREAM.get(stage, ())):
             if name in self.steps:
                 key[f"{name}_steps"] = self.steps[name]
@@ -99,13 +112,33 @@ class Trainer:
     # -- shared data -------------------------------------------------------------------------------
 
     def train_set(self):
+        """CLIP's and the UNet's data: the held-out combinations left out."""
         c = self.config
-        return rendered_set(self.work_dir, c.train_images, c.seed, TRAIN, workers=c.workers)
+        return training_set(self.work_dir, c.train_images, c.seed, workers=c.workers)
+
+    def all_combinations_set(self):
+        """The judge's and the VAE's renders (they read no text): every combination."""
+        c = self.config
+        return all_combinations_set(self.work_dir, c.train_images, c.seed, workers=c.workers)
+
+    def heldout_sets(self):
+        """(seen, unseen) held-out products, with no German description a model trained on."""
+        c = self.config
+        trained = {item.german for item in self.train_set().items} | {de for de, _ in self.translation_pairs()}
+        return heldout_sets(self.work_dir, c.heldout_images, c.seed, trained, workers=c.workers)
 
     def heldout_set(self):
-        c = self.config
-        exclude = {item.german for item in self.train_set().items} | {de for de, _ in self.translation_pairs()}
-        return rendered_set(self.work_dir, c.heldout_images, c.seed, HELDOUT, exclude=exclude, workers=c.workers)
+        return self.heldout_sets()[0]
+
+    def vae_folder(self) -> Path:
+        """The trained VAE: the vae stage's folder, restored from the assembled pipeline when the work
+        folder is gone (a fresh checkout retraining CLIP and the UNet only)."""
+        folder = self.work_dir / "vae"
+        shipped = self.out_dir / MODEL_STAGES["sd"] / "vae"
+        if not (folder / "config.json").is_file() and "vae" in self.record["stages"] and (shipped / "config.json").is_file():
+            logger.info("restoring the trained VAE from %s", shipped)
+            shutil.copytree(shipped, folder, dirs_exist_ok=True)
+        return folder
 
     def translation_pairs(self) -> list[tuple[str, str]]:
         return text_pairs(self.config.translation_pairs, self.config.seed, TRAIN)
@@ -113,20 +146,30 @@ class Trainer:
     # -- stages ------------------------------------------------------------------------------------
 
     def _data(self, folder: Path) -> dict[str, Any]:
-        train, heldout = self.train_set(), self.heldout_set()
-        return {"train_images": len(train.items), "heldout_images": len(heldout.items)}
+        train, every = self.train_set(), self.all_combinations_set()
+        seen, unseen = self.heldout_sets()
+        held = held_out_combinations(self.config.seed)
+        checked = check_held_out(train.items, held)  # raises if a training item or caption names one
+        return {
+            "train_images": len(train.items),
+            "all_combinations_images": len(every.items),
+            "heldout_images": len(seen.items),
+            "unseen_images": len(unseen.items),
+            "split": {**split_summary(self.config.seed), "checked": checked},
+        }
 
     def _judge(self, folder: Path) -> dict[str, Any]:
         from fashion_studio.mini import judge
 
         c = self.config
-        train = self.train_set()
+        train = self.all_combinations_set()
         model, info = judge.train(
             folder, train.images, [i.spec for i in train.items], c.seed, c.steps["judge"], 60 * c.max_minutes["judge"],
             batch_size=c.batch_sizes["judge"],
         )
-        heldout = self.heldout_set()
-        info["heldout_accuracy"] = judge.accuracy(model, heldout.images, [i.spec for i in heldout.items])
+        seen, unseen = self.heldout_sets()
+        info["heldout_accuracy"] = judge.accuracy(model, seen.images, [i.spec for i in seen.items])
+        info["unseen_accuracy"] = judge.accuracy(model, unseen.images, [i.spec for i in unseen.items])
         return info
 
     def _marian(self, folder: Path) -> dict[str, Any]:
@@ -150,27 +193,30 @@ class Trainer:
         from fashion_studio.mini import sd
 
         c = self.config
-        train = self.train_set()
+        train = self.all_combinations_set()
         vae, info = sd.train_vae(folder, train.images, c.seed, c.steps["vae"], 60 * c.max_minutes["vae"], batch_size=c.batch_sizes["vae"])
-        means, stds = sd.encode_latents(vae, train.images)
-        np.save(folder / "latent_means.npy", means)
-        np.save(folder / "latent_stds.npy", stds)
+        means, _ = sd.encode_latents(vae, train.images)
         info["scaling_factor"] = round(float(1.0 / means.std()), 5)
         info["heldout_reconstruction_mae"] = round(sd.reconstruction_error(vae, self.heldout_set().images[:256]), 3)
         return info
 
     def _unet(self, folder: Path) -> dict[str, Any]:
+        from diffusers import AutoencoderKL
+
         from fashion_studio.mini import sd
 
         c = self.config
-        vae_folder = self.work_dir / "vae"
         vae_info = self.record["stages"]["vae"]
         text_encoder, tokenizer = sd.text_encoder_from_clip(self.out_dir / "clip")
-        latents = (np.load(vae_folder / "latent_means.npy"), np.load(vae_folder / "latent_stds.npy"))
+        train = self.train_set()
+        started = time.perf_counter()
+        latents = sd.encode_latents(AutoencoderKL.from_pretrained(self.vae_folder()).eval(), train.images)
+        encode_seconds = time.perf_counter() - started
         _, info = sd.train_unet(
-            folder, self.train_set().items, latents, vae_info["scaling_factor"], text_encoder, tokenizer, c.seed,
+            folder, train.items, latents, vae_info["scaling_factor"], text_encoder, tokenizer, c.seed,
             c.steps["unet"], 60 * c.max_minutes["unet"], batch_size=c.batch_sizes["unet"],
         )
+        info["latent_encoding_seconds"] = round(encode_seconds, 1)
         return info
 
     def _sd(self, folder: Path) -> dict[str, Any]:
@@ -178,11 +224,25 @@ class Trainer:
 
         from fashion_studio.mini import sd
 
-        vae = AutoencoderKL.from_pretrained(self.work_dir / "vae")
+        vae = AutoencoderKL.from_pretrained(self.vae_folder())
         unet = UNet2DConditionModel.from_pretrained(self.work_dir / "unet")
         text_encoder, tokenizer = sd.text_encoder_from_clip(self.out_dir / "clip")
         sd.assemble(folder, vae, unet, text_encoder, tokenizer, self.record["stages"]["vae"]["scaling_factor"])
         return {"vae": self.record["stages"]["vae"], "unet": self.record["stages"]["unet"]}
+
+    def _editor(self, folder: Path) -> dict[str, Any]:
+        from fashion_studio.mini import editor
+
+        c = self.config
+        started = time.perf_counter()
+        pairs = editor.pair_set(self.work_dir, c.edit_pairs, c.seed, TRAIN, workers=c.workers)
+        render_seconds = time.perf_counter() - started
+        _, info = editor.train_editor(
+            folder, self.out_dir / MODEL_STAGES["sd"], pairs, c.seed, c.steps["editor"], 60 * c.max_minutes["editor"],
+            batch_size=c.batch_sizes["editor"],
+        )
+        info["pair_rendering_seconds"] = round(render_seconds, 1)
+        return info
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -201,6 +261,8 @@ class Trainer:
         unknown = wanted - set(STAGES)
         if unknown:
             raise ValueError(f"unknown stages {sorted(unknown)}; known: {list(STAGES)}")
+        if wanted & {"unet", "sd"}:
+            self.vae_folder()  # before the sd stage empties the pipeline folder it may be restored from
         for stage in STAGES:
             if stage not in wanted:
                 continue
@@ -220,6 +282,8 @@ class Trainer:
             # The cap this stage ran under (time-scale included): stages of one family may come from runs
             # with different options, and `config` holds only the latest run's.
             info["max_minutes"] = self.config.max_minutes.get(stage)
+            info["time_scale"] = self.config.time_scale
+            info["machine"] = machine(self.config.threads)
             self.record["stages"][stage] = info
             self.record["config"] = asdict(self.config)
             folder.mkdir(parents=True, exist_ok=True)
@@ -233,8 +297,86 @@ class Trainer:
         return self.record
 
 
+def machine(threads: int) -> dict[str, Any]:
+    """Where a stage ran: the CPU, its logical cores and the torch threads it was given."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+    return {"cpu": cpu, "logical_cores": os.cpu_count(), "torch_threads": threads}
+
+
+# Where each stage leaves its weights (relative to the family folder, or to the work folder for "work/").
+WEIGHTS: dict[str, str] = {
+    "judge": "judge/model.safetensors",
+    "marian": "marian/model.safetensors",
+    "clip": "clip/model.safetensors",
+    "vae": "work/vae/diffusion_pytorch_model.safetensors",
+    "unet": "work/unet/diffusion_pytorch_model.safetensors",
+}
+# The same weights inside the assembled pipeline, where the shipped family keeps them.
+SHIPPED_WEIGHTS = {**WEIGHTS, "vae": "sd/vae/diffusion_pytorch_model.safetensors", "unet": "sd/unet/diffusion_pytorch_model.safetensors"}
+
+
+def file_digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check_reproducible(out_dir: Path, work_dir: Path, stages: Iterable[str], scratch: Path) -> dict[str, Any]:
+    """Retrain `stages` of the family in `out_dir` from its own record (same configuration, same inputs:
+    the upstream models are copied, the rendered data is shared) into `scratch`, compare the weights byte
+    for byte with the shipped ones, and keep the verdict in the family's training record."""
+    out_dir, work_dir, scratch = Path(out_dir), Path(work_dir), Path(scratch)
+    record = read_json(out_dir / TRAINING_RECORD)
+    fields = {k: v for k, v in record["config"].items() if k in MiniConfig.__dataclass_fields__}
+    results: dict[str, Any] = {}
+    for stage in stages:
+        if stage not in WEIGHTS:
+            raise ValueError(f"stage {stage!r} has no weights to compare; one of {sorted(WEIGHTS)}")
+        info = record["stages"][stage]
+        # The stage's own configuration: the steps and batch of the run that made the shipped weights.
+        config = MiniConfig(**fields)
+        config.steps = {**config.steps, stage: info.get("planned_steps", config.steps[stage])}
+        config.batch_sizes = {**config.batch_sizes, stage: info.get("batch_size", config.batch_sizes[stage])}
+        config.max_minutes = {**config.max_minutes, stage: 1e6}  # never cut short: the steps decide
+        if info.get("stopped_early"):
+            raise ValueError(f"the shipped {stage} stopped at its time cap: its steps cannot be repeated")
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        family, work = scratch / "family", scratch / "work"
+        family.mkdir(parents=True)
+        work.mkdir()
+        (work / "data").symlink_to((work_dir / "data").resolve(), target_is_directory=True)
+        for name in ("clip", "sd"):
+            if (out_dir / name).is_dir():
+                shutil.copytree(out_dir / name, family / name)
+        (family / TRAINING_RECORD).write_text((out_dir / TRAINING_RECORD).read_text())
+        trainer = Trainer(family, work, config)
+        if stage == "unet":
+            trainer.vae_folder()
+        started = time.perf_counter()
+        trainer.run([stage], force=True)
+        rerun = (work if WEIGHTS[stage].startswith("work/") else family) / WEIGHTS[stage].removeprefix("work/")
+        shipped, again = file_digest(out_dir / SHIPPED_WEIGHTS[stage]), file_digest(rerun)
+        results[stage] = {
+            "identical": shipped == again,
+            "shipped_sha256": shipped,
+            "rerun_sha256": again,
+            "shipped_run": info.get("run_id"),
+            "checked": time.strftime("%Y-%m-%d"),
+            "seconds": round(time.perf_counter() - started, 1),
+            "machine": machine(config.threads),
+        }
+        logger.info("%s: %s", stage, "identical" if shipped == again else "different")
+    record = read_json(out_dir / TRAINING_RECORD)
+    record.setdefault("reproducibility", {}).update(results)
+    write_json(out_dir / TRAINING_RECORD, record)
+    return results
+
+
 def train_all(out_dir: Path, work_dir: Path, config: MiniConfig | None = None, only: Iterable[str] | None = None, force: bool = False) -> dict[str, Any]:
     return Trainer(out_dir, work_dir, config or MiniConfig()).run(only, force)
 
 
-__all__ = ["MARKER", "MiniConfig", "STAGES", "Trainer", "train_all"]
+__all__ = ["MARKER", "MiniConfig", "STAGES", "Trainer", "check_reproducible", "train_all"]

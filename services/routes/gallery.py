@@ -32,15 +32,15 @@ class ImagePage(BaseModel):
 
 
 @router.get("/images", response_model=ImagePage)
-async def list_images(
-    limit: Annotated[int, Query(ge=1, le=200)] = 24, offset: Annotated[int, Query(ge=0)] = 0
-) -> ImagePage:
+async def list_images(limit: Annotated[int, Query(ge=1, le=200)] = 24, offset: Annotated[int, Query(ge=0)] = 0) -> ImagePage:
     """Stored images, newest first, with the metadata stored beside each (prompt or description,
     translation, attributes, CLIP score, seed, gate attempts, models, timings)."""
     total, records = await run_in_threadpool(studio().storage.recent, limit, offset)
     images = [
         StoredImage(
-            id=record["key"], image=f"images/{record['key']}", created_at=record.get("created_at"),
+            id=record["key"],
+            image=f"images/{record['key']}",
+            created_at=record.get("created_at"),
             metadata={k: v for k, v in record.items() if k not in _PRIVATE},
         )
         for record in records
@@ -55,4 +55,6 @@ async def get_image(image_id: str) -> Response:
     if IMAGE_ID.match(image_id) and await run_in_threadpool(storage.exists, image_id):
         data = await run_in_threadpool(storage.read_bytes, f"{image_id}.png")
         return Response(content=data, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
-    raise HTTPException(404, {"field": "image_id", "value": image_id[:80], "limit": "must be the id of a stored image", "message": f"no stored image {image_id[:80]!r}"})
+    raise HTTPException(
+        404, {"field": "image_id", "value": image_id[:80], "limit": "must be the id of a stored image", "message": f"no stored image {image_id[:80]!r}"}
+    )

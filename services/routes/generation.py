@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -30,7 +30,7 @@ async def generate(body: GenerateRequest) -> GenerateResponse:
         order = sorted(range(len(popularity)), key=lambda i: -popularity[i])
         output.images = [output.images[i] for i in order]
         scores, verdicts, popularity = [scores[i] for i in order], [verdicts[i] for i in order], [popularity[i] for i in order]
-    created = datetime.now(timezone.utc).isoformat()
+    created = datetime.now(UTC).isoformat()
     images = []
     with metrics.time_stage("store"):
         for image, score, verdict, predicted in zip(output.images, scores, verdicts, popularity):
@@ -56,7 +56,7 @@ async def generate(body: GenerateRequest) -> GenerateResponse:
             stored = await run_in_threadpool(service.storage.put, key, png_bytes(image.png_b64), metadata)  # the PNG as generated
             images.append(
                 ImageOut(
-                    url=stored.image_url, seed=image.seed, width=image.width, height=image.height, clip_score=round(score, 4),
+                    id=stored.key, url=stored.image_url, seed=image.seed, width=image.width, height=image.height, clip_score=round(score, 4),
                     popularity=None if predicted is None else round(predicted, 4),
                 )
             )

@@ -45,7 +45,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runner.stop()
         try:
             await asyncio.wait_for(worker, STOP_WAIT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             logger.warning("a catalog job row still running at shutdown stays pending for the next start")
 
 

@@ -1,0 +1,82 @@
+"""fashion-mini's held-out combinations: the seeded rule covers every type, colour and pattern, and no
+held-out (type, colour, pattern) occurs in a training item or caption of CLIP and the UNet; the "new"
+zero-shot templates are no training caption; the seen and unseen evaluation sets are what they say."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from fashion_studio.mini.data import HELDOUT, TRAIN, UNSEEN, make_items
+from fashion_studio.mini.evaluate import check_new_templates, template_prompts
+from fashion_studio.mini.split import check_held_out, combination, held_out_combinations, named_combinations
+from fashion_studio.mini.text import ZERO_SHOT_COMBO, ZERO_SHOT_TYPE
+from fashion_studio.mini.vocab import COLOUR_NAMES, PATTERNS, TYPE_NAMES
+
+HELD = held_out_combinations(0)
+
+
+@pytest.fixture(scope="module")
+def training_items():
+    """The head of the shipped training stream (the data stage checks all 24,000)."""
+    return make_items(1500, seed=0, split=TRAIN, exclude_combinations=HELD)
+
+
+def test_the_rule_covers_every_type_colour_and_pattern_and_is_seeded():
+    assert len(HELD) == len(set(HELD)) == len(COLOUR_NAMES) * len(PATTERNS)
+    assert set(Counter(t for t, _, _ in HELD).values()) <= {4, 5} and {t for t, _, _ in HELD} == set(TYPE_NAMES)
+    assert set(Counter(c for _, c, _ in HELD).values()) == {len(PATTERNS)}
+    assert set(Counter(p for _, _, p in HELD).values()) == {len(COLOUR_NAMES)}
+    assert len({(t, c) for t, c, _ in HELD}) == len(HELD)  # every held-out triple's type x colour pair is still trained
+    assert held_out_combinations(0) == HELD and held_out_combinations(1) != HELD
+
+
+def test_no_training_item_or_caption_names_a_held_out_combination(training_items):
+    checked = check_held_out(training_items, HELD)
+    assert checked["items"] == 1500 and checked["distinct_captions"] > 1500
+    every = {combination(i.spec) for i in training_items}
+    assert not every & set(HELD) and len(every) > 400  # the other 432 combinations are all there
+
+
+def test_the_check_catches_a_held_out_item_and_a_caption_that_names_one(training_items):
+    unseen = make_items(3, seed=0, split=UNSEEN, combinations=HELD)
+    with pytest.raises(AssertionError, match="held-out combination"):
+        check_held_out([*training_items[:20], unseen[0]], HELD)
+    product, colour, pattern = next(c for c in HELD if c[2] == "stripes")
+    assert named_combinations(f"a photo of a {colour} {product} with stripes") == {(product, colour, "stripes")}
+    # a caption's stock "white background" names no colour of the product
+    assert named_combinations("Product image of a dress, placed on a clean white background") == set()
+    item = training_items[0]
+    sneaky = type(item.captions[0])(f"{colour} striped {product}", item.spec.product_type, None, None)
+    with pytest.raises(AssertionError, match="names held-out"):
+        check_held_out([type(item)(item.spec, item.german, item.english, (*item.captions, sneaky))], HELD)
+
+
+def test_held_out_sets_are_seen_and_unseen_combinations():
+    seen = make_items(200, seed=0, split=HELDOUT, exclude_combinations=HELD)
+    unseen = make_items(200, seed=0, split=UNSEEN, combinations=HELD)
+    assert not {combination(i.spec) for i in seen} & set(HELD)
+    assert {combination(i.spec) for i in unseen} <= set(HELD) and len({combination(i.spec) for i in unseen}) > 40
+
+
+def test_new_zero_shot_templates_are_no_training_caption_and_the_training_ones_are(training_items):
+    captions = {c.text for i in training_items for c in i.captions}
+    shares = check_new_templates(captions)
+    assert shares["new_templates_prompts_in_training_captions"] == 0.0
+    assert shares["training_templates_prompts_in_training_captions"] > 0.5  # closed set with the training templates
+    with pytest.raises(AssertionError, match="training caption"):
+        check_new_templates(captions | {template_prompts(ZERO_SHOT_TYPE, ZERO_SHOT_COMBO)[0].replace("Product image of ", "photography of ")})
+
+
+def test_the_documents_figures_are_the_records():
+    """README.md and docs/fashion-mini.md carry the figures `eval-mini` wrote, not hand-typed ones."""
+    from fashion_studio.mini import MINI_DIR
+    from fashion_studio.mini.common import read_json
+    from fashion_studio.mini.report import BLOCKS
+
+    training, ev = read_json(MINI_DIR / "training.json"), read_json(MINI_DIR / "eval.json")
+    for path, blocks in BLOCKS.items():
+        text = path.read_text(encoding="utf-8")
+        for name, make in blocks.items():
+            assert f"<!-- fashion-mini:{name} -->\n{make(training, ev).rstrip()}\n<!-- /fashion-mini:{name} -->" in text, (path, name)
