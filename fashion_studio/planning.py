@@ -281,10 +281,13 @@ class GpuPlacement:
     gpus_per_pod: int
     source: str
     without_gpus: tuple[str, ...] = ()
+    # Other Deployments that hold GPUs for work of their own (the editor): (name, GPUs per pod), not planned here.
+    apart: tuple[tuple[str, int], ...] = ()
 
 
-def gpu_placement(objects: Iterable[dict[str, Any]], source: str) -> GpuPlacement:
-    """The one Deployment of rendered manifests whose containers' limits ask for `nvidia.com/gpu`."""
+def gpu_placement(objects: Iterable[dict[str, Any]], source: str, deployment: str = "triton") -> GpuPlacement:
+    """The Deployment of rendered manifests whose containers' limits ask for `nvidia.com/gpu` and that
+    serves generation: the only one, or `deployment` where several do (the others are kept apart)."""
     holders: dict[str, int] = {}
     without: list[str] = []
     for doc in objects:
@@ -298,10 +301,12 @@ def gpu_placement(objects: Iterable[dict[str, Any]], source: str) -> GpuPlacemen
             without.append(doc["metadata"]["name"])
     if not holders:
         raise InvalidInputError("overlay", source, f"no Deployment's containers ask for {GPU_RESOURCE}: nothing to plan GPUs for")
-    if len(holders) > 1:
-        raise InvalidInputError("overlay", source, f"{sorted(holders)} all hold GPUs: the plan covers one Deployment of GPU pods")
-    ((deployment, gpus),) = holders.items()
-    return GpuPlacement(deployment, gpus, source, tuple(sorted(without)))
+    if len(holders) == 1:
+        deployment = next(iter(holders))
+    elif deployment not in holders:
+        raise InvalidInputError("overlay", source, f"{sorted(holders)} all hold GPUs and none is {deployment!r}: the plan covers the Deployment that generates")
+    apart = tuple(sorted((name, gpus) for name, gpus in holders.items() if name != deployment))
+    return GpuPlacement(deployment, holders[deployment], source, tuple(sorted(without)), apart)
 
 
 def load_placement(path: Path) -> GpuPlacement:
@@ -879,7 +884,8 @@ def parse_batch_speedup(text: str) -> tuple[tuple[int, float], ...]:
 def _placement_line(plans: list[Plan], placement: GpuPlacement | None) -> str:
     if placement is not None:
         others = f"; {', '.join(placement.without_gpus)} hold none" if placement.without_gpus else ""
-        return f"GPU pods: {placement.deployment}, {placement.gpus_per_pod} GPU each, read from {placement.source}{others}"
+        apart = "".join(f"; {name} holds {gpus} GPU per pod of its own, not planned here" for name, gpus in placement.apart)
+        return f"GPU pods: {placement.deployment}, {placement.gpus_per_pod} GPU each, read from {placement.source}{others}{apart}"
     held = sorted({(p.accelerator.pod or "replica", p.accelerator.gpus_per_replica) for p in plans})
     return "GPU pods: " + "; ".join(f"{pod}, {gpus} GPU each" for pod, gpus in held) + " (the accelerators' figures; --overlay reads them from the manifests)"
 

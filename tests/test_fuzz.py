@@ -29,7 +29,19 @@ POST_ERROR_KEYS = {"error"}
 @pytest.fixture(scope="module")
 def server(tiny_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
+    # A small product index, so that `/recommend` and `/products/{id}/image` do real work (embedded by the
+    # same CLIP the server scores with).
+    from fashion_studio.index import ProductIndex
+    from fashion_studio.index.demo import render_demo_catalog
+    from fashion_studio.scoring import Scorer
+    from fashion_studio.settings import Settings
+
+    index_settings = Settings(scorer="fashion-mini/clip", torch_threads=2)
+    index = ProductIndex.open(index_settings, str(root / "index"), embedder=Scorer.load(index_settings), create=True)
+    assert index.build(render_demo_catalog(40, root / "shop", seed=3, workers=1)).embedded == 40
+    index.close()
     env = tiny_service_env(tiny_models, root, **{
+        "FASHION_INDEX_URL": str(root / "index"),
         "FASHION_LIMITS__MAX_STEPS": "2",
         "FASHION_LIMITS__MAX_IMAGES_PER_PROMPT": "2",
         "FASHION_LIMITS__MAX_PROMPT_CHARS": "300",

@@ -1037,6 +1037,7 @@ class Cluster:
             ("/generate", {"prompt": "a white linen shirt", "seed": 3}),
             ("/translate", {"texts": ["Rotes Kleid aus Baumwolle"]}),
             ("/score", {"image": base64.b64encode(png.getvalue()).decode(), "text": "a red square"}),
+            ("/edit", {"image": base64.b64encode(png.getvalue()).decode(), "instruction": "make it blue", "seed": 5, "steps": 2}),
             ("/catalog", {"article_id": f"k8s-{time.monotonic_ns()}", "description": "Blaue Jeans mit geradem Bein", "language": "de"}),
             ("/generate", {"prompt": "", "seed": 4}),  # 422: a failure with a reason
         ]
