@@ -197,7 +197,13 @@ def train_unet(
     max_seconds: float,
     batch_size: int = 64,
     lr: float = 1e-3,
+    checkpoint: Path | None = None,
+    checkpoint_key: dict[str, Any] | None = None,
+    checkpoint_every: int = 100,
 ) -> tuple[Any, dict[str, Any]]:
+    """Train the UNet; with `checkpoint`, its whole state (weights, EMA, optimizer, random streams) is
+    saved there every `checkpoint_every` steps, and a run ended part-way resumes from it to the same
+    weights as an uninterrupted one (when the checkpoint's key is `checkpoint_key`)."""
     import torch
     import torch.nn.functional as F
     from diffusers import DDPMScheduler
@@ -216,7 +222,21 @@ def train_unet(
     unconditional = encode_prompts(text_encoder, tokenizer, ["", DEFAULT_NEGATIVE_PROMPT])
     budget = Budget(steps, max_seconds)
     losses: list[float] = []
+    start = 0
+    state_path = checkpoint / "state.pt" if checkpoint is not None else None
+    if state_path is not None and state_path.is_file():
+        state = torch.load(state_path, weights_only=False)
+        if state["key"] == checkpoint_key:
+            unet.load_state_dict(state["unet"])
+            ema.load_state_dict(state["ema"])
+            optimizer.load_state_dict(state["optimizer"])
+            rng.bit_generator.state = state["rng"]
+            generator.set_state(state["generator"])
+            losses, start = state["losses"], state["step"]
+            logger.info("resuming the UNet at step %d from %s", start, state_path)
     for step in budget:
+        if step < start:
+            continue
         index = rng.integers(0, len(items), batch_size)
         prompts = [items[i].captions[rng.integers(len(items[i].captions))].text for i in index]
         context = encode_prompts(text_encoder, tokenizer, prompts)
@@ -244,11 +264,23 @@ def train_unet(
         losses.append(loss.item())
         if (step + 1) % 500 == 0:
             ema.save_pretrained(out, safe_serialization=True)  # a checkpoint to look at while training runs
+        if state_path is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            state_path.parent.mkdir(parents=True, exist_ok=True)
+            state = {
+                "key": checkpoint_key, "step": step + 1, "unet": unet.state_dict(), "ema": ema.state_dict(),
+                "optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state, "generator": generator.get_state(),
+                "losses": losses,
+            }
+            torch.save(state, state_path.with_suffix(".tmp"))
+            state_path.with_suffix(".tmp").replace(state_path)
     out.mkdir(parents=True, exist_ok=True)
     ema.save_pretrained(out, safe_serialization=True)
     tail = losses[-100:]
+    if state_path is not None:
+        state_path.unlink(missing_ok=True)
     return ema, {
         **budget.summary(),
+        "resumed_from_step": start,
         "batch_size": batch_size,
         "final_loss": round(sum(tail) / max(1, len(tail)), 4),
         "parameters": count_parameters(unet),
