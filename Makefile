@@ -72,10 +72,10 @@ loadtest: $(STAMP)
 	status=$$?; echo "SLO verdict: loadtest/reports/run_slo.json (exit $$status)"; exit $$status
 
 # ruff over the project's Python (settings in pyproject.toml [tool.ruff]): the lint rules, and the
-# formatter in check mode. `make test` runs it first once LINT_BEFORE_TEST is `lint`.
+# formatter in check mode. `make test` runs it first (LINT_BEFORE_TEST=lint; `make test LINT_BEFORE_TEST=`
+# skips it).
 LINT_PATHS ?= fashion_studio services export tests benchmarks loadtest tools
-LINT_BEFORE_TEST ?=
-# LINT_BEFORE_TEST ?= lint
+LINT_BEFORE_TEST ?= lint
 
 .PHONY: lint
 

@@ -312,16 +312,12 @@ class CatalogPipeline:
                 break
         assert best is not None
         passed = best.score >= params.threshold
-        metrics.GATE_OUTCOMES.labels(
-            outcome="failed" if not passed else ("passed_first" if len(attempts) == 1 else "passed_retry")
-        ).inc()
+        metrics.GATE_OUTCOMES.labels(outcome="failed" if not passed else ("passed_first" if len(attempts) == 1 else "passed_retry")).inc()
         metrics.GATE_ATTEMPTS.observe(len(attempts))
         metrics.CLIP_SCORE.observe(best.score)
         return best
 
-    def _store(
-        self, article: Article, params: CatalogParams, key: str, understood: _Understanding, best: _Best, clock: _Stopwatch
-    ) -> CatalogResult:
+    def _store(self, article: Article, params: CatalogParams, key: str, understood: _Understanding, best: _Best, clock: _Stopwatch) -> CatalogResult:
         result = CatalogResult(
             article_id=article.article_id,
             key=key,
@@ -399,9 +395,7 @@ class CatalogPipeline:
 # --- the batch job over a spreadsheet -------------------------------------------------------------
 
 
-def read_articles(
-    path: str | Path, id_column: str = "article_id", description_column: str = "description", language: Language = "auto"
-) -> list[Article]:
+def read_articles(path: str | Path, id_column: str = "article_id", description_column: str = "description", language: Language = "auto") -> list[Article]:
     """Rows of a .csv or .xlsx file as articles; a missing column or an unreadable file is an input error."""
     path = Path(path)
     if not path.is_file():
@@ -421,9 +415,7 @@ def read_articles(
     header, body = rows
     for column, option in ((id_column, "--id-column"), (description_column, "--description-column")):
         if column not in header:
-            raise InvalidInputError(
-                "column", column, f"must be one of the file's columns {header} (choose another with {option})"
-            )
+            raise InvalidInputError("column", column, f"must be one of the file's columns {header} (choose another with {option})")
     id_index, text_index = header.index(id_column), header.index(description_column)
     articles = []
     for row in body:

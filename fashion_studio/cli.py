@@ -108,7 +108,13 @@ def catalog(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     shard_index: Annotated[int, typer.Option("--shard-index", help="This worker's shard (an Indexed Job's JOB_COMPLETION_INDEX).")] = 0,
     shard_count: Annotated[int, typer.Option("--shard-count", help="How many workers share the spreadsheet; shard i takes rows i, i+n, ...")] = 1,
-    pushgateway: Annotated[Optional[str], typer.Option("--pushgateway", help="Push the run's metrics to this Pushgateway group, http://HOST:9091/metrics/job/NAME[/LABEL/VALUE...], with the shard added; empty: no push.")] = None,
+    pushgateway: Annotated[
+        Optional[str],
+        typer.Option(
+            "--pushgateway",
+            help="Push the run's metrics to this Pushgateway group, http://HOST:9091/metrics/job/NAME[/LABEL/VALUE...], with the shard added; empty: no push.",
+        ),
+    ] = None,
 ) -> None:
     """Seed 003's batch: every article of a spreadsheet to a stored PNG + JSON; re-runs resume."""
     from fashion_studio.batch_metrics import pushed_metrics
@@ -196,7 +202,10 @@ def eval_mini(
     seed: Annotated[int, typer.Option(help="The seed the family was trained with (selects the held-out data).")] = 0,
     prompts: Annotated[int, typer.Option(help="Held-out prompts to generate and judge.")] = 200,
     translations: Annotated[int, typer.Option(help="Held-out German descriptions to translate.")] = 500,
-    cards: Annotated[bool, typer.Option("--cards/--no-cards", help="Write the figures into the model cards (and, for the shipped family, README.md and docs/fashion-mini.md).")] = True,
+    cards: Annotated[
+        bool,
+        typer.Option("--cards/--no-cards", help="Write the figures into the model cards (and, for the shipped family, README.md and docs/fashion-mini.md)."),
+    ] = True,
     editor_only: Annotated[bool, typer.Option("--editor-only", help="Measure only the editor and update its part of eval.json and its card.")] = False,
 ) -> None:
     """Judge the fashion-mini family on held-out data: generated type/colour, translation, CLIP zero-shot and score, edits."""
@@ -215,7 +224,11 @@ def eval_mini(
         record = editor.record_evaluation(directory, section)
         if cards:
             editor.write_card(directory)
-        typer.echo(json.dumps({k: record["summary"][k] for k in editor.summary(section)} | {"targets_met": {k: record["targets_met"][k] for k in editor.TARGETS}}, indent=2))
+        typer.echo(
+            json.dumps(
+                {k: record["summary"][k] for k in editor.summary(section)} | {"targets_met": {k: record["targets_met"][k] for k in editor.TARGETS}}, indent=2
+            )
+        )
         return
     results = run_eval(directory, work_dir or WORK_DIR, EvalConfig(seed=seed, prompts=prompts, translations=translations))
     if cards:

@@ -162,6 +162,8 @@ SESSION_TURNS = Counter(
     "Conversation turns stored, by action (generate, edit, recommend), language (en, de) and how the action was chosen (named, or understood from the words).",
     ["action", "language", "understood"],
 )
+
+
 @contextmanager
 def time_stage(stage: str) -> Iterator[None]:
     start = time.perf_counter()

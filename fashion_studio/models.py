@@ -77,8 +77,7 @@ def resolve(kind: str, ref: str, settings: Settings, revision: str | None = None
     except Exception as exc:  # huggingface_hub raises several kinds; all mean "not here"
         tried = f"no folder at {tried_dirs}, " + ("not in the Hugging Face cache (HF_HUB_OFFLINE=1)" if hub_offline() else f"download failed: {exc}")
         raise ModelNotFoundError(
-            f"{kind} model {ref!r} not found: {tried}. Put {how} on this machine and set {env_name} to that "
-            f"folder, or allow downloads (unset HF_HUB_OFFLINE)."
+            f"{kind} model {ref!r} not found: {tried}. Put {how} on this machine and set {env_name} to that folder, or allow downloads (unset HF_HUB_OFFLINE)."
         ) from exc
     return ModelRef(kind=kind, ref=ref, path=path, revision=revision or Path(path).name)
 

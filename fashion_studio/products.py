@@ -34,8 +34,16 @@ CSV_FIELDS = ("product_id", "name", "product_type", "colour", "pattern", "price"
 
 # Typical shelf prices (EUR) per product type; an article's price spreads around it.
 BASE_PRICE = {
-    "t-shirt": 19.0, "shirt": 39.0, "trousers": 49.0, "shorts": 29.0, "skirt": 39.0,
-    "dress": 59.0, "jacket": 89.0, "sneakers": 79.0, "handbag": 69.0, "cap": 19.0,
+    "t-shirt": 19.0,
+    "shirt": 39.0,
+    "trousers": 49.0,
+    "shorts": 29.0,
+    "skirt": 39.0,
+    "dress": 59.0,
+    "jacket": 89.0,
+    "sneakers": 79.0,
+    "handbag": 69.0,
+    "cap": 19.0,
 }
 # How much of the frame the garment fills: shop photos are framed more loosely or tightly than the
 # renderer's training shots, so the demo shop spreads the scale wider.
@@ -115,8 +123,18 @@ def demo_products(count: int, seed: int = 0) -> list[Product]:
         price = round(BASE_PRICE[kind.name] * float(np.exp(rng.normal(0.0, 0.35))), 2) - 0.01
         product_id = f"P-{i + 1:0{width}d}"
         products.append(
-            Product(product_id, product_name(spec), kind.name, colour, pattern, round(max(price, 4.99), 2),
-                    f"{IMAGES_DIR}/{product_id}.png", target, material, spec.to_dict())
+            Product(
+                product_id,
+                product_name(spec),
+                kind.name,
+                colour,
+                pattern,
+                round(max(price, 4.99), 2),
+                f"{IMAGES_DIR}/{product_id}.png",
+                target,
+                material,
+                spec.to_dict(),
+            )
         )
     return products
 

@@ -500,8 +500,12 @@ class StepScheduler:
             }
             results.append(
                 GenerationResult(
-                    images=images[offset : offset + job.images], seeds=job.seeds, timings=timings, batch_images=job.batch_images,
-                    model=self.generator.name, lora=adapters,
+                    images=images[offset : offset + job.images],
+                    seeds=job.seeds,
+                    timings=timings,
+                    batch_images=job.batch_images,
+                    model=self.generator.name,
+                    lora=adapters,
                 )
             )
         return results

@@ -25,9 +25,7 @@ class Scorer:
         self.processor = processor
         self.ref = ref
         self._lock = threading.Lock()
-        self.max_text_tokens = min(
-            processor.tokenizer.model_max_length, model.config.text_config.max_position_embeddings
-        )
+        self.max_text_tokens = min(processor.tokenizer.model_max_length, model.config.text_config.max_position_embeddings)
 
     @classmethod
     def load(cls, settings: Settings, ref: str | None = None) -> Scorer:
@@ -55,9 +53,7 @@ class Scorer:
 
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch = self.processor.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_text_tokens, return_tensors="pt"
-        )
+        batch = self.processor.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_text_tokens, return_tensors="pt")
         with self._lock, torch.inference_mode():
             features = self.model.get_text_features(**batch)
         return _normalise(features.float().numpy())

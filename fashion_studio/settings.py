@@ -26,8 +26,14 @@ DEFAULT_CLIP_TEMPLATE = "Product image of {subject}"
 DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, watermark, text artifacts, cropped, human, mannequin"
 # What the CLIP-based safety filter looks for when the model folder ships no safety checker.
 DEFAULT_SAFETY_CONCEPTS = (
-    "nudity", "naked person", "explicit sexual content", "pornography", "exposed genitals",
-    "graphic violence", "gore", "blood and injury",
+    "nudity",
+    "naked person",
+    "explicit sexual content",
+    "pornography",
+    "exposed genitals",
+    "graphic violence",
+    "gore",
+    "blood and injury",
 )
 
 
@@ -100,9 +106,7 @@ class Threads(BaseSettings):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="FASHION_", env_nested_delimiter="__", env_file=".env", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="FASHION_", env_nested_delimiter="__", env_file=".env", extra="ignore")
 
     # Models: a local folder in Hugging Face layout (relative ones under `models_dir`) or a hub id. The
     # defaults are the small trained fashion-mini family shipped in models/ (docs/fashion-mini.md).
@@ -113,9 +117,7 @@ class Settings(BaseSettings):
     # Instruction-based editing: an InstructPix2Pix pipeline (production: timbrooks/instruct-pix2pix).
     editor: str = "fashion-mini/editor"
     llm: str | None = None
-    lora: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="LoRA adapters, comma-separated: path or hub id, optionally '@weight'"
-    )
+    lora: Annotated[list[str], NoDecode] = Field(default_factory=list, description="LoRA adapters, comma-separated: path or hub id, optionally '@weight'")
     revision: str | None = None
     runtime: Runtime = "torch"
     onnx_dir: Path | None = None
@@ -139,9 +141,7 @@ class Settings(BaseSettings):
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     torch_threads: int | None = None
     warmup: bool = Field(True, description="Run one generation at the default shape before a generator reports ready.")
-    model_wait_s: float = Field(
-        0.0, description="How long a service waits for a missing model folder to appear (a volume still being filled) before failing."
-    )
+    model_wait_s: float = Field(0.0, description="How long a service waits for a missing model folder to appear (a volume still being filled) before failing.")
 
     # Generation defaults (requests may override within limits): what fashion-mini was evaluated at.
     # FLUX.1-schnell wants 4 steps without guidance, SDXL about 30 steps at guidance 5-7.

@@ -140,7 +140,7 @@ class Translator:
         if (self.num_beams > 1 and beams is None) or not hasattr(self.model, "compute_transition_scores"):
             return [None] * len(output.sequences)
         scores = self.model.compute_transition_scores(output.sequences, output.scores, beams, normalize_logits=self.num_beams == 1)
-        tokens = output.sequences[:, -scores.shape[1]:]
+        tokens = output.sequences[:, -scores.shape[1] :]
         eos = self.model.generation_config.eos_token_id
         is_eos = torch.isin(tokens, torch.tensor(eos if isinstance(eos, list) else [eos]))
         written = (torch.cumsum(is_eos, dim=1) - is_eos.long()) == 0  # up to the first end of sequence

@@ -48,7 +48,7 @@ def plain_text(value: str) -> str:
 def image_bytes_b64(value: str) -> str:
     """Image bytes as base64, or a `data:image/...;base64,` URL of them; other URLs are never fetched."""
     if match := _DATA_URL.match(value):
-        return value[match.end():]
+        return value[match.end() :]
     if _URL.match(value):
         raise ValueError("URLs are not fetched: send the image itself as base64 (PNG, JPEG or WebP)")
     return value
@@ -59,9 +59,7 @@ def image_bytes_b64(value: str) -> str:
 Size = Annotated[int, Field(ge=LIMITS.min_size, le=LIMITS.max_size, multiple_of=LIMITS.size_multiple)]
 Prompt = Annotated[str, Field(min_length=1, max_length=LIMITS.max_prompt_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)]
 OptionalText = Annotated[str, Field(max_length=LIMITS.max_prompt_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)]
-Description = Annotated[
-    str, Field(min_length=1, max_length=LIMITS.max_description_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)
-]
+Description = Annotated[str, Field(min_length=1, max_length=LIMITS.max_description_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)]
 Identifier = Annotated[str, Field(min_length=1, max_length=128, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)]
 ImageB64 = Annotated[
     str, Field(description="PNG, JPEG or WebP, base64 (or a data: URL); URLs are not fetched", json_schema_extra=IMAGE_SCHEMA), AfterValidator(image_bytes_b64)
@@ -147,9 +145,7 @@ class GenerateResponse(BaseModel):
 
 # --- editing -------------------------------------------------------------------------------------------
 
-Instruction = Annotated[
-    str, Field(min_length=1, max_length=LIMITS.max_instruction_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)
-]
+Instruction = Annotated[str, Field(min_length=1, max_length=LIMITS.max_instruction_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)]
 Guidance = Annotated[float, Field(ge=0.0, le=LIMITS.max_guidance)]
 
 

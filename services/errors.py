@@ -65,7 +65,9 @@ def install(app: FastAPI, endpoint_of: Callable[[Request], str]) -> None:
         errors = []
         for error in exc.errors():
             loc = [str(p) for p in error.get("loc", ()) if p != "body"]
-            errors.append({"field": ".".join(loc) or "body", "value": echo(error.get("input")), "limit": echo(_limit_of(error)), "message": echo(error.get("msg"))})
+            errors.append(
+                {"field": ".".join(loc) or "body", "value": echo(error.get("input")), "limit": echo(_limit_of(error)), "message": echo(error.get("msg"))}
+            )
         first = errors[0] if errors else {"field": "body", "value": None, "limit": "valid JSON"}
         return error_response(422, "invalid_input", endpoint_of(request), {**first, "errors": errors})
 
@@ -73,7 +75,12 @@ def install(app: FastAPI, endpoint_of: Callable[[Request], str]) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         """FastAPI's own refusals (an unparsable body, an unknown path or method) in the same shape."""
         if exc.status_code == 400:
-            body = {"field": "body", "value": request.headers.get("content-type"), "limit": "a JSON object sent as application/json", "message": str(exc.detail)}
+            body = {
+                "field": "body",
+                "value": request.headers.get("content-type"),
+                "limit": "a JSON object sent as application/json",
+                "message": str(exc.detail),
+            }
             return error_response(400, "invalid_input", endpoint_of(request), body)
         reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         body = exc.detail if isinstance(exc.detail, dict) else {"message": str(exc.detail)}

@@ -104,9 +104,7 @@ class Studio:
     def __init__(self) -> None:
         self.storage = Storage.from_settings(SETTINGS)
         self.product_index = recommend.IndexHandle(SETTINGS)
-        self.catalog = build_catalog(
-            SETTINGS, translate=self._translate, generate=self._generate_sync, score=self._score_sync, storage=self.storage
-        )
+        self.catalog = build_catalog(SETTINGS, translate=self._translate, generate=self._generate_sync, score=self._score_sync, storage=self.storage)
         self.safety = BackgroundLoad("safety", self._load_safety, wait_s=SETTINGS.model_wait_s)
 
     def __is_ready__(self) -> bool:

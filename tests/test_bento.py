@@ -21,9 +21,7 @@ def test_serving_requirements_match_pyproject():
 
 def test_bentoml_build_accepts_the_bentofile(tmp_path):
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "home"), "BENTOML_DO_NOT_TRACK": "True"}
-    result = subprocess.run(
-        [sys.executable, "-m", "bentoml", "build", "--output", "tag"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
+    result = subprocess.run([sys.executable, "-m", "bentoml", "build", "--output", "tag"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     bentos = list((tmp_path / "home" / "bentos" / "fashion-studio").glob("*/bento.yaml"))
     assert len(bentos) == 1

@@ -40,20 +40,24 @@ def server(tiny_models, tmp_path_factory):
     index = ProductIndex.open(index_settings, str(root / "index"), embedder=Scorer.load(index_settings), create=True)
     assert index.build(render_demo_catalog(40, root / "shop", seed=3, workers=1)).embedded == 40
     index.close()
-    env = tiny_service_env(tiny_models, root, **{
-        "FASHION_INDEX_URL": str(root / "index"),
-        "FASHION_LIMITS__MAX_STEPS": "2",
-        "FASHION_LIMITS__MAX_IMAGES_PER_PROMPT": "2",
-        "FASHION_LIMITS__MAX_PROMPT_CHARS": "300",
-        "FASHION_LIMITS__MAX_DESCRIPTION_CHARS": "300",
-        "FASHION_LIMITS__MAX_TEXTS_PER_REQUEST": "4",
-        "FASHION_LIMITS__MAX_BODY_BYTES": "100000",
-        "FASHION_MAX_ATTEMPTS": "1",
-        "FASHION_TRANSLATION_MAX_NEW_TOKENS": "16",
-        "FASHION_BATCHING__TIMEOUT_S": "60",
-        # fashion-mini's CLIP: the shipped popularity models read its embeddings (`rank_by_popularity`).
-        "FASHION_SCORER": "fashion-mini/clip",
-    })
+    env = tiny_service_env(
+        tiny_models,
+        root,
+        **{
+            "FASHION_INDEX_URL": str(root / "index"),
+            "FASHION_LIMITS__MAX_STEPS": "2",
+            "FASHION_LIMITS__MAX_IMAGES_PER_PROMPT": "2",
+            "FASHION_LIMITS__MAX_PROMPT_CHARS": "300",
+            "FASHION_LIMITS__MAX_DESCRIPTION_CHARS": "300",
+            "FASHION_LIMITS__MAX_TEXTS_PER_REQUEST": "4",
+            "FASHION_LIMITS__MAX_BODY_BYTES": "100000",
+            "FASHION_MAX_ATTEMPTS": "1",
+            "FASHION_TRANSLATION_MAX_NEW_TOKENS": "16",
+            "FASHION_BATCHING__TIMEOUT_S": "60",
+            # fashion-mini's CLIP: the shipped popularity models read its embeddings (`rank_by_popularity`).
+            "FASHION_SCORER": "fashion-mini/clip",
+        },
+    )
     with serving("services.gateway:Studio", env, root / "server.log", timeout=240) as served:
         yield served
 
@@ -84,8 +88,12 @@ def test_schema_driven_fuzzing_gets_no_5xx(server):
         for mode in modes:
 
             @settings(
-                max_examples=EXAMPLES[mode.value], deadline=None, database=None, derandomize=True,
-                phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
+                max_examples=EXAMPLES[mode.value],
+                deadline=None,
+                database=None,
+                derandomize=True,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
             )
             @given(case=operation.as_strategy(generation_mode=mode))
             def fuzz(case) -> None:

@@ -13,9 +13,7 @@ from fashion_studio.mini import MINI_DIR
 from fashion_studio.mini.data import make_items
 from fashion_studio.mini.render import Spec, random_variation, render
 
-pytestmark = pytest.mark.skipif(
-    not (MINI_DIR / "sd" / "model_index.json").is_file(), reason="fashion-mini weights are not in models/fashion-mini"
-)
+pytestmark = pytest.mark.skipif(not (MINI_DIR / "sd" / "model_index.json").is_file(), reason="fashion-mini weights are not in models/fashion-mini")
 
 # (German description, product type, colour) - the catalog's language, several templates.
 CASES = [
@@ -197,9 +195,7 @@ def test_catalog_job_runs_the_safety_check_and_goes_on_past_a_blocked_article(tm
     import sys
 
     sheet = tmp_path / "sheet.csv"
-    sheet.write_text(
-        "article_id,description\nB-1,Rotes Damenkleid aus Baumwolle.\nB-2,Gelbe Sneaker für Kinder aus Canvas.\n", encoding="utf-8"
-    )
+    sheet.write_text("article_id,description\nB-1,Rotes Damenkleid aus Baumwolle.\nB-2,Gelbe Sneaker für Kinder aus Canvas.\n", encoding="utf-8")
     out = tmp_path / "out"
     env = {
         **os.environ,

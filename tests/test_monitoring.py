@@ -59,10 +59,16 @@ def test_promtool_unit_tests_page_on_fast_burns_and_not_on_blips():
     result = promtool("test", "rules", *map(str, RULE_TESTS))
     assert result.returncode == 0, result.stdout + result.stderr
     names = {t["name"] for f in RULE_TESTS for t in yaml.safe_load(f.read_text())["tests"]}
-    assert {"availability 15x burn pages within the hour", "a five-minute blip pages nobody",
-            "seconds-per-image 15x burn pages within the hour", "two hours of total shedding page",
-            "a 2x slow burn files a ticket and pages nobody", "a vanished target is missing, not down",
-            "request latency 15x burn pages within the hour", "autoscaler at its maximum, failed job and GPU error"} <= names
+    assert {
+        "availability 15x burn pages within the hour",
+        "a five-minute blip pages nobody",
+        "seconds-per-image 15x burn pages within the hour",
+        "two hours of total shedding page",
+        "a 2x slow burn files a ticket and pages nobody",
+        "a vanished target is missing, not down",
+        "request latency 15x burn pages within the hour",
+        "autoscaler at its maximum, failed job and GPU error",
+    } <= names
 
 
 def test_burn_rate_alerts_follow_the_workbook_windows():
@@ -82,8 +88,11 @@ def test_burn_rate_alerts_follow_the_workbook_windows():
         headings = re.findall(r"^#+ (.+)$", (ROOT / path).read_text(), re.M)
         assert anchor in {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in headings}, rule["alert"]
         assert rule["annotations"].get("dashboard", "/d/fashion-studio-slo") == f"/d/{dashboard()['uid']}"
-    expected = {(slo, f, lw, sw, sev) for slo in ("availability", "seconds_per_image", "request_latency")
-                for f, lw, sw, sev in ((14.4, "1h", "5m", "page"), (6.0, "6h", "30m", "page"), (1.0, "3d", "6h", "ticket"))}
+    expected = {
+        (slo, f, lw, sw, sev)
+        for slo in ("availability", "seconds_per_image", "request_latency")
+        for f, lw, sw, sev in ((14.4, "1h", "5m", "page"), (6.0, "6h", "30m", "page"), (1.0, "3d", "6h", "ticket"))
+    }
     assert found == expected
 
 
@@ -141,10 +150,21 @@ def test_the_dashboard_is_provisioned_with_a_stable_uid_and_a_templated_datasour
         for target in panel["targets"]:
             assert target["datasource"] == panel["datasource"], panel["title"]
     exprs = " ".join(t["expr"] for p in panels(board) for t in p["targets"])
-    for needle in ("fashion_seconds_per_image:p95", "fashion_slo_seconds_per_image_target", "fashion_requests_errors:ratio_rate1h", "fashion_seconds_per_image_slow:ratio_rate1h",
-                   "fashion_requests_total", "fashion_failures_total", "fashion_request_duration_seconds_bucket",
-                   "fashion_batch_size_sum", "requests_in_progress", "fashion_queue_wait_seconds",
-                   "nv_inference_pending_request_count", "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED"):
+    for needle in (
+        "fashion_seconds_per_image:p95",
+        "fashion_slo_seconds_per_image_target",
+        "fashion_requests_errors:ratio_rate1h",
+        "fashion_seconds_per_image_slow:ratio_rate1h",
+        "fashion_requests_total",
+        "fashion_failures_total",
+        "fashion_request_duration_seconds_bucket",
+        "fashion_batch_size_sum",
+        "requests_in_progress",
+        "fashion_queue_wait_seconds",
+        "nv_inference_pending_request_count",
+        "DCGM_FI_DEV_GPU_UTIL",
+        "DCGM_FI_DEV_FB_USED",
+    ):
         assert needle in exprs, needle
     for overlay in ("cpu", "gpu"):
         provisioned = objects(render(overlay), "ConfigMap")["grafana-dashboard-fashion-studio"]

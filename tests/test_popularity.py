@@ -104,8 +104,11 @@ def test_events_in_retrain_predictions_out_over_http(tmp_path):
     appeal = simulate(catalog, SqliteEventStore(db), ShopperConfig(seed=1)).appeal
     shutil.copytree(SHIPPED, models)
     env = {
-        "FASHION_STORAGE_URL": str(tmp_path / "store"), "FASHION_PRODUCTS_DIR": str(shop),
-        "FASHION_EVENTS_URL": f"sqlite:///{db}", "FASHION_POPULARITY_MODEL": str(models), "FASHION_WARMUP": "false",
+        "FASHION_STORAGE_URL": str(tmp_path / "store"),
+        "FASHION_PRODUCTS_DIR": str(shop),
+        "FASHION_EVENTS_URL": f"sqlite:///{db}",
+        "FASHION_POPULARITY_MODEL": str(models),
+        "FASHION_WARMUP": "false",
     }
     # SIGKILL at the end: what was acknowledged must be in the event log without a clean shutdown.
     with serving("services.gateway:Studio", env, tmp_path / "server-1.log", timeout=300, stop_signal=signal.SIGKILL) as server:

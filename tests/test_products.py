@@ -27,8 +27,9 @@ def test_same_seed_same_shop_other_seed_other_shop():
 
 def test_cli_writes_images_and_both_manifests(tmp_path):
     out = tmp_path / "shop"
-    result = subprocess.run([sys.executable, "-m", "fashion_studio.cli", "products", "demo", "--count", "40", "--out", str(out)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "fashion_studio.cli", "products", "demo", "--count", "40", "--out", str(out)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"catalog": str(out), "products": 40}
     catalog = load_catalog(out)

@@ -36,9 +36,27 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         folder.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no", "--daemonize", "no"],
-            stdout=(folder / "redis.log").open("ab"), stderr=subprocess.STDOUT,
+            [
+                str(REDIS_SERVER),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(folder),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--protected-mode",
+                "no",
+                "--daemonize",
+                "no",
+            ],
+            stdout=(folder / "redis.log").open("ab"),
+            stderr=subprocess.STDOUT,
         )
         wait_until(self.answers, 30, f"redis-server on port {self.port}")
 
@@ -336,8 +354,13 @@ def test_each_overlay_points_the_gateways_at_one_redis_that_only_they_reach(over
 
     import yaml
 
-    rendered = subprocess.run([str(Path(sys.executable).with_name("kubectl")), "kustomize", f"k8s/overlays/{overlay}"],
-                              capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    rendered = subprocess.run(
+        [str(Path(sys.executable).with_name("kubectl")), "kustomize", f"k8s/overlays/{overlay}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert rendered.returncode == 0, rendered.stderr
     docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
     (settings,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("fashion-studio-settings")]
@@ -383,9 +406,13 @@ class Gateway:
         settings = Settings(torch_threads=1)
         ProductIndex.open(settings, str(root / "index"), embedder=Scorer.load(settings), create=True).build(shop)
         self.env = {
-            "FASHION_STORAGE_URL": str(root / "store"), "FASHION_PRODUCTS_DIR": str(shop.root), "FASHION_INDEX_URL": str(root / "index"),
+            "FASHION_STORAGE_URL": str(root / "store"),
+            "FASHION_PRODUCTS_DIR": str(shop.root),
+            "FASHION_INDEX_URL": str(root / "index"),
             "FASHION_WARMUP": "false",
-            "FASHION_DEFAULT_STEPS": "4", "FASHION_EDIT_STEPS": "4", "FASHION_LIMITS__MAX_MESSAGE_CHARS": "300",
+            "FASHION_DEFAULT_STEPS": "4",
+            "FASHION_EDIT_STEPS": "4",
+            "FASHION_LIMITS__MAX_MESSAGE_CHARS": "300",
         }
         self.starts = 0
         self.server = None
@@ -430,7 +457,11 @@ def gateway(tmp_path_factory):
 
 def test_the_error_statuses_name_what_is_wrong(gateway):
     unknown = "0123456789abcdef0123456789abcdef"
-    for reply in (gateway.post(f"/sessions/{unknown}/messages", {"message": "a red dress"}), gateway.get(f"/sessions/{unknown}"), gateway.get("/sessions/not-an-id")):
+    for reply in (
+        gateway.post(f"/sessions/{unknown}/messages", {"message": "a red dress"}),
+        gateway.get(f"/sessions/{unknown}"),
+        gateway.get("/sessions/not-an-id"),
+    ):
         assert reply.status_code == 404, reply.text
         assert reply.json()["field"] == "session_id"
     session = gateway.post("/sessions").json()["id"]
@@ -496,8 +527,11 @@ def test_two_messages_posted_at_once_to_one_session_are_both_kept_in_order(gatew
     session = gateway.post("/sessions").json()["id"]
     first = gateway.say(session, "a yellow skirt", seed=21)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        replies = list(pool.map(lambda message: gateway.post(f"/sessions/{session}/messages", {"message": message, "seed": 22}),
-                                ["make it navy", "show me similar products"]))
+        replies = list(
+            pool.map(
+                lambda message: gateway.post(f"/sessions/{session}/messages", {"message": message, "seed": 22}), ["make it navy", "show me similar products"]
+            )
+        )
     assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
     answered = sorted((r.json() for r in replies), key=lambda t: t["seq"])
     assert [t["seq"] for t in answered] == [2, 3]
@@ -512,7 +546,9 @@ def test_two_messages_posted_at_once_to_one_session_are_both_kept_in_order(gatew
 
 def test_turns_are_counted_by_action(gateway):
     text = gateway.get("/metrics").text
-    counted = {line.split("{", 1)[1].split("}", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("fashion_session_turns_total{")}
+    counted = {
+        line.split("{", 1)[1].split("}", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("fashion_session_turns_total{")
+    }
     assert any('action="edit"' in labels and 'language="en"' in labels for labels in counted), counted
     assert any('action="recommend"' in labels for labels in counted) and any('action="generate"' in labels for labels in counted)
     assert 'fashion_requests_total{code="200",endpoint="/sessions/{session_id}/messages"}' in text

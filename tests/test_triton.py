@@ -230,8 +230,12 @@ def test_a_model_service_started_before_triton_waits_for_it_with_backoff(exporte
     write_repository([exported_models["clip"]], repo, "cpu", TritonOptions())
     grpc_port = free_port()
     env = tiny_service_env(
-        tiny_models, tmp_path, FASHION_RUNTIME="triton", FASHION_TRITON_URL=f"127.0.0.1:{grpc_port}",
-        FASHION_ONNX_DIR=str(exported_models["clip"].parent), FASHION_MODEL_WAIT_S="300",
+        tiny_models,
+        tmp_path,
+        FASHION_RUNTIME="triton",
+        FASHION_TRITON_URL=f"127.0.0.1:{grpc_port}",
+        FASHION_ONNX_DIR=str(exported_models["clip"].parent),
+        FASHION_MODEL_WAIT_S="300",
     )
     service = Server("services.scorer:ScorerService", env, tmp_path / "scorer.log")
     try:

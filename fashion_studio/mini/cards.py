@@ -131,10 +131,10 @@ It is the default generator of `make serve` and `fashion-studio generate`. No sa
 
 ## Architecture
 
-- VAE: `AutoencoderKL`, blocks {VAE_CONFIG['block_out_channels']}, {VAE_CONFIG['layers_per_block']} layer per block, 4 latent channels, downsampling 4x (64x64 -> 16x16), scaling factor {vae.get('scaling_factor', 'n/a')}; {vae.get('parameters', 0) / 1e6:.2f} M parameters.
-- UNet: `UNet2DConditionModel`, blocks {UNET_CONFIG['block_out_channels']} ({", ".join(UNET_CONFIG['down_block_types'])}), cross-attention on 128-dim text states, which are also attention-pooled into the time embedding (`addition_embed_type="text"`); {unet.get('parameters', 0) / 1e6:.2f} M parameters.
+- VAE: `AutoencoderKL`, blocks {VAE_CONFIG["block_out_channels"]}, {VAE_CONFIG["layers_per_block"]} layer per block, 4 latent channels, downsampling 4x (64x64 -> 16x16), scaling factor {vae.get("scaling_factor", "n/a")}; {vae.get("parameters", 0) / 1e6:.2f} M parameters.
+- UNet: `UNet2DConditionModel`, blocks {UNET_CONFIG["block_out_channels"]} ({", ".join(UNET_CONFIG["down_block_types"])}), cross-attention on 128-dim text states, which are also attention-pooled into the time embedding (`addition_embed_type="text"`); {unet.get("parameters", 0) / 1e6:.2f} M parameters.
 - Text encoder and tokenizer: the text tower of `fashion-mini/clip` (`CLIPTextModel`, frozen during UNet training), byte-level BPE, 77 tokens.
-- Scheduler: `DPMSolverMultistepScheduler` (DPM-Solver++ 2M, trained with DDPM, {SCHEDULER_CONFIG['beta_schedule']} betas {SCHEDULER_CONFIG['beta_start']}-{SCHEDULER_CONFIG['beta_end']}, epsilon prediction).
+- Scheduler: `DPMSolverMultistepScheduler` (DPM-Solver++ 2M, trained with DDPM, {SCHEDULER_CONFIG["beta_schedule"]} betas {SCHEDULER_CONFIG["beta_start"]}-{SCHEDULER_CONFIG["beta_end"]}, epsilon prediction).
 
 ## Data
 
@@ -142,12 +142,12 @@ It is the default generator of `make serve` and `fashion-studio generate`. No sa
 
 ## Training
 
-`{TRAIN_COMMAND}` (stages `vae`, `unet`, `sd`; seed {training.get('config', {}).get('seed', 0)}):
+`{TRAIN_COMMAND}` (stages `vae`, `unet`, `sd`; seed {training.get("config", {}).get("seed", 0)}):
 
 {_stage_line("VAE (L1 + L2 reconstruction + 1e-6 KL)", vae)}
 {_stage_line("UNet (DDPM epsilon objective with offset noise 0.1, min-SNR-5 weights, EMA 0.999, 10% captions dropped)", unet)}
 
-VAE reconstruction error on held-out renders: {vae.get('heldout_reconstruction_mae', 'n/a')} (mean absolute, 0-255).
+VAE reconstruction error on held-out renders: {vae.get("heldout_reconstruction_mae", "n/a")} (mean absolute, 0-255).
 
 ## Evaluation
 
@@ -173,9 +173,9 @@ model, processor = CLIPModel.from_pretrained("models/fashion-mini/clip"), CLIPPr
 
 ## Architecture
 
-- Vision: ViT, 64x64 input, patch {VISION_CONFIG['patch_size']}, {VISION_CONFIG['num_hidden_layers']} layers, width {VISION_CONFIG['hidden_size']}.
-- Text: {TEXT_CONFIG['num_hidden_layers']} layers, width {TEXT_CONFIG['hidden_size']}, 77 tokens, byte-level BPE learned from the captions (vocabulary {info.get('vocab_size', 'n/a')}).
-- Projection 128; {info.get('parameters', 0) / 1e6:.2f} M parameters; learned temperature (final logit scale {info.get('logit_scale', 'n/a')}).
+- Vision: ViT, 64x64 input, patch {VISION_CONFIG["patch_size"]}, {VISION_CONFIG["num_hidden_layers"]} layers, width {VISION_CONFIG["hidden_size"]}.
+- Text: {TEXT_CONFIG["num_hidden_layers"]} layers, width {TEXT_CONFIG["hidden_size"]}, 77 tokens, byte-level BPE learned from the captions (vocabulary {info.get("vocab_size", "n/a")}).
+- Projection 128; {info.get("parameters", 0) / 1e6:.2f} M parameters; learned temperature (final logit scale {info.get("logit_scale", "n/a")}).
 
 The text tower is also the text encoder of `fashion-mini/sd`.
 
@@ -231,7 +231,7 @@ print(tokenizer.batch_decode(model.generate(**batch), skip_special_tokens=True))
 
 ## Architecture
 
-Encoder-decoder transformer, {CONFIG['encoder_layers']}+{CONFIG['decoder_layers']} layers, width {CONFIG['d_model']}, {CONFIG['encoder_attention_heads']} heads, feed-forward {CONFIG['encoder_ffn_dim']}, shared embeddings, sinusoidal positions (128), vocabulary {info.get('vocab_size', 'n/a')}; {info.get('parameters', 0) / 1e6:.2f} M parameters.
+Encoder-decoder transformer, {CONFIG["encoder_layers"]}+{CONFIG["decoder_layers"]} layers, width {CONFIG["d_model"]}, {CONFIG["encoder_attention_heads"]} heads, feed-forward {CONFIG["encoder_ffn_dim"]}, shared embeddings, sinusoidal positions (128), vocabulary {info.get("vocab_size", "n/a")}; {info.get("parameters", 0) / 1e6:.2f} M parameters.
 
 ## Data
 
@@ -270,7 +270,7 @@ verdict = Judge.load("models/fashion-mini/judge").classify([image])[0]  # .produ
 
 Six 3x3 convolutions with batch norm (widths 24-48-96, stride 2 every other layer), global average pooling,
 three linear heads ({len(TYPE_NAMES)} types, {len(COLOUR_NAMES)} colours, {len(PATTERNS)} patterns);
-{info.get('parameters', 0) / 1e3:.0f} k parameters, `model.safetensors` + `config.json`.
+{info.get("parameters", 0) / 1e3:.0f} k parameters, `model.safetensors` + `config.json`.
 
 ## Data
 
@@ -286,7 +286,7 @@ Augmentation: random blur, brightness and noise, so that softer generated images
 
 ## Evaluation
 
-Held-out renders: type {_pct(acc.get('product_type'))}, colour {_pct(acc.get('colour'))}, pattern {_pct(acc.get('pattern'))}.
+Held-out renders: type {_pct(acc.get("product_type"))}, colour {_pct(acc.get("colour"))}, pattern {_pct(acc.get("pattern"))}.
 """
 
 
@@ -308,8 +308,8 @@ architectures, so that the default service draws real garments on a laptop witho
 
 {size_bytes / 1e6:.1f} MB in all (safetensors weights, tokenizers, configs, these cards).
 
-Trained with `{TRAIN_COMMAND}` in {_minutes(training.get('total_training_seconds'))} of wall time on a CPU
-({training.get('config', {}).get('threads', 2)} torch threads on a 2-core machine):
+Trained with `{TRAIN_COMMAND}` in {_minutes(training.get("total_training_seconds"))} of wall time on a CPU
+({training.get("config", {}).get("threads", 2)} torch threads on a 2-core machine):
 
 {lines}
 

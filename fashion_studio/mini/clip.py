@@ -49,9 +49,7 @@ def text_config(tokenizer: Any) -> Any:
 def build_model(tokenizer: Any, seed: int) -> Any:
     from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig
 
-    vision = CLIPVisionConfig(
-        image_size=IMAGE_SIZE, num_channels=3, projection_dim=HIDDEN, hidden_act="quick_gelu", layer_norm_eps=1e-5, **VISION_CONFIG
-    )
+    vision = CLIPVisionConfig(image_size=IMAGE_SIZE, num_channels=3, projection_dim=HIDDEN, hidden_act="quick_gelu", layer_norm_eps=1e-5, **VISION_CONFIG)
     config = CLIPConfig(text_config=text_config(tokenizer).to_dict(), vision_config=vision.to_dict(), projection_dim=HIDDEN)
     seed_everything(seed)
     return CLIPModel(config)
@@ -109,9 +107,7 @@ def _blur(x: Any, generator: Any) -> Any:
     return pick * blurred + (1 - pick) * x
 
 
-def train(
-    out: Path, items: Sequence[Item], images: np.ndarray, seed: int, steps: int, max_seconds: float, batch_size: int = 128
-) -> dict[str, Any]:
+def train(out: Path, items: Sequence[Item], images: np.ndarray, seed: int, steps: int, max_seconds: float, batch_size: int = 128) -> dict[str, Any]:
     """Train on rendered images and their captions; save a CLIPModel and its processor to `out`."""
     import torch
     import torch.nn.functional as F

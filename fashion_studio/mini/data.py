@@ -112,9 +112,7 @@ class RenderedSet:
         return cls(items, np.load(folder / "images.npy"))
 
 
-def _set_folder(
-    work: Path, n: int, seed: int, split: str, excluded: list[str], left_out: list[Combination], combinations: list[Combination] | None
-) -> Path:
+def _set_folder(work: Path, n: int, seed: int, split: str, excluded: list[str], left_out: list[Combination], combinations: list[Combination] | None) -> Path:
     parts = excluded + ([f"without {c}" for c in left_out]) + ([f"only {c}" for c in combinations] if combinations else [])
     tag = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:8] if parts else "all"
     return work / "data" / f"{split}-{n}-seed{seed}-v{DATA_VERSION}-{tag}"

@@ -92,10 +92,7 @@ def renders_grid(out: Path, seed: int = 0, zoom: int = 2) -> Path:
     for product_type in TYPE_NAMES:
         rows.append(
             np.concatenate(
-                [
-                    np.asarray(render(Spec(product_type, c, p, **random_variation(rng))).resize((cell, cell), Image.Resampling.NEAREST))
-                    for c, p in COLUMNS
-                ],
+                [np.asarray(render(Spec(product_type, c, p, **random_variation(rng))).resize((cell, cell), Image.Resampling.NEAREST)) for c, p in COLUMNS],
                 axis=1,
             )
         )

@@ -67,9 +67,7 @@ def build_model(tokenizer: Any, seed: int) -> Any:
     return model
 
 
-def train(
-    out: Path, pairs: Sequence[tuple[str, str]], seed: int, steps: int, max_seconds: float, batch_size: int = 64
-) -> dict[str, Any]:
+def train(out: Path, pairs: Sequence[tuple[str, str]], seed: int, steps: int, max_seconds: float, batch_size: int = 64) -> dict[str, Any]:
     """Train on (German, English) pairs plus lexicon sentences and save model and tokenizer to `out`;
     returns training facts."""
     import torch

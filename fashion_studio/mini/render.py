@@ -89,10 +89,7 @@ def _mirror(points: list[Point]) -> list[Point]:
 
 
 def _ellipse(cx: float, cy: float, rx: float, ry: float, start: float = 0.0, end: float = 360.0, n: int = 24) -> list[Point]:
-    return [
-        (cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a)))
-        for a in np.linspace(start, end, n)
-    ]
+    return [(cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a))) for a in np.linspace(start, end, n)]
 
 
 def _shape(product_type: str) -> tuple[list[tuple[list[Point], str]], list[tuple[list[Point], float, str]]]:
@@ -244,9 +241,7 @@ def render(spec: Spec) -> Image.Image:
     canvas = np.tile(_BACKGROUND, (_CANVAS, _CANVAS, 1)).astype(np.float32)
     # soft shadow under the whole silhouette
     silhouette = _mask(lambda d: [d.polygon(_apply(matrix, p), fill=255) for p, role in polys if role != "hole"])
-    shadow = np.asarray(
-        Image.fromarray((silhouette * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(5)), dtype=np.float32
-    ) / 255.0
+    shadow = np.asarray(Image.fromarray((silhouette * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(5)), dtype=np.float32) / 255.0
     shadow = np.roll(shadow, (3, 2), axis=(0, 1))
     canvas *= (1.0 - 0.16 * shadow)[..., None]
 
@@ -277,8 +272,7 @@ def render(spec: Spec) -> Image.Image:
     for points, width, role in lines:
         w = max(1, int(round(width * 0.42 * _CANVAS * spec.scale)))
         mask = _mask(lambda d, points=points, w=w: d.line(_apply(matrix, points), fill=255, width=w))
-        colour = {"trim": trim, "zip": np.array([90.0, 90.0, 96.0]) if spec.colour != "black" else np.array([170.0, 170.0, 176.0]),
-                  "lace": sole}[role]
+        colour = {"trim": trim, "zip": np.array([90.0, 90.0, 96.0]) if spec.colour != "black" else np.array([170.0, 170.0, 176.0]), "lace": sole}[role]
         fill(mask, colour)
     image = Image.fromarray(np.clip(canvas, 0, 255).round().astype(np.uint8), "RGB")
     return image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX)

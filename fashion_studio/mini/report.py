@@ -58,20 +58,30 @@ def _gen_rows(ev: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows = []
     for head, label in (("type", "product type"), ("colour", "colour"), ("pattern", "pattern")):
         key = f"{head}_accuracy"
-        rows.append((
-            f"Generated images, {label}, by the judge",
-            f"**{_pct(seen['service_defaults'][key])}** ({_pct(seen['fast'][key])})",
-            f"**{_pct(unseen['service_defaults'][key])}** ({_pct(unseen['fast'][key])})",
-            _target(f"generated_{head}_accuracy_unseen"),
-        ))
-    rows.append((
-        "Generated images, type, colour and pattern all right",
-        _pct(seen["service_defaults"]["all_three_accuracy"]), _pct(unseen["service_defaults"]["all_three_accuracy"]), "-",
-    ))
-    rows.append((
-        "Generation prompts found word for word among the training captions",
-        _pct(seen["generation_prompts_in_training_captions"]), _pct(unseen["generation_prompts_in_training_captions"]), "-",
-    ))
+        rows.append(
+            (
+                f"Generated images, {label}, by the judge",
+                f"**{_pct(seen['service_defaults'][key])}** ({_pct(seen['fast'][key])})",
+                f"**{_pct(unseen['service_defaults'][key])}** ({_pct(unseen['fast'][key])})",
+                _target(f"generated_{head}_accuracy_unseen"),
+            )
+        )
+    rows.append(
+        (
+            "Generated images, type, colour and pattern all right",
+            _pct(seen["service_defaults"]["all_three_accuracy"]),
+            _pct(unseen["service_defaults"]["all_three_accuracy"]),
+            "-",
+        )
+    )
+    rows.append(
+        (
+            "Generation prompts found word for word among the training captions",
+            _pct(seen["generation_prompts_in_training_captions"]),
+            _pct(unseen["generation_prompts_in_training_captions"]),
+            "-",
+        )
+    )
     return rows
 
 
@@ -80,26 +90,35 @@ def _clip_rows(ev: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows = []
     for head, label in (("type", "product type (10 prompts)"), ("colour", "colour (120 type x colour prompts)")):
         key = f"{head}_accuracy"
-        rows.append((
-            f"CLIP closed-set zero-shot {label}, training templates",
-            _pct(z["seen"]["training_templates"][key]), _pct(z["unseen"]["training_templates"][key]),
-            _target(f"clip_zero_shot_{head}_accuracy_training_templates"),
-        ))
-        rows.append((
-            f"CLIP closed-set zero-shot {label}, new templates (mean of {len(z['seen']['new_templates']['per_template'])})",
-            f"**{_pct(z['seen']['new_templates']['mean'][key])}**", f"**{_pct(z['unseen']['new_templates']['mean'][key])}**", "-",
-        ))
+        rows.append(
+            (
+                f"CLIP closed-set zero-shot {label}, training templates",
+                _pct(z["seen"]["training_templates"][key]),
+                _pct(z["unseen"]["training_templates"][key]),
+                _target(f"clip_zero_shot_{head}_accuracy_training_templates"),
+            )
+        )
+        rows.append(
+            (
+                f"CLIP closed-set zero-shot {label}, new templates (mean of {len(z['seen']['new_templates']['per_template'])})",
+                f"**{_pct(z['seen']['new_templates']['mean'][key])}**",
+                f"**{_pct(z['unseen']['new_templates']['mean'][key])}**",
+                "-",
+            )
+        )
     for name, where in (("generated images", None), ("renders", "renders")):
         if where:
             a, b = ev["clip_score_renders"]["seen"], ev["clip_score_renders"]["unseen"]
         else:
             a, b = ev["generator"]["seen"]["service_defaults"]["clip_score"], ev["generator"]["unseen"]["service_defaults"]["clip_score"]
-        rows.append((
-            f"CLIP score, matching vs shuffled prompt ({name})",
-            f"{a['matching']:.1f} vs {a['shuffled']:.1f} ({_pct(a['matching_above_shuffled'])} higher)",
-            f"{b['matching']:.1f} vs {b['shuffled']:.1f} ({_pct(b['matching_above_shuffled'])} higher)",
-            "matching > shuffled",
-        ))
+        rows.append(
+            (
+                f"CLIP score, matching vs shuffled prompt ({name})",
+                f"{a['matching']:.1f} vs {a['shuffled']:.1f} ({_pct(a['matching_above_shuffled'])} higher)",
+                f"{b['matching']:.1f} vs {b['shuffled']:.1f} ({_pct(b['matching_above_shuffled'])} higher)",
+                "matching > shuffled",
+            )
+        )
     return rows
 
 
@@ -110,44 +129,43 @@ def evaluation_section(training: dict[str, Any], ev: dict[str, Any]) -> str:
     rows = _gen_rows(ev) + _clip_rows(ev)
     table = ["| Measure | Seen combinations | Unseen combinations | Target |", "|---|---|---|---|"]
     table += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    table.append(f"| Translation exact match ({ev['translator']['count']} held-out descriptions) | {_pct(s['translation_exact_match'])} | | {_target('translation_exact_match')} |")
+    table.append(
+        f"| Translation exact match ({ev['translator']['count']} held-out descriptions) | {_pct(s['translation_exact_match'])} | | {_target('translation_exact_match')} |"
+    )
     per_template = ", ".join(
         f"`{r['type_prompt']}` / `{r['colour_prompt']}` {_pct(r['type_accuracy'])} / {_pct(r['colour_accuracy'])}"
         for r in ev["clip_zero_shot"]["seen"]["new_templates"]["per_template"]
     )
     misses = ev["translator"].get("examples_of_misses", [])
-    miss = (
-        f"One of the translator's misses: \"{misses[0]['german']}\" -> \"{misses[0]['translation']}\"."
-        if misses else "The translator missed none."
-    )
+    miss = f'One of the translator\'s misses: "{misses[0]["german"]}" -> "{misses[0]["translation"]}".' if misses else "The translator missed none."
     met = ", ".join(f"{k} {'met' if v else '**missed**'}" for k, v in ev["targets_met"].items())
     example = ev["example_prompts"]["unseen"][0]
     judge_seen, judge_unseen = ev["judge_on_heldout_renders"], ev["judge_on_unseen_renders"]
-    return f"""Figures from `models/fashion-mini/eval.json` ({ev['seconds']:.0f} s on 2 cores), side by side for two held-out sets:
+    return f"""Figures from `models/fashion-mini/eval.json` ({ev["seconds"]:.0f} s on 2 cores), side by side for two held-out sets:
 
-- **seen combinations**: {seen['prompts']} products of combinations the training data has ({seen['combinations']} of them), new
+- **seen combinations**: {seen["prompts"]} products of combinations the training data has ({seen["combinations"]} of them), new
   renders and new German descriptions;
-- **unseen combinations**: {unseen['prompts']} products of the {split['held_out']} held-out (type, colour, pattern) combinations
-  ({unseen['combinations']} of them drawn), which no training item or caption of CLIP and the UNet names (`fashion_studio/mini/split.py`;
-  the rule: {split['rule']}; the data stage checks every training item and caption, the lexicon reading each caption).
+- **unseen combinations**: {unseen["prompts"]} products of the {split["held_out"]} held-out (type, colour, pattern) combinations
+  ({unseen["combinations"]} of them drawn), which no training item or caption of CLIP and the UNet names (`fashion_studio/mini/split.py`;
+  the rule: {split["rule"]}; the data stage checks every training item and caption, the lexicon reading each caption).
 
-No German description of either set occurs in a training text. Bold: service defaults ({seen['service_defaults']['steps']} steps, guidance
-{seen['service_defaults']['guidance']:g}); in brackets: {seen['fast']['steps']} steps without guidance.
+No German description of either set occurs in a training text. Bold: service defaults ({seen["service_defaults"]["steps"]} steps, guidance
+{seen["service_defaults"]["guidance"]:g}); in brackets: {seen["fast"]["steps"]} steps without guidance.
 
 {chr(10).join(table)}
 
 - The generated images take the catalog pipeline's way: the German description is translated by
   `fashion-mini/marian`, the lexicon reads its attributes, and the generation prompt is the one the
-  service uses (an unseen one: "{example['german']}" -> "{example['translation']}" -> "{example['generation_prompt']}").
-  {seen['service_defaults']['seconds_per_image']:.2f} s per image at the service defaults, {seen['fast']['seconds_per_image']:.3f} s at {seen['fast']['steps']} steps (CPU, measured in this run).
+  service uses (an unseen one: "{example["german"]}" -> "{example["translation"]}" -> "{example["generation_prompt"]}").
+  {seen["service_defaults"]["seconds_per_image"]:.2f} s per image at the service defaults, {seen["fast"]["seconds_per_image"]:.3f} s at {seen["fast"]["steps"]} steps (CPU, measured in this run).
 - The judge (`models/fashion-mini/judge`) is the measuring instrument, not a model under test: a CNN trained
   on the renderer's ground truth of every combination (the held-out ones included; it reads images, never
   text), never on generated images and never from the CLIP being evaluated. On held-out renders it reads
-  type, colour and pattern right for {_pct(judge_seen['product_type'])}, {_pct(judge_seen['colour'])} and {_pct(judge_seen['pattern'])} (seen combinations) and
-  {_pct(judge_unseen['product_type'])}, {_pct(judge_unseen['colour'])} and {_pct(judge_unseen['pattern'])} (unseen).
+  type, colour and pattern right for {_pct(judge_seen["product_type"])}, {_pct(judge_seen["colour"])} and {_pct(judge_seen["pattern"])} (seen combinations) and
+  {_pct(judge_unseen["product_type"])}, {_pct(judge_unseen["colour"])} and {_pct(judge_unseen["pattern"])} (unseen).
 - CLIP zero-shot is closed-set classification over this catalog's 10 types and 120 type x colour pairs.
-  With the training templates ("{ev['clip_zero_shot']['seen']['training_templates']['type_prompt']}", "{ev['clip_zero_shot']['seen']['training_templates']['colour_prompt']}") every prompt
-  is itself a training caption ({_pct(ev['clip_zero_shot']['prompts']['training_templates_prompts_in_training_captions'])} of them); the new templates are no training caption (checked):
+  With the training templates ("{ev["clip_zero_shot"]["seen"]["training_templates"]["type_prompt"]}", "{ev["clip_zero_shot"]["seen"]["training_templates"]["colour_prompt"]}") every prompt
+  is itself a training caption ({_pct(ev["clip_zero_shot"]["prompts"]["training_templates_prompts_in_training_captions"])} of them); the new templates are no training caption (checked):
   {per_template} (seen combinations, type / colour).
 - The VAE, like the judge, was trained on renders of every combination (it reads no text); the
   translator on description pairs of every combination, though on none of the held-out descriptions.
@@ -178,9 +196,7 @@ def training_section(training: dict[str, Any]) -> str:
     cap_sum = sum(caps.values())
     repro = training.get("reproducibility")
     if repro:
-        checked = "; ".join(
-            f"`{stage}` {'identical' if r['identical'] else '**different**'} ({r['checked']})" for stage, r in repro.items()
-        )
+        checked = "; ".join(f"`{stage}` {'identical' if r['identical'] else '**different**'} ({r['checked']})" for stage, r in repro.items())
         repro_text = f"Re-trained by `fashion-studio models check-mini` into a scratch folder and compared byte for byte with the shipped weights: {checked}. Stages not listed were not checked."
     else:
         repro_text = "No stage has been re-trained and compared with the shipped weights (`fashion-studio models check-mini` does it)."

@@ -267,8 +267,13 @@ def train_unet(
         if state_path is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             state_path.parent.mkdir(parents=True, exist_ok=True)
             state = {
-                "key": checkpoint_key, "step": step + 1, "unet": unet.state_dict(), "ema": ema.state_dict(),
-                "optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state, "generator": generator.get_state(),
+                "key": checkpoint_key,
+                "step": step + 1,
+                "unet": unet.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "rng": rng.bit_generator.state,
+                "generator": generator.get_state(),
                 "losses": losses,
             }
             torch.save(state, state_path.with_suffix(".tmp"))

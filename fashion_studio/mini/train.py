@@ -57,15 +57,9 @@ class MiniConfig:
     train_images: int = 24000
     heldout_images: int = 1000
     translation_pairs: int = 40000
-    steps: dict[str, int] = field(
-        default_factory=lambda: {"judge": 400, "marian": 800, "clip": 600, "vae": 1200, "unet": 2000, "editor": 600}
-    )
-    batch_sizes: dict[str, int] = field(
-        default_factory=lambda: {"judge": 64, "marian": 64, "clip": 128, "vae": 12, "unet": 64, "editor": 48}
-    )
-    max_minutes: dict[str, float] = field(
-        default_factory=lambda: {"judge": 1.0, "marian": 6.0, "clip": 4.5, "vae": 5.5, "unet": 21.0, "editor": 10.0}
-    )
+    steps: dict[str, int] = field(default_factory=lambda: {"judge": 400, "marian": 800, "clip": 600, "vae": 1200, "unet": 2000, "editor": 1200})
+    batch_sizes: dict[str, int] = field(default_factory=lambda: {"judge": 64, "marian": 64, "clip": 128, "vae": 12, "unet": 64, "editor": 48})
+    max_minutes: dict[str, float] = field(default_factory=lambda: {"judge": 1.0, "marian": 6.0, "clip": 4.5, "vae": 5.5, "unet": 21.0, "editor": 20.0})
     edit_pairs: int = 5000  # the editor's rendered (before, after) pairs
     threads: int = 2
     workers: int = 2
@@ -164,7 +158,12 @@ class Trainer:
         c = self.config
         train = self.all_combinations_set()
         model, info = judge.train(
-            folder, train.images, [i.spec for i in train.items], c.seed, c.steps["judge"], 60 * c.max_minutes["judge"],
+            folder,
+            train.images,
+            [i.spec for i in train.items],
+            c.seed,
+            c.steps["judge"],
+            60 * c.max_minutes["judge"],
             batch_size=c.batch_sizes["judge"],
         )
         seen, unseen = self.heldout_sets()
@@ -176,18 +175,14 @@ class Trainer:
         from fashion_studio.mini import marian
 
         c = self.config
-        return marian.train(
-            folder, self.translation_pairs(), c.seed, c.steps["marian"], 60 * c.max_minutes["marian"], batch_size=c.batch_sizes["marian"]
-        )
+        return marian.train(folder, self.translation_pairs(), c.seed, c.steps["marian"], 60 * c.max_minutes["marian"], batch_size=c.batch_sizes["marian"])
 
     def _clip(self, folder: Path) -> dict[str, Any]:
         from fashion_studio.mini import clip
 
         c = self.config
         train = self.train_set()
-        return clip.train(
-            folder, train.items, train.images, c.seed, c.steps["clip"], 60 * c.max_minutes["clip"], batch_size=c.batch_sizes["clip"]
-        )
+        return clip.train(folder, train.items, train.images, c.seed, c.steps["clip"], 60 * c.max_minutes["clip"], batch_size=c.batch_sizes["clip"])
 
     def _vae(self, folder: Path) -> dict[str, Any]:
         from fashion_studio.mini import sd
@@ -213,8 +208,16 @@ class Trainer:
         latents = sd.encode_latents(AutoencoderKL.from_pretrained(self.vae_folder()).eval(), train.images)
         encode_seconds = time.perf_counter() - started
         _, info = sd.train_unet(
-            folder, train.items, latents, vae_info["scaling_factor"], text_encoder, tokenizer, c.seed,
-            c.steps["unet"], 60 * c.max_minutes["unet"], batch_size=c.batch_sizes["unet"],
+            folder,
+            train.items,
+            latents,
+            vae_info["scaling_factor"],
+            text_encoder,
+            tokenizer,
+            c.seed,
+            c.steps["unet"],
+            60 * c.max_minutes["unet"],
+            batch_size=c.batch_sizes["unet"],
         )
         info["latent_encoding_seconds"] = round(encode_seconds, 1)
         return info
@@ -238,7 +241,12 @@ class Trainer:
         pairs = editor.pair_set(self.work_dir, c.edit_pairs, c.seed, TRAIN, workers=c.workers)
         render_seconds = time.perf_counter() - started
         _, info = editor.train_editor(
-            folder, self.out_dir / MODEL_STAGES["sd"], pairs, c.seed, c.steps["editor"], 60 * c.max_minutes["editor"],
+            folder,
+            self.out_dir / MODEL_STAGES["sd"],
+            pairs,
+            c.seed,
+            c.steps["editor"],
+            60 * c.max_minutes["editor"],
             batch_size=c.batch_sizes["editor"],
         )
         info["pair_rendering_seconds"] = round(render_seconds, 1)
@@ -290,9 +298,7 @@ class Trainer:
             mark_complete(folder, {"family": f"fashion-mini/{stage}", "key": key})
             write_json(self.record_path, self.record)
             logger.info("stage %s done in %.0f s", stage, info["wall_seconds"])
-        self.record["total_training_seconds"] = round(
-            sum(s.get("wall_seconds", 0.0) for name, s in self.record["stages"].items() if name in STAGES), 1
-        )
+        self.record["total_training_seconds"] = round(sum(s.get("wall_seconds", 0.0) for name, s in self.record["stages"].items() if name in STAGES), 1)
         write_json(self.record_path, self.record)
         return self.record
 

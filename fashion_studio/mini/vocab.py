@@ -31,26 +31,20 @@ class Colour:
 
 
 PRODUCT_TYPES: tuple[ProductType, ...] = (
-    ProductType("t-shirt", (("T-Shirt", "n"), ("Shirt", "n")), (None, "women", "men", "children", "girls", "boys"),
-                ("cotton", "jersey", "linen", "organic cotton")),
-    ProductType("shirt", (("Hemd", "n"), ("Oberhemd", "n")), (None, "men", "boys", "children"),
-                ("cotton", "linen", "flannel", "poplin")),
-    ProductType("trousers", (("Hose", "f"), ("Stoffhose", "f")), (None, "women", "men", "children", "girls", "boys"),
-                ("cotton", "linen", "wool", "corduroy")),
-    ProductType("shorts", (("Shorts", "pl"), ("Bermudas", "pl")), (None, "women", "men", "children", "girls", "boys"),
-                ("cotton", "denim", "linen", "jersey")),
-    ProductType("skirt", (("Rock", "m"), ("Minirock", "m")), (None, "women", "girls"),
-                ("cotton", "denim", "wool", "viscose")),
-    ProductType("dress", (("Kleid", "n"), ("Sommerkleid", "n")), (None, "women", "girls"),
-                ("cotton", "viscose", "linen", "jersey")),
-    ProductType("jacket", (("Jacke", "f"), ("Übergangsjacke", "f")), (None, "women", "men", "children", "girls", "boys"),
-                ("nylon", "wool", "denim", "polyester")),
-    ProductType("sneakers", (("Sneaker", "pl"), ("Turnschuhe", "pl")), (None, "women", "men", "children"),
-                ("leather", "canvas", "suede", "mesh")),
-    ProductType("handbag", (("Handtasche", "f"),), (None, "women", "girls"),
-                ("leather", "faux leather", "canvas", "suede")),
-    ProductType("cap", (("Cap", "f"), ("Basecap", "f"), ("Kappe", "f")), (None, "women", "men", "children"),
-                ("cotton", "canvas", "wool", "polyester")),
+    ProductType(
+        "t-shirt", (("T-Shirt", "n"), ("Shirt", "n")), (None, "women", "men", "children", "girls", "boys"), ("cotton", "jersey", "linen", "organic cotton")
+    ),
+    ProductType("shirt", (("Hemd", "n"), ("Oberhemd", "n")), (None, "men", "boys", "children"), ("cotton", "linen", "flannel", "poplin")),
+    ProductType("trousers", (("Hose", "f"), ("Stoffhose", "f")), (None, "women", "men", "children", "girls", "boys"), ("cotton", "linen", "wool", "corduroy")),
+    ProductType("shorts", (("Shorts", "pl"), ("Bermudas", "pl")), (None, "women", "men", "children", "girls", "boys"), ("cotton", "denim", "linen", "jersey")),
+    ProductType("skirt", (("Rock", "m"), ("Minirock", "m")), (None, "women", "girls"), ("cotton", "denim", "wool", "viscose")),
+    ProductType("dress", (("Kleid", "n"), ("Sommerkleid", "n")), (None, "women", "girls"), ("cotton", "viscose", "linen", "jersey")),
+    ProductType(
+        "jacket", (("Jacke", "f"), ("Übergangsjacke", "f")), (None, "women", "men", "children", "girls", "boys"), ("nylon", "wool", "denim", "polyester")
+    ),
+    ProductType("sneakers", (("Sneaker", "pl"), ("Turnschuhe", "pl")), (None, "women", "men", "children"), ("leather", "canvas", "suede", "mesh")),
+    ProductType("handbag", (("Handtasche", "f"),), (None, "women", "girls"), ("leather", "faux leather", "canvas", "suede")),
+    ProductType("cap", (("Cap", "f"), ("Basecap", "f"), ("Kappe", "f")), (None, "women", "men", "children"), ("cotton", "canvas", "wool", "polyester")),
 )
 
 COLOURS: tuple[Colour, ...] = (
@@ -84,18 +78,39 @@ PATTERN_ENGLISH: dict[str, dict[str, str]] = {
 }
 
 TARGET_GERMAN: dict[str, tuple[str, ...]] = {
-    "women": ("Damen",), "men": ("Herren",), "children": ("Kinder",), "girls": ("Mädchen",), "boys": ("Jungen",),
+    "women": ("Damen",),
+    "men": ("Herren",),
+    "children": ("Kinder",),
+    "girls": ("Mädchen",),
+    "boys": ("Jungen",),
 }
 TARGET_ENGLISH_POSSESSIVE = {
-    "women": "women's", "men": "men's", "children": "children's", "girls": "girls'", "boys": "boys'",
+    "women": "women's",
+    "men": "men's",
+    "children": "children's",
+    "girls": "girls'",
+    "boys": "boys'",
 }
 TARGET_ENGLISH_FOR = {"women": "women", "men": "men", "children": "children", "girls": "girls", "boys": "boys"}
 
 MATERIAL_GERMAN: dict[str, str] = {
-    "cotton": "Baumwolle", "jersey": "Jersey", "linen": "Leinen", "organic cotton": "Biobaumwolle",
-    "flannel": "Flanell", "poplin": "Popeline", "wool": "Wolle", "corduroy": "Cord", "denim": "Denim",
-    "viscose": "Viskose", "nylon": "Nylon", "polyester": "Polyester", "leather": "Leder", "canvas": "Canvas",
-    "suede": "Wildleder", "mesh": "Mesh", "faux leather": "Kunstleder",
+    "cotton": "Baumwolle",
+    "jersey": "Jersey",
+    "linen": "Leinen",
+    "organic cotton": "Biobaumwolle",
+    "flannel": "Flanell",
+    "poplin": "Popeline",
+    "wool": "Wolle",
+    "corduroy": "Cord",
+    "denim": "Denim",
+    "viscose": "Viskose",
+    "nylon": "Nylon",
+    "polyester": "Polyester",
+    "leather": "Leder",
+    "canvas": "Canvas",
+    "suede": "Wildleder",
+    "mesh": "Mesh",
+    "faux leather": "Kunstleder",
 }
 
 TYPE_NAMES: tuple[str, ...] = tuple(t.name for t in PRODUCT_TYPES)

@@ -47,7 +47,9 @@ def simulate_command(
         shop = load_catalog(settings.products_dir)
         store = open_store(settings.events_url)
         if store.count():
-            raise InvalidInputError("events", settings.events_url, f"must be an empty event log (it holds {store.count()} events): simulated shoppers never mix with a shop's own")
+            raise InvalidInputError(
+                "events", settings.events_url, f"must be an empty event log (it holds {store.count()} events): simulated shoppers never mix with a shop's own"
+            )
         result = simulate(shop, store, ShopperConfig(seed=seed, views_per_product=views))
     except (FashionStudioError, OSError) as exc:
         _fail(exc)
@@ -93,8 +95,13 @@ def train_command(
 
     settings = _settings(catalog, events, models)
     try:
-        summary = train(load_catalog(settings.products_dir), open_store(settings.events_url), Scorer.load(settings),
-                        model_dir(settings), TrainConfig(seed=seed, epochs=epochs))
+        summary = train(
+            load_catalog(settings.products_dir),
+            open_store(settings.events_url),
+            Scorer.load(settings),
+            model_dir(settings),
+            TrainConfig(seed=seed, epochs=epochs),
+        )
     except (FashionStudioError, OSError, ValueError) as exc:
         _fail(exc)
     typer.echo(json.dumps(summary))
@@ -120,6 +127,10 @@ def eval_command(
         results = evaluate(load_catalog(settings.products_dir), open_store(settings.events_url), Scorer.load(settings), directory)
     except (FashionStudioError, OSError, ValueError) as exc:
         _fail(exc)
-    command = "fashion-studio popularity " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index("eval"):]) if "eval" in sys.argv else "fashion-studio popularity eval"
+    command = (
+        "fashion-studio popularity " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index("eval") :])
+        if "eval" in sys.argv
+        else "fashion-studio popularity eval"
+    )
     write_docs(results, docs, directory, command)
     typer.echo(json.dumps({k: results[k] for k in ("models", "ceiling", "checks") if k in results}, indent=2))

@@ -46,7 +46,7 @@ def ranks(x: np.ndarray) -> np.ndarray:
         end = start
         while end + 1 < len(x) and sorted_x[end + 1] == sorted_x[start]:
             end += 1
-        result[order[start:end + 1]] = (start + end) / 2.0 + 1.0
+        result[order[start : end + 1]] = (start + end) / 2.0 + 1.0
         start = end + 1
     return result
 
@@ -80,10 +80,7 @@ def evaluate(catalog: Catalog, store: EventStore, scorer: Scorer, model_dir: Pat
     embeddings = embed_products(catalog, heldout.products, scorer)
     predictions = models.predict_all([p.metadata() for p in heldout.products], embeddings)
     target = heldout.target.astype(np.float64)
-    table = {
-        name: {"spearman": round(spearman(predictions[name], target), 4), "ndcg@20": round(ndcg(predictions[name], target), 4)}
-        for name in MODEL_NAMES
-    }
+    table = {name: {"spearman": round(spearman(predictions[name], target), 4), "ndcg@20": round(ndcg(predictions[name], target), 4)} for name in MODEL_NAMES}
     appeal = load_appeal(catalog.root)
     results: dict = {
         "simulated": appeal is not None,
@@ -126,12 +123,16 @@ def report(results: dict, command: str) -> str:
     ]
     for name in MODEL_NAMES:
         row = results["models"][name]
-        lines.append(f"| {name} | {DESCRIPTIONS[name]} | {row['spearman']:.3f} | {row['ndcg@20']:.3f} |"
-                     + (f" {row['spearman_vs_latent_appeal']:.3f} |" if simulated else ""))
+        lines.append(
+            f"| {name} | {DESCRIPTIONS[name]} | {row['spearman']:.3f} | {row['ndcg@20']:.3f} |"
+            + (f" {row['spearman_vs_latent_appeal']:.3f} |" if simulated else "")
+        )
     if simulated:
         ceiling = results["ceiling"]
-        lines.append(f"| ceiling (simulated) | the simulator's latent appeal: the best any model can rank | "
-                     f"{ceiling['spearman']:.3f} | {ceiling['ndcg@20']:.3f} | 1.000 |")
+        lines.append(
+            f"| ceiling (simulated) | the simulator's latent appeal: the best any model can rank | "
+            f"{ceiling['spearman']:.3f} | {ceiling['ndcg@20']:.3f} | 1.000 |"
+        )
         checks = results["checks"]
         lines += [
             "",

@@ -140,9 +140,7 @@ class SqliteEventStore:
 
     def events(self) -> Iterator[Event]:
         with self._lock:
-            rows = self._db.execute(
-                "SELECT kind, subject_type, subject_id, ts, user, quantity, source FROM events ORDER BY id"
-            ).fetchall()
+            rows = self._db.execute("SELECT kind, subject_type, subject_id, ts, user, quantity, source FROM events ORDER BY id").fetchall()
         return (Event(*row) for row in rows)
 
     def engagement(self, subject_type: str = "product") -> dict[str, dict[str, int]]:
@@ -162,10 +160,7 @@ class SqliteEventStore:
             self._db.close()
 
 
-_INSERT = (
-    "INSERT INTO events (ts, kind, subject_type, subject_id, user, quantity, source, received_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT = "INSERT INTO events (ts, kind, subject_type, subject_id, user, quantity, source, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def _row(event: Event) -> tuple:
@@ -175,7 +170,7 @@ def _row(event: Event) -> tuple:
 def open_store(url: str) -> EventStore:
     """The store behind a URL: `sqlite:////abs/path.db`, `sqlite:///path/under/the/project.db` or a file path."""
     if url.startswith("sqlite:///"):
-        rest = url[len("sqlite:///"):]
+        rest = url[len("sqlite:///") :]
         return SqliteEventStore(rest if rest.startswith("/") else PROJECT_ROOT / rest)
     if "://" in url:
         raise InvalidInputError("events_url", url, "supported stores: sqlite:///PATH")
@@ -211,6 +206,5 @@ def _purchase(row: dict[str, str], known_products: set[str], now: float | None) 
     quantity_text = (row.get("quantity") or "1").strip()
     if not quantity_text.isdigit():
         raise InvalidInputError("quantity", quantity_text, "must be a whole number >= 1")
-    event = Event("purchase", "product", product_id, parse_time(row.get("timestamp") or ""), (row.get("user") or None),
-                  int(quantity_text), "import")
+    event = Event("purchase", "product", product_id, parse_time(row.get("timestamp") or ""), (row.get("user") or None), int(quantity_text), "import")
     return check_event(event, now)

@@ -89,9 +89,7 @@ def _apply(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
 class CombinedNet(torch.nn.Module):
     def __init__(self, meta_dim: int, embed_dim: int, hidden: int = 64) -> None:
         super().__init__()
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(meta_dim + embed_dim, hidden), torch.nn.GELU(), torch.nn.Dropout(0.1), torch.nn.Linear(hidden, 1)
-        )
+        self.net = torch.nn.Sequential(torch.nn.Linear(meta_dim + embed_dim, hidden), torch.nn.GELU(), torch.nn.Dropout(0.1), torch.nn.Linear(hidden, 1))
 
     def forward(self, meta: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([meta, embedding], dim=1)).squeeze(1)
@@ -123,17 +121,25 @@ class PopularityModels:
     info: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, metadata: Sequence[Mapping[str, Any]], embeddings: np.ndarray, target: np.ndarray,
-            config: TrainConfig = TrainConfig()) -> PopularityModels:
+    def fit(cls, metadata: Sequence[Mapping[str, Any]], embeddings: np.ndarray, target: np.ndarray, config: TrainConfig = TrainConfig()) -> PopularityModels:
         meta = metadata_features(metadata)
         types = [m["product_type"] for m in metadata]
         baseline = {t: float(target[[x == t for x in types]].mean()) for t in sorted(set(types))}
         embed_mean, embed_std = embeddings.mean(0), embeddings.std(0) + 1e-6
         t_mean, t_std = float(target.mean()), float(target.std() + 1e-6)
         net = _fit_net(meta, (embeddings - embed_mean) / embed_std, (target - t_mean) / t_std, config)
-        return cls(baseline, float(target.mean()), _ridge(meta, target, config.ridge_alpha),
-                   _ridge(embeddings, target, config.ridge_alpha * 0.01), embed_mean.astype(np.float32),
-                   embed_std.astype(np.float32), net, t_mean, t_std, {"train_config": config.__dict__})
+        return cls(
+            baseline,
+            float(target.mean()),
+            _ridge(meta, target, config.ridge_alpha),
+            _ridge(embeddings, target, config.ridge_alpha * 0.01),
+            embed_mean.astype(np.float32),
+            embed_std.astype(np.float32),
+            net,
+            t_mean,
+            t_std,
+            {"train_config": config.__dict__},
+        )
 
     @property
     def embed_dim(self) -> int:
@@ -177,9 +183,14 @@ class PopularityModels:
         for name in ("linear", "image", "embed_mean", "embed_std"):
             tensors[name] = torch.from_numpy(np.ascontiguousarray(getattr(self, name)))
         config = {
-            "baseline": self.baseline, "global_mean": self.global_mean, "target_mean": self.target_mean,
-            "target_std": self.target_std, "meta_fields": {k: list(v) for k, v in FIELDS.items()},
-            "price_reference": PRICE_REFERENCE, "hidden": self.net.net[0].out_features, **self.info,
+            "baseline": self.baseline,
+            "global_mean": self.global_mean,
+            "target_mean": self.target_mean,
+            "target_std": self.target_std,
+            "meta_fields": {k: list(v) for k, v in FIELDS.items()},
+            "price_reference": PRICE_REFERENCE,
+            "hidden": self.net.net[0].out_features,
+            **self.info,
         }
         # The JSON first, the weights last: a server reloads when the weights change and then finds both.
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1), encoding="utf-8")
@@ -203,11 +214,20 @@ class PopularityModels:
         tensors = load_file(str(weights_path))
         embed_mean = tensors["embed_mean"].numpy()
         net = CombinedNet(META_DIM, embed_mean.shape[0], config["hidden"])
-        net.load_state_dict({k[len("combined."):]: v for k, v in tensors.items() if k.startswith("combined.")})
+        net.load_state_dict({k[len("combined.") :]: v for k, v in tensors.items() if k.startswith("combined.")})
         known = {"baseline", "global_mean", "target_mean", "target_std", "meta_fields", "price_reference", "hidden"}
-        return cls(config["baseline"], config["global_mean"], tensors["linear"].numpy(), tensors["image"].numpy(),
-                   embed_mean, tensors["embed_std"].numpy(), net.eval(), config["target_mean"], config["target_std"],
-                   {k: v for k, v in config.items() if k not in known})
+        return cls(
+            config["baseline"],
+            config["global_mean"],
+            tensors["linear"].numpy(),
+            tensors["image"].numpy(),
+            embed_mean,
+            tensors["embed_std"].numpy(),
+            net.eval(),
+            config["target_mean"],
+            config["target_std"],
+            {k: v for k, v in config.items() if k not in known},
+        )
 
 
 def _fit_net(meta: np.ndarray, embeddings: np.ndarray, target: np.ndarray, config: TrainConfig) -> CombinedNet:
@@ -226,7 +246,7 @@ def _fit_net(meta: np.ndarray, embeddings: np.ndarray, target: np.ndarray, confi
     for _ in range(config.epochs):
         order = torch.randperm(len(y), generator=generator)
         for start in range(0, len(y), config.batch_size):
-            batch = order[start:start + config.batch_size]
+            batch = order[start : start + config.batch_size]
             hidden = (torch.rand(len(batch), len(FIELDS) + 1, generator=generator) < config.hide_field_p)[:, field_of]
             m = torch.where(hidden, price_missing.float().expand_as(hidden), x_meta[batch])
             loss = torch.nn.functional.mse_loss(net(m, x_embed[batch]), y[batch])

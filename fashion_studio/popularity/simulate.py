@@ -69,11 +69,18 @@ def latent_appeal(catalog: Catalog, config: ShopperConfig) -> np.ndarray:
     pattern_taste = dict(zip(PATTERNS, rng.normal(0.0, config.pattern_sd, len(PATTERNS))))
     scale = np.array([float(p.render.get("scale", 1.0)) for p in catalog.products])
     framing = (scale - scale.mean()) / max(float(scale.std()), 1e-6)
-    return np.array([
-        type_taste[p.product_type] + colour_taste[p.colour] + pattern_taste[p.pattern]
-        - config.price_elasticity * np.log(p.price / BASE_PRICE[p.product_type])
-        for p in catalog.products
-    ]) + config.framing_weight * framing
+    return (
+        np.array(
+            [
+                type_taste[p.product_type]
+                + colour_taste[p.colour]
+                + pattern_taste[p.pattern]
+                - config.price_elasticity * np.log(p.price / BASE_PRICE[p.product_type])
+                for p in catalog.products
+            ]
+        )
+        + config.framing_weight * framing
+    )
 
 
 def simulate(catalog: Catalog, store: EventStore, config: ShopperConfig = ShopperConfig()) -> Simulation:

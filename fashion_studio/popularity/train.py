@@ -44,9 +44,7 @@ def dataset(catalog: Catalog, store: EventStore) -> Dataset:
 
 def embed_products(catalog: Catalog, products: Sequence[Product], scorer: Scorer) -> np.ndarray:
     """CLIP image embeddings of the articles' shots, in batches."""
-    chunks = [
-        scorer.embed_images(catalog.load_images(products[i:i + EMBED_BATCH])) for i in range(0, len(products), EMBED_BATCH)
-    ]
+    chunks = [scorer.embed_images(catalog.load_images(products[i : i + EMBED_BATCH])) for i in range(0, len(products), EMBED_BATCH)]
     return np.concatenate(chunks) if chunks else np.zeros((0, scorer.dim), dtype=np.float32)
 
 
@@ -60,22 +58,23 @@ def train(catalog: Catalog, store: EventStore, scorer: Scorer, out: Path, config
         raise ValueError(f"only {len(fit_on.products)} training articles have events; at least 10 are needed")
     embeddings = embed_products(catalog, catalog.products, scorer)
     index = {p.product_id: i for i, p in enumerate(catalog.products)}
-    models = PopularityModels.fit([p.metadata() for p in fit_on.products],
-                                  embeddings[[index[p.product_id] for p in fit_on.products]], fit_on.target, config)
+    models = PopularityModels.fit([p.metadata() for p in fit_on.products], embeddings[[index[p.product_id] for p in fit_on.products]], fit_on.target, config)
     catalog_scores = models.predict_all([p.metadata() for p in catalog.products], embeddings)["combined"]
-    models.info.update({
-        "scorer": scorer.ref.ref,
-        "target": "log(1 + weighted engagement): view 0.1, click 1, like 3, purchase 10",
-        "catalog": _shown(catalog.root),
-        "catalog_products": len(catalog),
-        "events": store.count(),
-        "train_products": len(fit_on.products),
-        "heldout_products": len(heldout_ids),
-        "train_ids": sorted(train_ids),
-        "catalog_scores": [round(float(s), 4) for s in np.sort(catalog_scores)],
-        "train_seconds": round(time.perf_counter() - start, 2),
-        "train_config": asdict(config),
-    })
+    models.info.update(
+        {
+            "scorer": scorer.ref.ref,
+            "target": "log(1 + weighted engagement): view 0.1, click 1, like 3, purchase 10",
+            "catalog": _shown(catalog.root),
+            "catalog_products": len(catalog),
+            "events": store.count(),
+            "train_products": len(fit_on.products),
+            "heldout_products": len(heldout_ids),
+            "train_ids": sorted(train_ids),
+            "catalog_scores": [round(float(s), 4) for s in np.sort(catalog_scores)],
+            "train_seconds": round(time.perf_counter() - start, 2),
+            "train_config": asdict(config),
+        }
+    )
     models.save(out)
     logger.info("popularity models fitted on %d articles in %.1f s -> %s", len(fit_on.products), time.perf_counter() - start, out)
     return {key: models.info[key] for key in ("train_products", "heldout_products", "events", "train_seconds")} | {"models": str(out)}

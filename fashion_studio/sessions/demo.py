@@ -128,7 +128,7 @@ def render_sheet(conversations: Sequence[Sequence[Step]], out: Path) -> Path:
             y += block_gap
         for step in steps:
             turn = step.turn
-            lines = [f"\"{step.message}\"", f"{turn['action']} ({turn['language']})"]
+            lines = [f'"{step.message}"', f"{turn['action']} ({turn['language']})"]
             if turn.get("text") and turn["text"] != step.message:
                 lines.append(f"-> {turn['text']}")
             _text(draw, (PAD, y + 4), lines, LABEL_W - 2 * PAD)
@@ -198,8 +198,11 @@ def served(env: dict[str, str], log: Path, timeout_s: float = 600) -> Iterator[s
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", "services.gateway:Studio", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_ROOT, env={**os.environ, "BENTOML_DO_NOT_TRACK": "True", "BENTOML_HOME": str(log.parent / "bentoml-home"), **env},
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "BENTOML_DO_NOT_TRACK": "True", "BENTOML_HOME": str(log.parent / "bentoml-home"), **env},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + timeout_s
@@ -246,7 +249,9 @@ def build_shop(work: Path, products: Path | None, count: int = 300) -> tuple[Pat
 def conversation_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = DEFAULT_OUT,
     url: Annotated[Optional[str], typer.Option("--url", help="A running deployment to talk to; default: serve one on the fashion-mini models.")] = None,
-    products: Annotated[Optional[Path], typer.Option("--products", help="The shop (a catalog folder), indexed for the demo; default: a demo shop of 300 rendered articles.")] = None,
+    products: Annotated[
+        Optional[Path], typer.Option("--products", help="The shop (a catalog folder), indexed for the demo; default: a demo shop of 300 rendered articles.")
+    ] = None,
     steps: Annotated[int, typer.Option(help="Denoising steps of generations and edits (served here).")] = 20,
 ) -> None:
     """Hold a few conversations (describe, change, see products) and draw them into one sheet."""
@@ -256,8 +261,11 @@ def conversation_command(
         if url is None:
             shop, index = build_shop(work, products)
             env = {
-                "FASHION_STORAGE_URL": str(work / "store"), "FASHION_PRODUCTS_DIR": str(shop), "FASHION_INDEX_URL": str(index),
-                "FASHION_DEFAULT_STEPS": str(steps), "FASHION_EDIT_STEPS": str(steps),
+                "FASHION_STORAGE_URL": str(work / "store"),
+                "FASHION_PRODUCTS_DIR": str(shop),
+                "FASHION_INDEX_URL": str(index),
+                "FASHION_DEFAULT_STEPS": str(steps),
+                "FASHION_EDIT_STEPS": str(steps),
             }
             with served(env, work / "server.log") as served_url:
                 conversations = converse(served_url, EXAMPLES, shop)
@@ -265,8 +273,11 @@ def conversation_command(
             conversations = converse(url.rstrip("/"), EXAMPLES, shop)
     path = render_sheet(conversations, out)
     summary = [
-        {"messages": [s.message for s in steps], "actions": [s.turn["action"] for s in steps],
-         "recommended": [[p.get("product_id") or p.get("id") for p, _ in s.products] for s in steps]}
+        {
+            "messages": [s.message for s in steps],
+            "actions": [s.turn["action"] for s in steps],
+            "recommended": [[p.get("product_id") or p.get("id") for p, _ in s.products] for s in steps],
+        }
         for steps in conversations
     ]
     typer.echo(json.dumps({"wrote": str(path), "conversations": summary}, indent=2))

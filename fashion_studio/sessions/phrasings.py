@@ -33,9 +33,30 @@ class Phrasing:
 
 # Openings and endings that carry no meaning for the action ("please make it blue", "mach es blau, bitte").
 POLITE_OPENINGS = (
-    r"please", r"pls", r"ok(ay)?", r"now", r"and", r"also", r"hmm+", r"hi", r"hello", r"hey",
-    r"can you", r"could you", r"would you", r"will you",
-    r"bitte", r"jetzt", r"und", r"auch", r"hallo", r"kannst du", r"könntest du", r"koenntest du", r"würdest du", r"wuerdest du",
+    r"please",
+    r"pls",
+    r"ok(ay)?",
+    r"now",
+    r"and",
+    r"also",
+    r"hmm+",
+    r"hi",
+    r"hello",
+    r"hey",
+    r"can you",
+    r"could you",
+    r"would you",
+    r"will you",
+    r"bitte",
+    r"jetzt",
+    r"und",
+    r"auch",
+    r"hallo",
+    r"kannst du",
+    r"könntest du",
+    r"koenntest du",
+    r"würdest du",
+    r"wuerdest du",
 )
 POLITE_ENDINGS = (r"please", r"thanks", r"thank you", r"bitte", r"danke")
 
@@ -76,11 +97,21 @@ PHRASINGS: tuple[Phrasing, ...] = (
     # --- generate: draw a new outfit -----------------------------------------------------------------------
     Phrasing("generate", "en", r"^(generate|draw|create|design|render|sketch|imagine|paint)( me)? (?P<text>.+)$", "draw a red summer dress"),
     Phrasing("generate", "en", rf"^(show|give|make|find) me (?P<text>{_ARTICLE} .+)$", "show me a linen shirt"),
-    Phrasing("generate", "en", r"^(i want|i'd like|i would like|i need|i'm looking for|i am looking for|looking for|how about|what about) (?P<text>.+)$", "I'd like a yellow skirt"),
+    Phrasing(
+        "generate",
+        "en",
+        r"^(i want|i'd like|i would like|i need|i'm looking for|i am looking for|looking for|how about|what about) (?P<text>.+)$",
+        "I'd like a yellow skirt",
+    ),
     Phrasing("generate", "en", r"^(new|another|start over|start again)( one)?[:,]? (?P<text>.+)$", "new: a green jacket"),
     Phrasing("generate", "de", r"^(erstelle|erstell|erzeuge|erzeug|zeichne|generiere|entwirf|entwerfe|male)( mir)? (?P<text>.+)$", "zeichne ein rotes Kleid"),
     Phrasing("generate", "de", rf"^(zeig|zeige|gib) mir (?P<text>{_ARTIKEL} .+)$", "zeig mir eine blaue Jacke"),
-    Phrasing("generate", "de", r"^ich (möchte|moechte|hätte gerne?|haette gerne?|will|suche|brauche|wünsche mir|wuensche mir) (?P<text>.+)$", "ich möchte einen gelben Rock"),
+    Phrasing(
+        "generate",
+        "de",
+        r"^ich (möchte|moechte|hätte gerne?|haette gerne?|will|suche|brauche|wünsche mir|wuensche mir) (?P<text>.+)$",
+        "ich möchte einen gelben Rock",
+    ),
     Phrasing("generate", "de", r"^(neu|neues|neuer|neue|etwas anderes)[:,]? (?P<text>.+)$", "neu: eine grüne Jacke"),
 )
 

@@ -221,7 +221,9 @@ class RedisSessionStore:
             raise unknown(session_id)
         stored = [json.loads(item) for item in items]
         return Session(
-            session_id, float(fields[b"created_at"]), float(fields[b"updated_at"]),
+            session_id,
+            float(fields[b"created_at"]),
+            float(fields[b"updated_at"]),
             [Turn(seq, item["created_at"], item["data"]) for seq, item in enumerate(stored, start=1)],
         )
 
@@ -260,7 +262,7 @@ def open_store(url: str, max_turns: int = 200, ttl_s: float = 30 * DAY_S) -> Ses
     """The store behind a URL: `sqlite:////abs/path.db`, `sqlite:///path/under/the/project.db`, a file
     path, or `redis://[:password@]host:port/db` (`rediss://` for TLS)."""
     if url.startswith("sqlite:///"):
-        rest = url[len("sqlite:///"):]
+        rest = url[len("sqlite:///") :]
         return SqliteSessionStore(rest if rest.startswith("/") else PROJECT_ROOT / rest, max_turns, ttl_s)
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisSessionStore(url, max_turns, ttl_s)

@@ -169,7 +169,9 @@ def _generate(message, text, language, english, found, understood, phrasing) -> 
         return Understanding("generate", understood, language, _group(english_match, normalise(english)), "translation", phrasing)
     attributes = attributes_of(_group(found, text) if found and found[0].language == "de" else text, "de")
     if not knows_something(attributes):
-        raise not_understood(message, "not understood: the translation is unreliable and the German names no garment, colour, material, pattern or detail the studio knows")
+        raise not_understood(
+            message, "not understood: the translation is unreliable and the German names no garment, colour, material, pattern or detail the studio knows"
+        )
     return Understanding("generate", understood, language, description_from(attributes), "lexicon", phrasing)
 
 
@@ -183,7 +185,9 @@ def _edit(message, text, language, english, found, understood, phrasing) -> Unde
     german = found[0] if found and found[0].language == "de" else None
     attributes = attributes_of(_group(found, text) if german else text, "de")
     if not knows_something(attributes):
-        raise not_understood(message, "not understood: the translation is unreliable and the German names no colour, pattern, material, garment or detail to change")
+        raise not_understood(
+            message, "not understood: the translation is unreliable and the German names no colour, pattern, material, garment or detail to change"
+        )
     form = german.form if german else "adjectives"
     template = german.english if german and german.english else "make it {text}"
     return Understanding("edit", understood, language, template.format(text=english_phrase(attributes, form)), "lexicon", phrasing)

@@ -56,7 +56,12 @@ async def generate(body: GenerateRequest) -> GenerateResponse:
             stored = await run_in_threadpool(service.storage.put, key, png_bytes(image.png_b64), metadata)  # the PNG as generated
             images.append(
                 ImageOut(
-                    id=stored.key, url=stored.image_url, seed=image.seed, width=image.width, height=image.height, clip_score=round(score, 4),
+                    id=stored.key,
+                    url=stored.image_url,
+                    seed=image.seed,
+                    width=image.width,
+                    height=image.height,
+                    clip_score=round(score, 4),
                     popularity=None if predicted is None else round(predicted, 4),
                 )
             )

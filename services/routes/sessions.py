@@ -43,9 +43,7 @@ ENDPOINT = "/sessions/{session_id}/messages"
 RECOMMENDATIONS = 5
 Action = Literal["generate", "edit", "recommend"]
 
-Message = Annotated[
-    str, Field(min_length=1, max_length=LIMITS.max_message_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)
-]
+Message = Annotated[str, Field(min_length=1, max_length=LIMITS.max_message_chars, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)]
 
 
 class MessageRequest(BaseModel):
@@ -134,8 +132,11 @@ def current_image(session: Session) -> str | None:
 
 def session_out(session: Session) -> SessionOut:
     return SessionOut(
-        id=session.id, created_at=iso(session.created_at), updated_at=iso(session.updated_at),
-        current_image_id=current_image(session), turns=[turn_out(session.id, t) for t in session.turns],
+        id=session.id,
+        created_at=iso(session.created_at),
+        updated_at=iso(session.updated_at),
+        current_image_id=current_image(session),
+        turns=[turn_out(session.id, t) for t in session.turns],
     )
 
 
@@ -167,12 +168,20 @@ async def post_message(session_id: str, body: MessageRequest) -> TurnOut:
         translation = await _translate(body.message) if language == "de" else None
         understood = understand(body.message, language=language, has_image=based_on is not None, action=body.action, translation=translation)
         if understood.action != "generate" and based_on is None:
-            raise ConflictError("action", understood.action, f"{understood.action} needs an image in the session: describe an outfit first (e.g. 'a red summer dress')")
+            raise ConflictError(
+                "action", understood.action, f"{understood.action} needs an image in the session: describe an outfit first (e.g. 'a red summer dress')"
+            )
         data = await _act(understood, body, based_on)
         data.update(
-            message=body.message, language=language, action=understood.action, understood=understood.understood,
-            text=understood.text, text_source=understood.source,
-            translation=None if translation is None else TranslationOut(text=translation.text, confidence=translation.confidence, reliable=translation.reliable).model_dump(),
+            message=body.message,
+            language=language,
+            action=understood.action,
+            understood=understood.understood,
+            text=understood.text,
+            text_source=understood.source,
+            translation=None
+            if translation is None
+            else TranslationOut(text=translation.text, confidence=translation.confidence, reliable=translation.reliable).model_dump(),
         )
         turn = await run_in_threadpool(store.append, session_id, data)
     metrics.SESSION_TURNS.labels(action=understood.action, language=language, understood=understood.understood).inc()
@@ -226,8 +235,13 @@ async def _edit(source_id: str, instruction: str, seed: int | None) -> TurnImage
             exc.field = "message"
         raise
     return TurnImage(
-        id=response.id, url=f"/images/{response.id}", seed=response.seed, width=response.width, height=response.height,
-        clip_score=response.clip_score, source_image_id=source_id,
+        id=response.id,
+        url=f"/images/{response.id}",
+        seed=response.seed,
+        width=response.width,
+        height=response.height,
+        clip_score=response.clip_score,
+        source_image_id=source_id,
     )
 
 
