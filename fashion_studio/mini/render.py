@@ -21,8 +21,8 @@ from PIL import Image, ImageDraw, ImageFilter
 from fashion_studio.mini.vocab import COLOUR_BY_NAME, COLOUR_NAMES, PATTERNS, TYPE_NAMES
 
 IMAGE_SIZE = 64
-_SUPERSAMPLE = 2
-_CANVAS = IMAGE_SIZE * _SUPERSAMPLE
+SUPERSAMPLE = 2  # drawing happens at this multiple of IMAGE_SIZE
+CANVAS = IMAGE_SIZE * SUPERSAMPLE
 _BACKGROUND = np.array([250.0, 250.0, 249.0])
 # Patterns outside the catalog vocabulary (`vocab.PATTERNS`): rendered on request, never in fashion-mini's data.
 EXTRA_PATTERNS: tuple[str, ...] = ("zigzag",)
@@ -166,99 +166,146 @@ def _shape(product_type: str) -> tuple[list[tuple[list[Point], str]], list[tuple
 
 
 # ---------------------------------------------------------------------------------------------------
-# Drawing
+# Drawing: the pieces below are shared with the dressed figures of `fashion_studio.mini.figures`, so
+# that a garment on a figure has exactly the colours, pattern and fabric of its product shot.
+
+
+@dataclass(frozen=True)
+class Palette:
+    """The colours one garment is drawn in (RGB, float): fabric, pattern accent, trim, sole."""
+
+    colour: str  # the vocabulary colour the palette comes from
+    base: np.ndarray
+    accent: np.ndarray
+    trim: np.ndarray
+    sole: np.ndarray
+
+
+def palette(colour: str, pattern: str = "plain", shade: float = 1.0, tint: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> Palette:
+    """The colours of a garment in `colour` with `pattern`, after its shade and tint variation."""
+    base = np.array(COLOUR_BY_NAME[colour].rgb, dtype=np.float32) * shade + np.array(tint, dtype=np.float32)
+    base = np.clip(base, 0, 255)
+    if colour in _LIGHT:
+        accent = np.array([46.0, 46.0, 52.0]) if colour == "white" else base * 0.45
+    else:
+        accent = np.array([245.0, 245.0, 242.0])
+    if pattern == "checks":
+        accent = base * (0.55 if colour not in ("black", "navy") else 2.2) if colour != "white" else np.array([120.0, 120.0, 126.0])
+        accent = np.clip(accent, 0, 255)
+    trim = base * 0.72 if colour not in ("black", "navy") else np.clip(base * 1.6 + 12, 0, 255)
+    sole = np.array([244.0, 244.0, 240.0]) if colour != "white" else np.array([200.0, 200.0, 196.0])
+    return Palette(colour, base, accent, trim, sole)
 
 
 def _transform(spec: Spec) -> np.ndarray:
     """Unit frame -> canvas pixels, as a 2x3 affine matrix."""
-    half = _CANVAS / 2
-    size = 0.42 * _CANVAS * spec.scale
-    angle = math.radians(spec.rotation)
+    return frame_matrix(spec.scale, spec.rotation, spec.dx, spec.dy)
+
+
+def frame_matrix(scale: float = 1.0, rotation: float = 0.0, dx: float = 0.0, dy: float = 0.0) -> np.ndarray:
+    """A unit frame (about [-1, 1], y down) -> canvas pixels, as a 2x3 affine matrix: scaled, turned by
+    `rotation` degrees about the centre and moved by (dx, dy) image sizes."""
+    half = CANVAS / 2
+    size = 0.42 * CANVAS * scale
+    angle = math.radians(rotation)
     c, s = math.cos(angle) * size, math.sin(angle) * size
-    return np.array([[c, -s, half + spec.dx * _CANVAS], [s, c, half + spec.dy * _CANVAS]])
+    return np.array([[c, -s, half + dx * CANVAS], [s, c, half + dy * CANVAS]])
 
 
-def _apply(matrix: np.ndarray, points: list[Point]) -> list[tuple[float, float]]:
+def apply_matrix(matrix: np.ndarray, points: list[Point]) -> list[tuple[float, float]]:
+    """Frame points -> canvas points."""
     p = np.asarray(points, dtype=np.float64)
     out = p @ matrix[:, :2].T + matrix[:, 2]
     return [tuple(q) for q in out]
 
 
-def _mask(draw_fn) -> np.ndarray:
-    image = Image.new("L", (_CANVAS, _CANVAS), 0)
+def draw_mask(draw_fn) -> np.ndarray:
+    """What `draw_fn(ImageDraw)` covers on the canvas, 0..1 (float32)."""
+    image = Image.new("L", (CANVAS, CANVAS), 0)
     draw_fn(ImageDraw.Draw(image))
     return np.asarray(image, dtype=np.float32) / 255.0
 
 
-def _pattern_mask(spec: Spec, matrix: np.ndarray) -> np.ndarray:
-    """Where the pattern colour goes (0..1), computed in the garment's own frame."""
-    if spec.pattern == "plain":
-        return np.zeros((_CANVAS, _CANVAS), dtype=np.float32)
+def pattern_mask(pattern: str, matrix: np.ndarray, pattern_scale: float = 1.0, pattern_phase: float = 0.0) -> np.ndarray:
+    """Where the pattern colour goes (0..1), computed in the garment's own frame (`matrix`: frame -> canvas)."""
+    if pattern == "plain":
+        return np.zeros((CANVAS, CANVAS), dtype=np.float32)
     inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
-    ys, xs = np.mgrid[0:_CANVAS, 0:_CANVAS].astype(np.float64) + 0.5
+    ys, xs = np.mgrid[0:CANVAS, 0:CANVAS].astype(np.float64) + 0.5
     u = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
     v = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
-    period = 0.3 * spec.pattern_scale
-    phase = spec.pattern_phase
-    if spec.pattern == "stripes":
+    period = 0.3 * pattern_scale
+    phase = pattern_phase
+    if pattern == "stripes":
         return (((v / period + phase) % 1.0) < 0.34).astype(np.float32)
-    if spec.pattern == "checks":
+    if pattern == "checks":
         a = ((u / period + phase) % 1.0) < 0.5
         b = ((v / period + phase) % 1.0) < 0.5
         return (0.5 * a + 0.5 * b).astype(np.float32)
-    if spec.pattern == "zigzag":
+    if pattern == "zigzag":
         # Bands whose centre line is a triangle wave of slope +-1: the edges run at +-45 degrees,
         # an orientation that no catalog pattern has.
         width = 2.4 * period
         tooth = np.abs((u / width + phase) % 1.0 - 0.5) * width
         return ((((v + tooth) / (1.5 * period) + phase) % 1.0) < 0.45).astype(np.float32)
     # dots: a staggered grid
-    period = 0.32 * spec.pattern_scale
+    period = 0.32 * pattern_scale
     row = np.floor(v / period + phase)
     fu = (u / period + phase + 0.5 * (row % 2)) % 1.0 - 0.5
     fv = (v / period + phase) % 1.0 - 0.5
     return (fu * fu + fv * fv < 0.24**2).astype(np.float32)
 
 
-def render(spec: Spec) -> Image.Image:
-    """The product shot of `spec` (64x64 RGB); the same spec gives the same pixels."""
-    spec.check()
-    matrix = _transform(spec)
-    polys, lines = _shape(spec.product_type)
-    base = np.array(COLOUR_BY_NAME[spec.colour].rgb, dtype=np.float32) * spec.shade + np.array(spec.tint, dtype=np.float32)
-    base = np.clip(base, 0, 255)
-    if spec.colour in _LIGHT:
-        accent = np.array([46.0, 46.0, 52.0]) if spec.colour == "white" else base * 0.45
-    else:
-        accent = np.array([245.0, 245.0, 242.0])
-    if spec.pattern == "checks":
-        accent = base * (0.55 if spec.colour not in ("black", "navy") else 2.2) if spec.colour != "white" else np.array([120.0, 120.0, 126.0])
-        accent = np.clip(accent, 0, 255)
-    trim = base * 0.72 if spec.colour not in ("black", "navy") else np.clip(base * 1.6 + 12, 0, 255)
-    pattern = _pattern_mask(spec, matrix)
-    sole = np.array([244.0, 244.0, 240.0]) if spec.colour != "white" else np.array([200.0, 200.0, 196.0])
+def studio_canvas() -> np.ndarray:
+    """The empty studio background at canvas size (HWC float32)."""
+    return np.tile(_BACKGROUND, (CANVAS, CANVAS, 1)).astype(np.float32)
 
-    canvas = np.tile(_BACKGROUND, (_CANVAS, _CANVAS, 1)).astype(np.float32)
-    # soft shadow under the whole silhouette
-    silhouette = _mask(lambda d: [d.polygon(_apply(matrix, p), fill=255) for p, role in polys if role != "hole"])
+
+def drop_shadow(canvas: np.ndarray, silhouette: np.ndarray) -> np.ndarray:
+    """`canvas` with the soft studio shadow of `silhouette` (0..1) cast down and to the right."""
     shadow = np.asarray(Image.fromarray((silhouette * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(5)), dtype=np.float32) / 255.0
     shadow = np.roll(shadow, (3, 2), axis=(0, 1))
-    canvas *= (1.0 - 0.16 * shadow)[..., None]
+    return canvas * (1.0 - 0.16 * shadow)[..., None]
 
-    ys = np.linspace(-1, 1, _CANVAS, dtype=np.float32)
-    light = (1.0 + 0.06 * ys[None, :] - 0.05 * ys[:, None])[..., None]
 
-    def fill(mask: np.ndarray, colour: np.ndarray, outline: bool = True) -> None:
+def studio_light() -> np.ndarray:
+    """The studio's light falloff over the canvas, as a factor on garment colours (HW1)."""
+    ys = np.linspace(-1, 1, CANVAS, dtype=np.float32)
+    return (1.0 + 0.06 * ys[None, :] - 0.05 * ys[:, None])[..., None]
+
+
+def line_pixels(width: float, scale: float) -> int:
+    """A line's width on the canvas, for `width` in units of a frame of scale `scale`."""
+    return max(1, int(round(width * 0.42 * CANVAS * scale)))
+
+
+def paint(
+    canvas: np.ndarray,
+    polys: list[tuple[list[Point], str]],
+    lines: list[tuple[list[Point], float, str]],
+    matrix: np.ndarray,
+    scale: float,
+    colours: Palette,
+    pattern: np.ndarray,
+    light: np.ndarray,
+    outline_width: int = 2,
+) -> np.ndarray:
+    """`canvas` with one garment's shapes painted over it: its polygons by role (fabric with the
+    `pattern` mask for "body", outlined `outline_width` canvas pixels wide; darker trim, buttons, soles,
+    ...), then its lines, `scale` being the frame's scale (line widths are in frame units)."""
+    base, accent, trim, sole = colours.base, colours.accent, colours.trim, colours.sole
+
+    def fill(mask: np.ndarray, colour: np.ndarray) -> None:
         nonlocal canvas
         canvas = canvas * (1.0 - mask[..., None]) + (colour * light) * mask[..., None]
 
     fabric = base[None, None, :] * (1.0 - pattern[..., None]) + accent[None, None, :] * pattern[..., None]
     for points, role in polys:
-        mask = _mask(lambda d, points=points: d.polygon(_apply(matrix, points), fill=255))
+        mask = draw_mask(lambda d, points=points: d.polygon(apply_matrix(matrix, points), fill=255))
         if role == "body":
-            outline = _mask(lambda d, points=points: d.polygon(_apply(matrix, points), outline=255, width=2))
+            outline = draw_mask(lambda d, points=points: d.polygon(apply_matrix(matrix, points), outline=255, width=outline_width))
             canvas = canvas * (1.0 - mask[..., None]) + (fabric * light) * mask[..., None]
-            fill(outline, base * 0.62 if spec.colour != "black" else base * 0.4)
+            fill(outline, base * 0.62 if colours.colour != "black" else base * 0.4)
         elif role == "back":
             fill(mask, base * 0.8)
         elif role == "trim":
@@ -268,12 +315,28 @@ def render(spec: Spec) -> Image.Image:
         elif role == "hole":
             fill(mask, base * 0.55)
         elif role == "button":
-            fill(mask, trim * 0.8 if spec.colour not in ("black", "navy") else trim)
+            fill(mask, trim * 0.8 if colours.colour not in ("black", "navy") else trim)
     for points, width, role in lines:
-        w = max(1, int(round(width * 0.42 * _CANVAS * spec.scale)))
-        mask = _mask(lambda d, points=points, w=w: d.line(_apply(matrix, points), fill=255, width=w))
-        colour = {"trim": trim, "zip": np.array([90.0, 90.0, 96.0]) if spec.colour != "black" else np.array([170.0, 170.0, 176.0]), "lace": sole}[role]
+        w = line_pixels(width, scale)
+        mask = draw_mask(lambda d, points=points, w=w: d.line(apply_matrix(matrix, points), fill=255, width=w))
+        colour = {"trim": trim, "zip": np.array([90.0, 90.0, 96.0]) if colours.colour != "black" else np.array([170.0, 170.0, 176.0]), "lace": sole}[role]
         fill(mask, colour)
+    return canvas
+
+
+def render(spec: Spec) -> Image.Image:
+    """The product shot of `spec` (64x64 RGB); the same spec gives the same pixels."""
+    spec.check()
+    matrix = _transform(spec)
+    polys, lines = _shape(spec.product_type)
+    colours = palette(spec.colour, spec.pattern, spec.shade, spec.tint)
+    pattern = pattern_mask(spec.pattern, matrix, spec.pattern_scale, spec.pattern_phase)
+
+    canvas = studio_canvas()
+    # soft shadow under the whole silhouette
+    silhouette = draw_mask(lambda d: [d.polygon(apply_matrix(matrix, p), fill=255) for p, role in polys if role != "hole"])
+    canvas = drop_shadow(canvas, silhouette)
+    canvas = paint(canvas, polys, lines, matrix, spec.scale, colours, pattern, studio_light())
     image = Image.fromarray(np.clip(canvas, 0, 255).round().astype(np.uint8), "RGB")
     return image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX)
 
