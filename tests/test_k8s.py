@@ -18,12 +18,14 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,15 @@ def main_container(doc: dict) -> dict:
     return pod_spec(doc)["containers"][0]
 
 
+def workloads(docs: list[dict]) -> list[dict]:
+    """Every object that runs pods: Deployments, StatefulSets and Jobs."""
+    return [doc for doc in docs if doc["kind"] in ("Deployment", "StatefulSet", "Job")]
+
+
+def pod_labels(doc: dict) -> dict[str, str]:
+    return doc["spec"]["template"]["metadata"]["labels"]
+
+
 def flag(args: list[str], name: str) -> str | None:
     for arg in args:
         if arg.startswith(f"--{name}="):
@@ -131,9 +142,11 @@ def test_each_overlay_renders_into_the_expected_objects(overlay):
     deployments = objects(docs, "Deployment")
     assert set(deployments) == {*BENTOML_SERVICES, "triton"}
     assert set(objects(docs, "Service")) >= {*BENTOML_SERVICES, "triton"}
-    assert set(objects(docs, "PodDisruptionBudget")) == set(deployments)
+    # A budget for every Deployment and every StatefulSet of more than one replica (a single Redis has none).
+    replicated = {name for name, doc in objects(docs, "StatefulSet").items() if doc["spec"].get("replicas", 1) > 1}
+    assert set(objects(docs, "PodDisruptionBudget")) == set(deployments) | replicated
     assert set(objects(docs, "ServiceMonitor")) and set(objects(docs, "PrometheusRule"))
-    assert "catalog" in objects(docs, "Job")
+    assert {"catalog", "index-build"} <= set(objects(docs, "Job"))
     autoscalers = objects(docs, "ScaledObject" if overlay.endswith("keda") else "HorizontalPodAutoscaler")
     assert set(autoscalers) == set(deployments)
     if overlay.endswith("keda"):
@@ -178,13 +191,15 @@ def test_pods_run_with_the_restricted_security_context(overlay):
     docs = render(overlay)
     namespace = objects(docs, "Namespace")[NAMESPACE]
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    for doc in [*objects(docs, "Deployment").values(), *objects(docs, "Job").values()]:
+    for doc in workloads(docs):
         spec = pod_spec(doc)
         name = doc["metadata"]["name"]
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         assert spec["automountServiceAccountToken"] is False, name
         volumes = {v["name"]: v for v in spec["volumes"]}
+        # A StatefulSet's own claims, one per pod.
+        volumes.update({t["metadata"]["name"]: {"persistentVolumeClaim": t["spec"]} for t in doc["spec"].get("volumeClaimTemplates", [])})
         assert not any("hostPath" in v for v in volumes.values()), name
         for container in containers(doc):
             context = container["securityContext"]
@@ -267,7 +282,7 @@ def test_termination_grace_outlasts_the_drain(overlay):
 @pytest.mark.parametrize("overlay", ("cpu", "gpu"))
 def test_every_container_has_requests_and_limits(overlay):
     docs = render(overlay)
-    for doc in [*objects(docs, "Deployment").values(), *objects(docs, "Job").values()]:
+    for doc in workloads(docs):
         for container in containers(doc):
             where = f"{doc['metadata']['name']}/{container['name']}"
             requests, limits = container["resources"]["requests"], container["resources"]["limits"]
@@ -390,12 +405,13 @@ def test_network_policies_admit_only_the_callers_and_the_catalog_yields(overlay)
     policies = objects(docs, "NetworkPolicy")
     assert policies["default-deny-ingress"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
     classes = objects(docs, "PriorityClass")
-    for name, doc in {**objects(docs, "Deployment"), **objects(docs, "Job")}.items():
+    for doc in [*objects(docs, "Deployment").values(), *objects(docs, "Job").values()]:
+        name = doc["metadata"]["name"]
         labels = doc["spec"]["template"]["metadata"]["labels"]
         selecting = [p for p in policies.values() if p["spec"]["podSelector"].get("matchLabels", {}).items() <= labels.items() and p["spec"]["podSelector"]]
         priority = classes[pod_spec(doc)["priorityClassName"]]
-        if name == "catalog":
-            assert not selecting  # the batch serves nothing
+        if doc["kind"] == "Job":  # catalog, index-build
+            assert not selecting, name  # a batch serves nothing
             assert priority["value"] < min(c["value"] for n, c in classes.items() if n != pod_spec(doc)["priorityClassName"])
             assert priority["preemptionPolicy"] == "Never"
             continue
@@ -432,22 +448,34 @@ def test_gpu_pods_pull_pinned_model_revisions_into_their_own_volume():
     docs = render("gpu")
     assert not any("ReadOnlyMany" in doc["spec"].get("accessModes", []) for doc in objects(docs, "PersistentVolumeClaim").values())
     settings = configmap(docs, "fashion-studio-settings")
-    needed = {"studio": [settings["FASHION_GENERATOR"]], "generator": [settings["FASHION_GENERATOR"]], "translator": [settings["FASHION_TRANSLATOR"]],
-              "scorer": [settings["FASHION_SCORER"]], "editor": [settings["FASHION_EDITOR"]], "catalog": [settings[k] for k in ("FASHION_GENERATOR", "FASHION_TRANSLATOR", "FASHION_SCORER")]}
-    workloads = {**objects(docs, "Deployment"), **objects(docs, "Job")}
+    needed = {
+        "studio": [settings["FASHION_GENERATOR"]],
+        "generator": [settings["FASHION_GENERATOR"]],
+        "translator": [settings["FASHION_TRANSLATOR"]],
+        "scorer": [settings["FASHION_SCORER"]],
+        "editor": [settings["FASHION_EDITOR"]],
+        "catalog": [settings[k] for k in ("FASHION_GENERATOR", "FASHION_TRANSLATOR", "FASHION_SCORER")],
+        "index-build": [settings["FASHION_SCORER"]],
+    }
+    pods = {**objects(docs, "Deployment"), **objects(docs, "Job")}
     for name, models in needed.items():
-        spec = pod_spec(workloads[name])
+        spec = pod_spec(pods[name])
         volumes = {v["name"]: v for v in spec["volumes"]}
         assert "emptyDir" in volumes["models"] and "persistentVolumeClaim" not in volumes["models"], name
+        mount = next(m["mountPath"] for m in main_container(pods[name])["volumeMounts"] if m["name"] == "models")
         pulled = {}
         for init in spec["initContainers"]:
             args = init["args"]
+            if args[:4] == ["python", "-m", "export", "onnx"]:  # an export of a pulled model (test_every_pod_that_runs_the_translator_can_load_it)
+                continue
             assert args[:6] == ["python", "-m", "fashion_studio.cli", "models", "pull", args[5]], args
             revision = flag(args, "revision")
             assert revision and revision not in ("main", "latest"), f"{name}: unpinned revision {revision}"
+            if not args[6].startswith(mount + "/"):  # not a model: the index-build Job's catalog manifest, pulled the same way
+                assert name == "index-build" and args[5].startswith("s3://") and not any(m["name"] == "models" for m in init["volumeMounts"]), args
+                continue
             assert any(m["name"] == "models" and not m.get("readOnly") for m in init["volumeMounts"])
             pulled[args[6]] = args[5]
-        mount = next(m["mountPath"] for m in main_container(workloads[name])["volumeMounts"] if m["name"] == "models")
         assert sorted(pulled) == sorted(f"{mount}/{model}" for model in models), name
     triton = main_container(objects(docs, "Deployment")["triton"])
     assert flag(triton["args"], "model-repository").startswith("s3://")
@@ -471,6 +499,270 @@ def test_each_overlay_states_its_safety_policy(overlay):
         assert 20.0 <= parsed.safety_threshold <= 35.0  # ViT-L/14: matching pairs near 30, unrelated under 20
     else:
         assert policy == "off" and checker is None
+
+
+# --- the product index and the translator: what each pod needs to start serving ----------------------
+
+
+def option(argv: list[str], name: str) -> str | None:
+    """A command-line option's value, as `--name=value` or `--name value`."""
+    for i, arg in enumerate(argv):
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+        if arg == f"--{name}" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def commands(container: dict, env: dict[str, str]) -> list[list[str]]:
+    """The commands a container runs, as argument lists with the environment expanded: its args (the
+    kubelet's $(VAR)), or each command of an `sh -c` script (the shell's $VAR)."""
+    args = [expand(arg, env) for arg in container.get("args", [])]
+    if args[:2] != ["sh", "-c"]:
+        return [args]
+    script = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: env.get(m.group(1), m.group(0)), args[2])
+    found, current = [], []
+    for word in [*shlex.split(script), ";"]:
+        if word in ("||", "&&", ";"):
+            if current:
+                found.append(current[1:] if current[0] == "exec" else current)
+            current = []
+        else:
+            current.append(word)
+    return found
+
+
+def cli(argv: list[str]) -> list[str] | None:
+    """The arguments of `fashion-studio ...` (python -m fashion_studio.cli) or `python -m export ...`."""
+    if argv[:3] == ["python", "-m", "fashion_studio.cli"]:
+        return argv[3:]
+    if argv[:3] == ["python", "-m", "export"]:
+        return ["export", *argv[3:]]
+    return None
+
+
+def calls(docs: list[dict], container: dict) -> list[list[str]]:
+    return [found for argv in commands(container, container_env(docs, container)) if (found := cli(argv)) is not None]
+
+
+def admits(policies: dict[str, dict], target: dict[str, str], source: dict[str, str], ports: set[str | int] | None = None) -> bool:
+    """Whether a NetworkPolicy lets pods labelled `source` (same namespace) reach pods labelled `target`,
+    on one of `ports` (a port's name or number; None: on any port)."""
+    for policy in policies.values():
+        spec = policy["spec"]
+        if not spec["podSelector"].get("matchLabels", {}).items() <= target.items():
+            continue
+        for rule in spec.get("ingress", []):
+            if ports is not None and "ports" in rule and not ports & {p["port"] for p in rule["ports"]}:
+                continue
+            sources = rule.get("from")
+            if sources is None or any(
+                "podSelector" in s and "namespaceSelector" not in s and s["podSelector"].get("matchLabels", {}).items() <= source.items() for s in sources
+            ):
+                return True
+    return False
+
+
+def mount_of(container: dict, path: str) -> dict | None:
+    """The volume mount that holds `path` (the deepest one)."""
+    holding = [m for m in container.get("volumeMounts", []) if path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")]
+    return max(holding, key=lambda m: len(m["mountPath"]), default=None)
+
+
+def triton_ports(docs: list[dict], url: str) -> set[str | int]:
+    """The Triton container port (name and number) that FASHION_TRITON_URL reaches."""
+    port = int(url.rsplit(":", 1)[1])
+    service = objects(docs, "Service")[re.match(r"(?:dns:///)?([a-z0-9-]+)", url).group(1)]
+    (target,) = [p["targetPort"] for p in service["spec"]["ports"] if p["port"] == port]
+    (number,) = [p["containerPort"] for p in main_container(objects(docs, "Deployment")["triton"])["ports"] if p["name"] == target]
+    return {target, number}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_reads_a_product_index_that_a_job_fills(overlay):
+    """/recommend and the conversation read the index at the gateway's FASHION_INDEX_URL: a folder on a
+    volume the gateway mounts (the embedded store), or a Service of the overlay at that host and port (a
+    Qdrant cluster). A Job of the overlay runs `fashion-studio index build` into that very index, from a
+    catalog that the pod renders or pulls first, with the scorer's model on the scorer service's runtime
+    (so stored and query vectors agree), and the network policies admit the gateway and the Job to the
+    index and the Job to what it embeds through, and nothing else."""
+    from fashion_studio.index.product_index import REMOTE_SCHEMES
+    from fashion_studio.settings import Settings
+
+    docs = render(overlay)
+    deployments, jobs, policies = objects(docs, "Deployment"), objects(docs, "Job"), objects(docs, "NetworkPolicy")
+    gateway = deployments["studio"]
+    studio = main_container(gateway)
+    url = container_env(docs, studio).get("FASHION_INDEX_URL")
+    assert url and url != Settings.model_fields["index_url"].default, f"{overlay}: the gateway reads the image's var/index, which no pod has"
+
+    builds = [
+        (job, container, call)
+        for job in jobs.values()
+        for container in containers(job, init=False)
+        for call in calls(docs, container)
+        if call[:2] == ["index", "build"]
+    ]
+    assert builds, f"{overlay}: no Job runs `fashion-studio index build`"
+    backends: list[dict] = []  # the pods of a remote store
+    if url.startswith(REMOTE_SCHEMES):
+        location = urllib.parse.urlsplit("http://" + url.split("://", 1)[1])
+        host, port = location.hostname, location.port
+        assert host.split(".")[1:2] in ([], [NAMESPACE]) and port, url
+        service = objects(docs, "Service")[host.split(".")[0]]
+        assert service["spec"].get("clusterIP") != "None", f"{url}: a headless Service pins nothing to ready peers"
+        (service_port,) = [p for p in service["spec"]["ports"] if p["port"] == port]
+        backends = [doc for doc in workloads(docs) if doc["kind"] != "Job" and service["spec"]["selector"].items() <= pod_labels(doc).items()]
+        assert backends, f"{url}: the Service selects no pods"
+    scorer_env = container_env(docs, main_container(deployments["scorer"]))
+    for job, container, call in builds:
+        name = job["metadata"]["name"]
+        assert option(call, "index") == url, f"{name} builds {option(call, 'index')}, the gateway reads {url}"
+        assert pod_spec(job)["priorityClassName"] == pod_spec(jobs["catalog"])["priorityClassName"] == "fashion-studio-batch"
+        # The catalog is made in the pod before the build: rendered (a demo shop) or pulled from the bucket.
+        catalog = option(call, "catalog")
+        made = [
+            init["name"]
+            for init in pod_spec(job).get("initContainers", [])
+            for step in calls(docs, init)
+            if (step[:2] == ["index", "demo-catalog"] and option(step, "out") == catalog) or (step[:2] == ["models", "pull"] and step[3] == catalog)
+        ]
+        assert made, f"{name}: nothing makes the catalog {catalog} before the build"
+        # The scorer's model, on the scorer service's runtime: the pulled folder or the image's models.
+        env = container_env(docs, container)
+        for key in ("FASHION_SCORER", "FASHION_RUNTIME", "FASHION_MODELS_DIR"):
+            assert env.get(key) == scorer_env.get(key), f"{name}: {key}={env.get(key)}, the scorer service has {scorer_env.get(key)}"
+        model = f"{env['FASHION_MODELS_DIR']}/{env['FASHION_SCORER']}"
+        pulled = [step[3] for init in pod_spec(job).get("initContainers", []) for step in calls(docs, init) if step[:2] == ["models", "pull"]]
+        assert model in pulled or model.startswith(IMAGE_SOURCE + "/"), f"{name}: {model} is neither pulled nor in the image"
+        # Where it may go: the remote store, and Triton's gRPC port when it embeds through Triton; an
+        # embedded store built in-process needs no way into any pod.
+        labels = pod_labels(job)
+        if env["FASHION_RUNTIME"] == "triton":
+            assert admits(policies, pod_labels(deployments["triton"]), labels, triton_ports(docs, env["FASHION_TRITON_URL"])), f"{name} cannot reach Triton"
+        private = [other for other in workloads(docs) if other["kind"] != "Job" and not admits(policies, pod_labels(other), {})]  # not the public gateway
+        reachable = {other["metadata"]["name"] for other in private if admits(policies, pod_labels(other), labels)}
+        needed = {b["metadata"]["name"] for b in backends} | ({"triton"} if env["FASHION_RUNTIME"] == "triton" else set())
+        assert reachable == needed, f"{name} may reach {sorted(reachable)}, needs {sorted(needed)}"
+
+    if backends:  # a cluster: the Service's pods admit the gateway and the build Jobs on its port, and nobody else
+        allowed = [pod_labels(gateway), *(pod_labels(job) for job, _, _ in builds)]
+        for backend in backends:
+            numbers = {p["name"]: p["containerPort"] for c in containers(backend, init=False) for p in c.get("ports", [])}
+            target = service_port["targetPort"]
+            assert target in numbers or target in numbers.values(), f"{url}: no container port {target}"
+            ports = {target, numbers[target]} if target in numbers else {target, *(n for n, v in numbers.items() if v == target)}
+            for source in allowed:
+                assert admits(policies, pod_labels(backend), source, ports), f"{source} cannot reach {url}"
+            # Nothing else: on that port, only the gateway, the build Jobs and the store's own peers.
+            for policy in policies.values():
+                if not policy["spec"]["podSelector"] or not policy["spec"]["podSelector"].get("matchLabels", {}).items() <= pod_labels(backend).items():
+                    continue
+                for rule in policy["spec"].get("ingress", []):
+                    if "ports" in rule and not ports & {p["port"] for p in rule["ports"]}:
+                        continue
+                    for source in rule.get("from", [{}]):
+                        selector = source.get("podSelector", {}).get("matchLabels")
+                        assert selector and "namespaceSelector" not in source, f"{policy['metadata']['name']} admits {source or 'everyone'} to {url}"
+                        assert any(selector.items() <= labels.items() for labels in [*allowed, pod_labels(backend)]), selector
+    else:  # the embedded store: a folder on one claim that the gateway and the Jobs mount at the same path
+        path = url.removeprefix("file://")
+        claims = set()
+        for workload, container in [(gateway, studio), *((job, container) for job, container, _ in builds)]:
+            where = f"{workload['metadata']['name']}/{container['name']}"
+            mount = mount_of(container, path)
+            assert mount is not None, f"{where}: {path} is on no volume"
+            # SQLite's readers of a WAL database write its shared-memory file: read-write even for the gateway.
+            assert not mount.get("readOnly"), f"{where}: {path} is read-only"
+            volume = next(v for v in pod_spec(workload)["volumes"] if v["name"] == mount["name"])
+            assert "persistentVolumeClaim" in volume, f"{where}: {path} is not on a persistent volume"
+            claims.add((volume["persistentVolumeClaim"]["claimName"], mount["mountPath"]))
+        ((claim, mount_path),) = claims
+        assert claim in objects(docs, "PersistentVolumeClaim")
+        # The index records each shot by its path in the catalog: the gateway reads it there (/products/{id}/image).
+        for job, _, call in builds:
+            assert option(call, "catalog").startswith(mount_path.rstrip("/") + "/"), f"{job['metadata']['name']}: the catalog is not on the gateway's volume"
+
+
+def test_the_product_index_cluster_is_a_replicated_qdrant_the_client_can_talk_to():
+    """The gpu overlay's Qdrant: a StatefulSet of peers with their own volumes and stable names (a
+    headless Service published before readiness), two replicas of each shard and a budget of one peer
+    at a time, and a server version that the pinned qdrant-client accepts."""
+    from qdrant_client.common.version_check import is_compatible
+
+    docs = render("gpu")
+    url = configmap(docs, "fashion-studio-settings")["FASHION_INDEX_URL"]
+    (name,) = [n for n, doc in objects(docs, "StatefulSet").items() if doc["metadata"]["labels"].get("app.kubernetes.io/component") == "product-index"]
+    assert url == f"http://{name}:6333"
+    store = objects(docs, "StatefulSet")[name]
+    spec, pod = store["spec"], pod_spec(store)
+    assert spec["replicas"] >= 3 and spec["podManagementPolicy"] == "Parallel"
+    headless = objects(docs, "Service")[spec["serviceName"]]["spec"]
+    assert headless["clusterIP"] == "None" and headless["publishNotReadyAddresses"] is True
+    assert headless["selector"].items() <= pod_labels(store).items()
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["QDRANT__CLUSTER__ENABLED"] == "true" and int(env["QDRANT__STORAGE__COLLECTION__REPLICATION_FACTOR"]) >= 2
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["p2p"] == int(env["QDRANT__CLUSTER__P2P__PORT"]) and ports["http"] == 6333
+    assert f"{name}-0.{spec['serviceName']}:{ports['p2p']}" in container["args"][0]  # peers join peer 0 by its stable name
+    (claim,) = spec["volumeClaimTemplates"]
+    assert any(m["name"] == claim["metadata"]["name"] and m["mountPath"] == "/qdrant/storage" for m in container["volumeMounts"])
+    pdb = objects(docs, "PodDisruptionBudget")[name]["spec"]
+    assert pdb["maxUnavailable"] == 1 < int(env["QDRANT__STORAGE__COLLECTION__REPLICATION_FACTOR"])
+    assert pdb["selector"]["matchLabels"].items() <= pod_labels(store).items()
+    # The image: qdrant/qdrant at a release tag (the -unprivileged build runs as the pod's non-root user).
+    match = re.fullmatch(r"(?:docker\.io/)?qdrant/qdrant:v(\d+\.\d+\.\d+)(-unprivileged)?", container["image"])
+    assert match, container["image"]
+    if match.group(2):
+        assert pod["securityContext"]["runAsUser"] == 1000
+    client = re.search(r"^qdrant-client==(\S+)$", (ROOT / "constraints.txt").read_text(), re.MULTILINE).group(1)
+    assert is_compatible(client, match.group(1)), f"qdrant-client {client} refuses server {match.group(1)}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_that_runs_the_translator_can_load_it(overlay):
+    """The translator service and the catalog Job load MarianMT in their own process. On any runtime but
+    torch that is an ONNX export found under FASHION_ONNX_DIR, which loading never makes
+    (fashion_studio/runtimes.py: locate_export): such a pod exports the translator's pulled folder there
+    in an init container, into the volume the loader reads, with the same precision and opset settings."""
+    from fashion_studio.settings import Settings
+
+    docs = render(overlay)
+    runners = [doc for doc in objects(docs, "Deployment").values() if flag(main_container(doc)["args"], "service-name") == "translator"]
+    runners += [doc for doc in objects(docs, "Job").values() if any(call[:1] == ["catalog"] for call in calls(docs, main_container(doc)))]
+    assert sorted(doc["metadata"]["name"] for doc in runners) == ["catalog", "translator"]
+    for doc in runners:
+        name = doc["metadata"]["name"]
+        container = main_container(doc)
+        env = container_env(docs, container)
+        runtime = env.get("FASHION_RUNTIME", Settings.model_fields["runtime"].default)
+        if runtime == "torch":
+            continue
+        onnx_dir = env.get("FASHION_ONNX_DIR")
+        assert onnx_dir, f"{name}: runtime {runtime} loads the translator from an export, and no FASHION_ONNX_DIR names where"
+        mount = mount_of(container, onnx_dir)
+        assert mount is not None, f"{name}: {onnx_dir} is on no volume"
+        model = f"{env['FASHION_MODELS_DIR']}/{env['FASHION_TRANSLATOR']}"
+        inits = pod_spec(doc).get("initContainers", [])
+        steps = [(i, init, call) for i, init in enumerate(inits) for call in calls(docs, init)]
+        exports = [(i, init, call) for i, init, call in steps if call[:2] == ["export", "onnx"] and option(call, "model") == model]
+        assert exports, f"{name}: runtime {runtime} and no init container exports {model}"
+        for i, init, call in exports:
+            out = option(call, "out")
+            # locate_export looks in FASHION_ONNX_DIR itself and the folders directly under it.
+            assert out.rstrip("/") == onnx_dir.rstrip("/") or out.rstrip("/").rsplit("/", 1)[0] == onnx_dir.rstrip("/"), f"{name}: exports to {out}"
+            written = mount_of(init, out)
+            assert written is not None and written["name"] == mount["name"] and not written.get("readOnly"), f"{name}/{init['name']}: {out}"
+            assert written["mountPath"] == mount["mountPath"]
+            init_env = container_env(docs, init)
+            for key in ("FASHION_ONNX_PRECISION", "FASHION_ONNX_OPSET"):
+                assert init_env.get(key) == env.get(key), f"{name}: {key} differs between the export and the loader"
+            assert option(call, "precision") in (None, env.get("FASHION_ONNX_PRECISION", Settings.model_fields["onnx_precision"].default))
+            assert option(call, "opset") in (None, str(env.get("FASHION_ONNX_OPSET", Settings.model_fields["onnx_opset"].default)))
+            # The weights are there first: pulled by an earlier init container, or in the image.
+            pulled_before = [c for j, _, c in steps if j < i and c[:2] == ["models", "pull"] and c[3] == model]
+            assert pulled_before or model.startswith(IMAGE_SOURCE + "/"), f"{name}: {model} is not there before its export"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -578,8 +870,11 @@ def test_a_gpu_model_pod_pulls_its_models_from_s3_before_it_reports_ready(tmp_pa
         missing = subprocess.run([*command[:-1], "--revision=no-such-revision"], env=env, capture_output=True, text=True, timeout=120)
         assert missing.returncode == 2 and f"{source}/no-such-revision" in missing.stderr
         settings = configmap(docs, "fashion-studio-settings")
-        service = Server("services.scorer:ScorerService", {"FASHION_MODELS_DIR": str(volume), "FASHION_SCORER": settings["FASHION_SCORER"],
-                                                    "FASHION_RUNTIME": "torch", "FASHION_DEVICE": "cpu"}, tmp_path / "scorer.log")
+        service = Server(
+            "services.scorer:ScorerService",
+            {"FASHION_MODELS_DIR": str(volume), "FASHION_SCORER": settings["FASHION_SCORER"], "FASHION_RUNTIME": "torch", "FASHION_DEVICE": "cpu"},
+            tmp_path / "scorer.log",
+        )
         service.wait_ready(180)
         response = httpx.post(f"{service.url}/embed_texts", json={"texts": ["a red dress"]}, timeout=60)
         assert response.status_code == 200 and len(response.json()[0]) > 1, response.text
@@ -634,8 +929,10 @@ def test_the_catalog_job_pushes_to_the_pushgateway_that_prometheus_scrapes(overl
     assert any("--persistence.file=" in arg for arg in values["extraArgs"]) and values["persistentVolume"]["enabled"]
     allowed = values["networkPolicy"]["customSelectors"]
     job_labels = objects(docs, "Job")["catalog"]["spec"]["template"]["metadata"]["labels"]
-    assert any(s["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": NAMESPACE}
-               and s["podSelector"]["matchLabels"].items() <= job_labels.items() for s in allowed)
+    assert any(
+        s["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": NAMESPACE} and s["podSelector"]["matchLabels"].items() <= job_labels.items()
+        for s in allowed
+    )
 
 
 def test_a_catalog_shard_run_as_the_job_runs_it_is_scraped_through_a_real_pushgateway(tmp_path, tiny_models):
@@ -662,33 +959,54 @@ def test_a_catalog_shard_run_as_the_job_runs_it_is_scraped_through_a_real_pushga
         assert args[:3] == ["python", "-m", "fashion_studio.cli"] and f"--pushgateway={env['PUSHGATEWAY_URL']}" in args
         started = time.time()
         settings = {
-            "FASHION_GENERATOR": str(tiny_models["sd"]), "FASHION_TRANSLATOR": str(tiny_models["marian"]), "FASHION_SCORER": str(tiny_models["clip"]),
-            "FASHION_DEFAULT_STEPS": "1", "FASHION_DEFAULT_WIDTH": "32", "FASHION_DEFAULT_HEIGHT": "32", "FASHION_DEFAULT_GUIDANCE": "0",
+            "FASHION_GENERATOR": str(tiny_models["sd"]),
+            "FASHION_TRANSLATOR": str(tiny_models["marian"]),
+            "FASHION_SCORER": str(tiny_models["clip"]),
+            "FASHION_DEFAULT_STEPS": "1",
+            "FASHION_DEFAULT_WIDTH": "32",
+            "FASHION_DEFAULT_HEIGHT": "32",
+            "FASHION_DEFAULT_GUIDANCE": "0",
             "FASHION_MAX_ATTEMPTS": "1",
         }
         result = subprocess.run([sys.executable, *args[1:]], cwd=ROOT, env={**os.environ, **settings}, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
-        stats = json.loads(result.stdout[result.stdout.index("{"):])
+        stats = json.loads(result.stdout[result.stdout.index("{") :])
         assert stats["shard"] == f"0/{env['SHARD_COUNT']}" and stats["count"] == 3
 
         config = yaml.safe_load((MONITORING / "prometheus.test.yml").read_text())
-        config["scrape_configs"] = [{
-            "job_name": "pushgateway",
-            "metrics_path": endpoint["path"],
-            "honor_labels": endpoint["honorLabels"],
-            "static_configs": [{
-                "targets": [gateway.url.removeprefix("http://")],
-                # What the Operator attaches to the Pushgateway's target; the pushed labels win.
-                "labels": {"job": "prometheus-pushgateway", "namespace": monitor["namespaceSelector"]["matchNames"][0],
-                           "service": "prometheus-pushgateway", "pod": "prometheus-pushgateway-0", "endpoint": endpoint["port"]},
-            }],
-        }]
+        config["scrape_configs"] = [
+            {
+                "job_name": "pushgateway",
+                "metrics_path": endpoint["path"],
+                "honor_labels": endpoint["honorLabels"],
+                "static_configs": [
+                    {
+                        "targets": [gateway.url.removeprefix("http://")],
+                        # What the Operator attaches to the Pushgateway's target; the pushed labels win.
+                        "labels": {
+                            "job": "prometheus-pushgateway",
+                            "namespace": monitor["namespaceSelector"]["matchNames"][0],
+                            "service": "prometheus-pushgateway",
+                            "pod": "prometheus-pushgateway-0",
+                            "endpoint": endpoint["port"],
+                        },
+                    }
+                ],
+            }
+        ]
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
         port = free_port()
         prometheus = subprocess.Popen(
-            [tool("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=(tmp_path / "prometheus.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                tool("prometheus"),
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=(tmp_path / "prometheus.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
         def query(promql: str) -> list[dict]:
@@ -754,7 +1072,7 @@ class Pod:
         def local_path(value: str) -> str:
             for path, local in sorted(mounts.items(), key=lambda item: -len(item[0])):
                 if value == path or value.startswith(path.rstrip("/") + "/"):
-                    return str(local) + value[len(path.rstrip("/")):]
+                    return str(local) + value[len(path.rstrip("/")) :]
             return value
 
         env = {key: local_path(value) for key, value in container_env(docs, container).items()}
@@ -775,8 +1093,12 @@ class Pod:
         # The entrypoint of images built by `bentoml containerize`: start-http-server ARGS $BENTO_PATH.
         self.command = [sys.executable, "-m", "bentoml_cli._internal.start", *args, str(bento)]
         self.process = subprocess.Popen(
-            self.command, cwd=bento, env={**os.environ, **env},
-            stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            self.command,
+            cwd=bento,
+            env={**os.environ, **env},
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def ready(self) -> bool:
@@ -873,9 +1195,7 @@ def keda_queries() -> dict[str, str]:
 def build_bento(home: Path) -> Path:
     """`bentoml build` into its own BENTOML_HOME; the built Bento's folder (the image's $BENTO_PATH)."""
     env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"}
-    result = subprocess.run(
-        [sys.executable, "-m", "bentoml", "build", "--output", "tag"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
+    result = subprocess.run([sys.executable, "-m", "bentoml", "build", "--output", "tag"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     tag = result.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
     name, version = tag.split(":")
@@ -904,8 +1224,13 @@ class Cluster:
         # Test-only: less work per request (smaller images, short translations, one catalog attempt)
         # so that the traffic below takes seconds on 2 cores.
         overrides = {
-            "FASHION_DEFAULT_STEPS": "2", "FASHION_DEFAULT_WIDTH": "32", "FASHION_DEFAULT_HEIGHT": "32",
-            "FASHION_DEFAULT_GUIDANCE": "0", "FASHION_TRANSLATION_MAX_NEW_TOKENS": "16", "FASHION_MAX_ATTEMPTS": "1", "BENTOML_DO_NOT_TRACK": "True",
+            "FASHION_DEFAULT_STEPS": "2",
+            "FASHION_DEFAULT_WIDTH": "32",
+            "FASHION_DEFAULT_HEIGHT": "32",
+            "FASHION_DEFAULT_GUIDANCE": "0",
+            "FASHION_TRANSLATION_MAX_NEW_TOKENS": "16",
+            "FASHION_MAX_ATTEMPTS": "1",
+            "BENTOML_DO_NOT_TRACK": "True",
         }
         self.bento = build_bento(self.root / "build-home")
         for name in BENTOML_SERVICES:
@@ -951,35 +1276,45 @@ class Cluster:
                         continue
                     number = local.get(name) if name in local else local_ports[(name, endpoint["port"])]
                     deployment = objects(self.docs, "Deployment")[name]
-                    jobs.append({
-                        "job_name": f"{monitor['metadata']['name']}/{name}/{endpoint['port']}",
-                        "metrics_path": endpoint["path"],
-                        "honor_labels": bool(endpoint.get("honorLabels", False)),
-                        "static_configs": [{
-                            "targets": [f"127.0.0.1:{number}"],
-                            "labels": {
-                                "job": labels[spec["jobLabel"]],
-                                "namespace": service["metadata"]["namespace"],
-                                "service": name,
-                                "pod": f"{name}-0",
-                                "container": main_container(deployment)["name"],
-                                "endpoint": endpoint["port"],
-                            },
-                        }],
-                    })
+                    jobs.append(
+                        {
+                            "job_name": f"{monitor['metadata']['name']}/{name}/{endpoint['port']}",
+                            "metrics_path": endpoint["path"],
+                            "honor_labels": bool(endpoint.get("honorLabels", False)),
+                            "static_configs": [
+                                {
+                                    "targets": [f"127.0.0.1:{number}"],
+                                    "labels": {
+                                        "job": labels[spec["jobLabel"]],
+                                        "namespace": service["metadata"]["namespace"],
+                                        "service": name,
+                                        "pod": f"{name}-0",
+                                        "container": main_container(deployment)["name"],
+                                        "endpoint": endpoint["port"],
+                                    },
+                                }
+                            ],
+                        }
+                    )
         assert {j["static_configs"][0]["labels"]["job"] for j in jobs} == {*BENTOML_SERVICES, "triton"}
-        jobs.append({
-            "job_name": "dcgm-exporter",
-            # As the GPU Operator's ServiceMonitor scrapes it (honorLabels false): the exporter's pod
-            # mapping (namespace, pod and container of the GPU's user) arrives as exported_*.
-            "honor_labels": False,
-            "static_configs": [{"targets": [f"127.0.0.1:{self.dcgm.port}"], "labels": {"namespace": "gpu-operator", "pod": "dcgm-exporter-0", "container": "exporter"}}],
-        })
-        jobs.append({
-            "job_name": "kube-state-metrics",
-            "honor_labels": True,  # as kube-prometheus-stack scrapes it: the objects' own namespace and pod
-            "static_configs": [{"targets": [f"127.0.0.1:{self.kube_state.port}"], "labels": {"namespace": "monitoring", "pod": "kube-state-metrics-0"}}],
-        })
+        jobs.append(
+            {
+                "job_name": "dcgm-exporter",
+                # As the GPU Operator's ServiceMonitor scrapes it (honorLabels false): the exporter's pod
+                # mapping (namespace, pod and container of the GPU's user) arrives as exported_*.
+                "honor_labels": False,
+                "static_configs": [
+                    {"targets": [f"127.0.0.1:{self.dcgm.port}"], "labels": {"namespace": "gpu-operator", "pod": "dcgm-exporter-0", "container": "exporter"}}
+                ],
+            }
+        )
+        jobs.append(
+            {
+                "job_name": "kube-state-metrics",
+                "honor_labels": True,  # as kube-prometheus-stack scrapes it: the objects' own namespace and pod
+                "static_configs": [{"targets": [f"127.0.0.1:{self.kube_state.port}"], "labels": {"namespace": "monitoring", "pod": "kube-state-metrics-0"}}],
+            }
+        )
         return jobs
 
     def start_prometheus(self) -> None:
@@ -997,9 +1332,16 @@ class Cluster:
         self.prometheus_url = f"http://127.0.0.1:{self.prometheus_port}"
         self.prometheus_log = self.root / "prometheus.log"
         self.prometheus = subprocess.Popen(
-            [tool("prometheus"), f"--config.file={config_file}", f"--storage.tsdb.path={self.root / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.prometheus_port}", "--log.level=warn"],
-            stdout=self.prometheus_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                tool("prometheus"),
+                f"--config.file={config_file}",
+                f"--storage.tsdb.path={self.root / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.prometheus_port}",
+                "--log.level=warn",
+            ],
+            stdout=self.prometheus_log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
         def targets_up() -> bool:
@@ -1171,8 +1513,12 @@ def test_the_keda_queries_return_data(cluster):
 def test_the_canary_metric_queries_run_on_the_real_prometheus(cluster):
     """Flagger's MetricTemplates with its variables filled as for the replayed gateway pod."""
     for name, template in objects(render("gpu"), "MetricTemplate").items():
-        query = (template["spec"]["query"].replace("{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)", "studio-0")
-                 .replace("{{ namespace }}", NAMESPACE).replace("{{ interval }}", "1m"))
+        query = (
+            template["spec"]["query"]
+            .replace("{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)", "studio-0")
+            .replace("{{ namespace }}", NAMESPACE)
+            .replace("{{ interval }}", "1m")
+        )
         (result,) = cluster.query(query)
         assert 0 <= float(result["value"][1]) <= 1, f"{name}: {query} -> {result}"
 
@@ -1215,10 +1561,10 @@ def test_every_autoscaler_selects_the_label_that_names_the_service(cluster):
         (result,) = cluster.query(query)
         assert float(result["value"][1]) >= 0, f"ScaledObject {name}: {query} -> {result}"
 
+
 def test_memory_limits_leave_room_over_the_measured_footprint(cluster):
     """The cpu overlay's limits against each service's resident memory after real traffic."""
     for name, pod in cluster.pods.items():
         limit = quantity(pod.limits["memory"])
         rss = pod.rss_bytes()
         assert rss < 0.8 * limit, f"{name}: {rss / 2**20:.0f} MiB resident, limit {pod.limits['memory']}"
-
