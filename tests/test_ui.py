@@ -1,7 +1,9 @@
 """The page at /ui, driven in headless Chromium against a live deployment on the fashion-mini models,
 with API keys on: a user types a prompt and sees the images, runs a German description through the
 catalog, sees the API's own error for a bad value, uploads a sheet and downloads the job's results,
-and finds stored images in the gallery; the page asks nothing of any host but the gateway."""
+finds stored images in the gallery, edits one of them in words, finds the products of a small demo
+shop that look like an uploaded shot or a text, and holds a conversation that survives a reload; the
+page asks nothing of any host but the gateway."""
 
 from __future__ import annotations
 
@@ -28,11 +30,13 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 SERVER_ENV = {
     "FASHION_API_KEYS": KEY,
     "FASHION_DEFAULT_STEPS": "4",
+    "FASHION_EDIT_STEPS": "4",
     "FASHION_MAX_ATTEMPTS": "1",
     "FASHION_RATE_LIMIT_PER_MINUTE": "6000",
     "FASHION_RATE_LIMIT_BURST": "1000",
 }
 WORK_S = 180_000  # ms: one request's work on two busy cores
+SHOP = 40  # demo articles in the product index
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +53,27 @@ def left_over_job(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(left_over_job):
+def shop(tmp_path_factory):
+    """A demo shop, indexed by the scorer's CLIP for `/recommend` and the conversation: (catalog, index folder)."""
+    from fashion_studio.index import ProductIndex
+    from fashion_studio.index.demo import render_demo_catalog
+    from fashion_studio.scoring import Scorer
+    from fashion_studio.settings import Settings
+
+    root = tmp_path_factory.mktemp("shop")
+    catalog = render_demo_catalog(SHOP, root / "shop", seed=5, workers=1)
+    settings = Settings(torch_threads=1)
+    index = ProductIndex.open(settings, str(root / "index"), embedder=Scorer.load(settings), create=True)
+    assert index.build(catalog).embedded == SHOP
+    index.close()
+    return catalog, root / "index"
+
+
+@pytest.fixture(scope="module")
+def server(left_over_job, shop):
     store, _ = left_over_job
-    with serving("services.gateway:Studio", {**SERVER_ENV, "FASHION_STORAGE_URL": str(store)}, store.parent / "server.log", timeout=300) as server:
+    env = {**SERVER_ENV, "FASHION_STORAGE_URL": str(store), "FASHION_INDEX_URL": str(shop[1])}
+    with serving("services.gateway:Studio", env, store.parent / "server.log", timeout=300) as server:
         yield server
 
 
@@ -186,12 +208,176 @@ def test_the_gallery_shows_a_stored_image_with_its_metadata(page, server):
     assert page.locator("#gallery-items figure").first.get_attribute("data-image-id") == image_id  # newest first
 
 
+def stored_image(server: Server, prompt: str, seed: int) -> str:
+    """The id of an image generated and stored through the API, as another client would."""
+    reply = httpx.post(f"{server.url}/generate", json={"prompt": prompt, "seed": seed}, headers=AUTH, timeout=WORK_S / 1000)
+    assert reply.status_code == 200, reply.text
+    return reply.json()["images"][0]["id"]
+
+
+def wait_for_images(page, selector: str, count: int) -> None:
+    """`count` images under `selector`, each fetched (as a blob) and decoded at the models' 64 px."""
+    page.wait_for_function(
+        f"(() => {{ const images = [...document.querySelectorAll({selector!r})];"
+        f" return images.length == {count} && images.every(i => i.src.startsWith('blob:') && i.complete && i.naturalWidth == 64); }})()",
+        timeout=WORK_S,
+    )
+
+
+def test_an_image_from_the_gallery_is_edited_in_words_and_shown_beside_its_source(page, server):
+    source = stored_image(server, "a red dress", seed=5)
+    page.click("#tabs button[data-view=gallery]")
+    page.locator(f"#gallery-items figure[data-image-id='{source}'] button[data-use=edit]").click()
+    assert page.locator("#view-edit").is_visible() and page.input_value("#edit-form [name=image_id]") == source
+    wait_for_images(page, "#edit-source img", 1)  # the source, before any edit
+    assert page.locator("#edit-source figure").get_attribute("data-image-id") == source
+    assert page.input_value("#edit-form [name=steps]") == "4"  # the schema's default (FASHION_EDIT_STEPS)
+
+    page.fill("#edit-form [name=instruction]", "make it navy")
+    page.fill("#edit-form [name=seed]", "7")
+    page.click("#edit-form button[type=submit]")
+    page.wait_for_selector("#edit-output figure[data-image-id^=edit-]", timeout=WORK_S)
+    wait_for_images(page, "#edit-result img", 2)
+    edited = page.locator("#edit-output figure").get_attribute("data-image-id")
+    assert page.locator("#edit-source figure").get_attribute("data-image-id") == source
+    record = next(r for r in httpx.get(f"{server.url}/images", headers=AUTH, timeout=10).json()["images"] if r["id"] == edited)
+    meta = record["metadata"]
+    assert (meta["source_image_id"], meta["instruction"], meta["seed"]) == (source, "make it navy", 7)
+    shown = page.inner_text("#edit-output")
+    assert "make it navy" in shown and meta["edited_description"] in shown and "seed 7" in shown, shown
+    assert abs(float(shown.split("CLIP ")[1].split()[0]) - meta["clip_score"]) <= 0.005, shown
+    assert "navy" in meta["edited_description"]
+
+    page.click("#edit-output button[data-use=edit]")  # the edit, taken as the next source
+    assert page.input_value("#edit-form [name=image_id]") == edited
+    assert page.locator("#edit-source figure").get_attribute("data-image-id") == edited
+    assert page.locator("#edit-output figure").count() == 0
+
+
+def test_an_uploaded_shot_finds_k_similar_products_and_words_find_filtered_ones(page, shop, tmp_path):
+    catalog, _ = shop
+    product = catalog.products[7]
+    shot = tmp_path / "shot.png"
+    catalog.load_image(product).save(shot)
+    page.click("#tabs button[data-view=recommend]")
+    assert page.input_value("#recommend-form [name=k]") == "5"  # the schema's default
+    page.fill("#recommend-form [name=image_id]", "not-used")
+    page.set_input_files("#recommend-form [name=file]", str(shot))
+    assert page.input_value("#recommend-form [name=image_id]") == ""  # one source at a time
+    page.fill("#recommend-form [name=k]", "4")
+    page.click("#recommend-form button[type=submit]")
+    wait_for_images(page, "#recommend-results figure.product img", 4)
+    cards = page.locator("#recommend-results figure.product")
+    ids = [cards.nth(i).get_attribute("data-product-id") for i in range(4)]
+    assert product.product_id in ids, ids
+    card = cards.nth(ids.index(product.product_id)).inner_text()
+    for fact in (product.name, f"{product.product_type} · {product.colour} · {product.pattern}", f"{product.price:.2f} EUR", "similarity"):
+        assert fact in card, (fact, card)
+    assert "4 of 4 products like the image" in page.inner_text("#recommend-summary")
+
+    page.fill("#recommend-form [name=text]", "a photo of a blue jacket")
+    assert page.eval_on_selector("#recommend-form [name=file]", "f => f.files.length") == 0
+    page.fill("#recommend-form [name=product_type]", "jacket")
+    page.fill("#recommend-form [name=k]", "3")
+    page.click("#recommend-form button[type=submit]")
+    page.wait_for_function("document.querySelector('#recommend-summary').textContent.includes('like the words')", timeout=WORK_S)
+    jackets = [p.product_id for p in catalog.products if p.product_type == "jacket"]
+    assert len(jackets) >= 3, jackets  # the demo shop's seed
+    wait_for_images(page, "#recommend-results figure.product img", 3)
+    captions = page.locator("#recommend-results figcaption").all_inner_texts()
+    assert all("jacket ·" in c for c in captions), captions
+    assert "product type jacket" in page.inner_text("#recommend-summary")
+
+
+def test_a_conversation_draws_then_edits_and_its_history_survives_a_reload(page):
+    page.click("#tabs button[data-view=conversation]")
+    assert "no conversation yet" in page.inner_text("#conversation-id")
+    page.fill("#message-form [name=message]", "a red summer dress")
+    page.fill("#message-form [name=seed]", "11")
+    page.click("#message-form button[type=submit]")
+    first = page.locator("#conversation-turns li.turn[data-seq='1']")
+    first.wait_for(timeout=WORK_S)
+    wait_for_images(page, "#conversation-turns li[data-seq='1'] .turn-images img", 1)
+    wait_for_images(page, "#conversation-turns li[data-seq='1'] .products img", 5)
+    session = page.evaluate("sessionStorage.getItem('fashion-studio-session')")
+    assert session and session in page.inner_text("#conversation-id")
+    assert first.get_attribute("data-action") == "generate"
+    assert "a red summer dress" in first.locator(".bubble.user").inner_text()
+    assert "generate" in first.locator(".understood").inner_text() and "a red summer dress" in first.locator(".understood strong").inner_text()
+    drawn = first.locator(".turn-images figure").get_attribute("data-image-id")
+
+    page.fill("#message-form [name=seed]", "12")
+    page.fill("#message-form [name=message]", "make it blue")
+    page.press("#message-form [name=message]", "Enter")  # Enter sends, as in any chat
+    second = page.locator("#conversation-turns li.turn[data-seq='2']")
+    second.wait_for(timeout=WORK_S)
+    wait_for_images(page, "#conversation-turns li[data-seq='2'] .turn-images img", 1)
+    assert second.get_attribute("data-action") == "edit" and "make it blue" in second.locator(".understood strong").inner_text()
+    edited = second.locator(".turn-images figure").get_attribute("data-image-id")
+    assert edited != drawn and f"edited from {drawn}" in second.inner_text()
+    assert page.input_value("#message-form [name=message]") == ""
+    before = page.locator("#conversation-turns li.turn").all_inner_texts()
+
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.locator("#view-conversation").is_visible()  # the view kept in the address
+    page.wait_for_selector("#conversation-turns li.turn[data-seq='2']", timeout=30_000)
+    wait_for_images(page, "#conversation-turns .turn-images img", 2)
+    assert page.evaluate("sessionStorage.getItem('fashion-studio-session')") == session
+    assert page.locator("#conversation-turns li.turn").all_inner_texts() == before
+    assert [page.locator(f"li[data-seq='{n}'] .turn-images figure").get_attribute("data-image-id") for n in (1, 2)] == [drawn, edited]
+
+
+def test_refusals_of_the_new_views_show_the_field_the_api_names(page, server):
+    def expected(path: str, body: dict) -> dict:
+        reply = httpx.post(f"{server.url}{path}", json=body, headers=AUTH, timeout=60)
+        assert reply.status_code in (409, 422), reply.text
+        return reply.json()
+
+    page.click("#tabs button[data-view=edit]")
+    page.fill("#edit-form [name=instruction]", "make it navy")
+    page.click("#edit-form button[type=submit]")
+    alert = page.locator("#edit-form .error")
+    alert.wait_for(state="visible", timeout=30_000)
+    refusal = expected("/edit", {"instruction": "make it navy"})
+    assert refusal["field"] == "image"
+    assert alert.inner_text().startswith(f"image = {refusal['value']}: {refusal['limit']}"), alert.inner_text()
+
+    page.click("#tabs button[data-view=recommend]")
+    page.fill("#recommend-form [name=text]", "a dress")
+    page.fill("#recommend-form [name=min_price]", "50")
+    page.fill("#recommend-form [name=max_price]", "10")
+    page.click("#recommend-form button[type=submit]")
+    alert = page.locator("#recommend-form .error")
+    alert.wait_for(state="visible", timeout=30_000)
+    refusal = expected("/recommend", {"text": "a dress", "min_price": 50, "max_price": 10})
+    assert refusal["field"] == "max_price"
+    assert alert.inner_text().startswith("max_price = 10") and refusal["limit"] in alert.inner_text(), alert.inner_text()
+    assert page.locator("#recommend-results figure").count() == 0
+
+    page.click("#tabs button[data-view=conversation]")
+    page.fill("#message-form [name=message]", "make it blue")  # nothing to change yet
+    page.click("#message-form button[type=submit]")
+    alert = page.locator("#message-form .error")
+    alert.wait_for(state="visible", timeout=30_000)
+    assert alert.inner_text().startswith("action = 'edit': ") and "describe an outfit first" in alert.inner_text(), alert.inner_text()
+    assert page.locator("#conversation-turns li.turn").count() == 0  # the refused message left no turn
+    assert page.input_value("#message-form [name=message]") == "make it blue"
+
+
 def test_views_follow_the_gateways_openapi(page, server):
     paths = httpx.get(f"{server.url}/openapi.json", timeout=10).json()["paths"]
     tabs = page.locator("#tabs button").all_inner_texts()
-    expected = ["Generate", "Catalog", "Gallery"] + (["Popularity"] if "/popularity" in paths else [])
+    optional = [
+        ("Popularity", ["/popularity"]),
+        ("Edit", ["/edit"]),
+        ("Similar products", ["/recommend"]),
+        ("Conversation", ["/sessions", "/sessions/{session_id}", "/sessions/{session_id}/messages"]),
+    ]
+    expected = ["Generate", "Catalog", "Gallery"] + [label for label, needs in optional if all(p in paths for p in needs)]
     assert tabs == expected
     assert page.locator("#view-popularity").count() == ("/popularity" in paths)
+    assert {"Edit", "Similar products", "Conversation"} <= set(tabs)  # this gateway serves them all
 
 
 # --- the endpoints the page uses, as any client sees them ----------------------------------------------

@@ -1,8 +1,10 @@
 """Screenshots of the page's views for the README: `make ui-screenshots` -> docs/images/ui-*.png.
 
-Serves the deployment on the shipped fashion-mini models with a storage of its own, drives the page in
-Debian's Chromium like a user (a prompt, a German description, a spreadsheet upload) and photographs
-each view once its work is done. Nothing is staged: every image is drawn by the models.
+Serves the deployment on the shipped fashion-mini models with a storage of its own and a demo shop's
+product index, drives the page in Debian's Chromium like a user (a prompt, a German description, a
+spreadsheet upload, an edit in words, a search for similar products, a conversation) and photographs
+each view once its work is done. Nothing is staged: every image is drawn by the models, every product
+shot is the demo shop's own.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 # Nothing fetched in the background (updates, sync, safe browsing): every request is the page's own.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 # Fewer denoising steps than the service default: the screenshots show the page, not the model's best.
-SERVER_ENV = {"FASHION_DEFAULT_STEPS": "8", "FASHION_MAX_ATTEMPTS": "2"}
+SERVER_ENV = {"FASHION_DEFAULT_STEPS": "8", "FASHION_EDIT_STEPS": "10", "FASHION_MAX_ATTEMPTS": "2"}
+SHOP = 120  # demo articles in the product index behind Similar products and the conversation
 SHEET = (
     "article_id,description\n"
     "S-101,Rotes Damenkleid aus Baumwolle mit Punkten.\n"
@@ -41,6 +44,30 @@ def open_page(browser: Any, url: str) -> Any:
     page.goto(f"{url}/ui/")
     page.wait_for_selector("body[data-ready=true]")
     return page
+
+
+def build_index(work: Path) -> Path:
+    """A demo shop rendered and indexed by the scorer's CLIP under `work`; the index folder."""
+    from fashion_studio.index import ProductIndex
+    from fashion_studio.index.demo import render_demo_catalog
+    from fashion_studio.scoring import Scorer
+    from fashion_studio.settings import Settings
+
+    shop = render_demo_catalog(SHOP, work / "shop", seed=5, workers=1)
+    settings = Settings(torch_threads=1)
+    index = ProductIndex.open(settings, str(work / "index"), embedder=Scorer.load(settings), create=True)
+    index.build(shop)
+    index.close()
+    return work / "index"
+
+
+def images_loaded(page: Any, selector: str, timeout: float = 300_000) -> None:
+    """Every image under `selector` (at least one) fetched and decoded."""
+    page.wait_for_function(
+        f"(() => {{ const images = [...document.querySelectorAll({selector!r})];"
+        " return images.length > 0 && images.every(i => i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0); })()",
+        timeout=timeout,
+    )
 
 
 def shoot(url: str, out: Path, work: Path) -> list[Path]:
@@ -90,6 +117,38 @@ def shoot(url: str, out: Path, work: Path) -> list[Path]:
             page.wait_for_selector("#popularity-result p, #popularity-form .error:not([hidden])", timeout=120_000)
             shots.append(out / "ui-popularity.png")
             page.screenshot(path=shots[-1], full_page=True)
+
+        if page.query_selector("#tabs button[data-view=edit]"):
+            page.click("#tabs button[data-view=gallery]")
+            page.click("#gallery-items figure[data-image-id^=gen-] button[data-use=edit]")
+            page.fill("#edit-form [name=instruction]", "make it navy")
+            page.fill("#edit-form [name=seed]", "7")
+            page.click("#edit-form button[type=submit]")
+            page.wait_for_selector("#edit-output figure, #edit-form .error:not([hidden])", timeout=300_000)
+            images_loaded(page, "#edit-result img")
+            shots.append(out / "ui-edit.png")
+            page.screenshot(path=shots[-1], full_page=True)
+
+        if page.query_selector("#tabs button[data-view=recommend]"):
+            page.click("#tabs button[data-view=recommend]")
+            page.fill("#recommend-form [name=text]", "a blue striped shirt")
+            page.fill("#recommend-form [name=k]", "10")
+            page.click("#recommend-form button[type=submit]")
+            page.wait_for_selector("#recommend-results figure, #recommend-form .error:not([hidden])", timeout=120_000)
+            images_loaded(page, "#recommend-results img")
+            shots.append(out / "ui-recommend.png")
+            page.screenshot(path=shots[-1], full_page=True)
+
+        if page.query_selector("#tabs button[data-view=conversation]"):
+            page.click("#tabs button[data-view=conversation]")
+            for seq, (message, seed) in enumerate((("a red summer dress", "11"), ("make it blue", "12")), start=1):
+                page.fill("#message-form [name=message]", message)
+                page.fill("#message-form [name=seed]", seed)
+                page.click("#message-form button[type=submit]")
+                page.wait_for_selector(f"#conversation-turns li[data-seq='{seq}'], #message-form .error:not([hidden])", timeout=300_000)
+            images_loaded(page, "#conversation-turns img")
+            shots.append(out / "ui-conversation.png")
+            page.screenshot(path=shots[-1], full_page=True)
         browser.close()
     return shots
 
@@ -99,9 +158,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not every readiness poll
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        with serving("services.gateway:Studio", {**SERVER_ENV, "FASHION_STORAGE_URL": str(work / "store")}, work / "server.log", timeout=300) as server:
+        env = {**SERVER_ENV, "FASHION_STORAGE_URL": str(work / "store"), "FASHION_INDEX_URL": str(build_index(work))}
+        with serving("services.gateway:Studio", env, work / "server.log", timeout=600) as server:
             for path in shoot(server.url, args.out, work):
                 logger.info("wrote %s", path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 

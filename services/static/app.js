@@ -7,6 +7,7 @@
 const API = new URL("..", location.href); // the gateway's root, also behind a path prefix
 const KEY_NAME = "fashion-studio-api-key";
 const JOB_NAME = "fashion-studio-last-job";
+const SESSION_NAME = "fashion-studio-session";
 const GALLERY_PAGE = 24;
 const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -68,16 +69,18 @@ async function postJSON(path, body) {
   return response.json();
 }
 
-const imageUrls = new Map();
+const blobUrls = new Map();
 
 // Images come through fetch, not <img src>, so that the API key goes with them.
-async function imageUrl(id) {
-  if (!imageUrls.has(id)) {
-    const blob = await (await request(`images/${encodeURIComponent(id)}`)).blob();
-    imageUrls.set(id, URL.createObjectURL(blob));
+async function blobUrl(path) {
+  if (!blobUrls.has(path)) {
+    const blob = await (await request(path)).blob();
+    blobUrls.set(path, URL.createObjectURL(blob));
   }
-  return imageUrls.get(id);
+  return blobUrls.get(path);
 }
+
+const imageUrl = (id) => blobUrl(`images/${encodeURIComponent(id)}`);
 
 // A stored image's id is its record key: the file name of the URL the API answers with.
 function imageIdOf(url) {
@@ -154,17 +157,80 @@ function element(tag, attributes = {}, ...children) {
   return node;
 }
 
-function imageCard(id, lines) {
+// A card of an image whose URL `source` resolves to (a blob: URL), with a caption of lines.
+function figureCard(source, lines, name) {
   const card = $("#image-card").content.firstElementChild.cloneNode(true);
-  card.dataset.imageId = id;
   const img = $("img", card);
-  img.alt = lines[0] || id;
-  imageUrl(id).then((url) => { img.src = url; }, () => { img.alt = `image ${id} could not be loaded`; });
-  $("figcaption", card).append(...lines.map((line) => element("span", {}, line)));
+  img.alt = lines[0] || name;
+  Promise.resolve(source).then((url) => { img.src = url; }, () => { img.alt = `image ${name} could not be loaded`; });
+  $("figcaption", card).append(...lines.filter((line) => line).map((line) => element("span", {}, line)));
+  return card;
+}
+
+function imageCard(id, lines) {
+  const card = figureCard(imageUrl(id), lines, id);
+  card.dataset.imageId = id;
   return card;
 }
 
 const score = (value) => (typeof value === "number" ? value.toFixed(2) : "–");
+
+// A stored image taken to another view: its id in that view's form, in place of any other source.
+const IMAGE_USES = [["edit", "Edit"], ["recommend", "Similar"], ["popularity", "Popularity"]];
+
+function useImage(view, id) {
+  const form = $(`#${view}-form`);
+  for (const name of ["file", "text"]) if (form.elements[name]) form.elements[name].value = "";
+  form.elements.image_id.value = id;
+  form.elements.image_id.dispatchEvent(new Event("change"));
+  show(view);
+  form.scrollIntoView({ block: "start" });
+}
+
+// Buttons that take a stored image to the views that take one (those the gateway serves).
+function imageActions(id) {
+  const buttons = IMAGE_USES.filter(([view]) => $(`#${view}-form`)).map(([view, label]) => {
+    const button = element("button", { type: "button", "data-use": view }, label);
+    button.addEventListener("click", () => useImage(view, id));
+    return button;
+  });
+  return buttons.length ? element("div", { class: "uses" }, ...buttons) : null;
+}
+
+function withActions(card, id) {
+  const actions = imageActions(id);
+  if (actions) card.append(actions);
+  return card;
+}
+
+// Fields of a form that are alternatives (an image file, a stored image, words): filling one empties
+// the others, so that a request names one source; the API still says so when none or two are sent.
+function alternatives(form, names) {
+  const fields = names.map((name) => form.elements[name]).filter(Boolean);
+  for (const field of fields) {
+    field.addEventListener(field.type === "file" ? "change" : "input", () => {
+      if (field.type === "file" ? !field.files.length : !field.value) return;
+      for (const other of fields) if (other !== field) other.value = "";
+    });
+  }
+}
+
+async function imageOf(form) {
+  const file = form.elements.file.files[0];
+  if (file) return { image: await fileAsBase64(file) };
+  const id = form.elements.image_id.value.trim();
+  return id ? { image_id: id } : {};
+}
+
+// Number fields that are filled in, as numbers; empty ones are left to the API's defaults.
+function numbers(form, names) {
+  const body = {};
+  for (const name of names) {
+    const raw = form.elements[name]?.value.trim();
+    if (raw) body[name] = Number(raw);
+  }
+  return body;
+}
 
 // --- the schema: which views exist, and the limits and choices of their fields ---------------------
 
@@ -208,7 +274,7 @@ function applyDefaults(form, properties) {
 function discover() {
   const tabs = $("#tabs");
   for (const node of document.querySelectorAll("[data-requires]")) {
-    if (!(node.dataset.requires in schema.paths)) node.remove();
+    if (!node.dataset.requires.trim().split(/\s+/).every((path) => path in schema.paths)) node.remove();
   }
   for (const section of document.querySelectorAll("section[data-view]")) {
     tabs.append(element("button", { type: "button", "data-view": section.dataset.view }, section.dataset.label));
@@ -257,9 +323,10 @@ function setUpGenerate() {
     busy(form, "Generating", async () => {
       const answer = await postJSON("generate", body);
       const results = $("#generate-results");
-      results.replaceChildren(...answer.images.map((image) => imageCard(imageIdOf(image.url), [
-        `CLIP ${score(image.clip_score)}`, `seed ${image.seed}`, `${image.width}×${image.height}`,
-      ])));
+      results.replaceChildren(...answer.images.map((image) => {
+        const id = image.id || imageIdOf(image.url);
+        return withActions(imageCard(id, [`CLIP ${score(image.clip_score)}`, `seed ${image.seed}`, `${image.width}×${image.height}`]), id);
+      }));
       if (answer.blocked) results.append(element("p", { class: "hint" }, `${answer.blocked} image(s) failed the safety check and were not stored.`));
     });
   });
@@ -388,18 +455,14 @@ async function loadGallery() {
       const meta = record.metadata;
       const gate = meta.passed === undefined ? "" : meta.passed ? " · passed" : " · under the threshold";
       const lines = [
-        meta.original_description || meta.generation_prompt || record.id,
+        meta.edited_description || meta.original_description || meta.generation_prompt || record.id,
+        meta.instruction ? `edited${meta.source_image_id ? ` from ${meta.source_image_id}` : ""}: “${meta.instruction}”` : "",
         `CLIP ${score(meta.clip_score)} · seed ${meta.seed ?? "–"}${gate}`,
         record.created_at ? new Date(record.created_at).toLocaleString() : "",
       ];
       const card = imageCard(record.id, lines);
       card.append(element("details", {}, element("summary", {}, "metadata"), element("pre", {}, JSON.stringify(meta, null, 1))));
-      if ($("#popularity-form")) {
-        const button = element("button", { type: "button" }, "Predict popularity");
-        button.addEventListener("click", () => { $("#popularity-form").elements.image_id.value = record.id; show("popularity"); });
-        card.append(button);
-      }
-      return card;
+      return withActions(card, record.id);
     });
     $("#gallery-items").replaceChildren(...items);
     if (!items.length) $("#gallery-items").append(element("p", { class: "hint" }, "No stored images yet: generate some."));
@@ -440,13 +503,11 @@ function setUpPopularity() {
     else $(list).append(...(choicesOf(properties[name]) || []).filter((c) => c !== null).map((c) => element("option", { value: c })));
   }
   if (!("price" in properties)) form.elements.price.closest("label").remove();
+  alternatives(form, ["file", "image_id"]);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     busy(form, "Predicting", async () => {
-      const body = {};
-      const file = form.elements.file.files[0];
-      if (file) body.image = await fileAsBase64(file);
-      else if (form.elements.image_id.value.trim()) body.image_id = form.elements.image_id.value.trim();
+      const body = await imageOf(form);
       for (const name of ["type", "colour", "pattern"]) {
         if (form.elements[name]?.value) body[name] = form.elements[name].value;
       }
@@ -454,6 +515,222 @@ function setUpPopularity() {
       const answer = await postJSON("popularity", body);
       $("#popularity-result").replaceChildren(element("p", { class: "big" },
         `score ${answer.score.toFixed(3)}`, element("span", { class: "hint" }, ` · ${answer.percentile.toFixed(0)}th percentile of the catalog`)));
+    });
+  });
+}
+
+// --- Edit ------------------------------------------------------------------------------------------
+
+// The image an edit starts from, as chosen in the form: a file's own pixels, or a stored image.
+function editSource(form) {
+  const file = form.elements.file.files[0];
+  if (file) return figureCard(URL.createObjectURL(file), [file.name, "uploaded"], file.name);
+  const id = form.elements.image_id.value.trim();
+  return id ? imageCard(id, [id, "stored image"]) : null;
+}
+
+function showEditSource(form) {
+  const source = editSource(form);
+  $("#edit-result").hidden = !source;
+  $("#edit-source").replaceChildren(element("h3", {}, "Source"), source || "");
+  $("#edit-output").replaceChildren(element("h3", {}, "Edited"), element("p", { class: "hint" }, "The edit appears here."));
+}
+
+function renderEdit(source, answer) {
+  $("#edit-result").hidden = false;
+  $("#edit-source").replaceChildren(element("h3", {}, "Source"), source);
+  const card = imageCard(answer.id, [
+    `CLIP ${score(answer.clip_score)}`,
+    `against “${answer.edited_description}”`,
+    `seed ${answer.seed} · ${answer.width}×${answer.height}`,
+  ]);
+  $("#edit-output").replaceChildren(element("h3", {}, "Edited: ", element("q", {}, answer.instruction)), withActions(card, answer.id));
+}
+
+function setUpEdit() {
+  const form = $("#edit-form");
+  if (!form) return;
+  applyDefaults(form, requestSchema("/edit").properties || {});
+  alternatives(form, ["file", "image_id"]);
+  form.elements.file.addEventListener("change", () => showEditSource(form));
+  form.elements.image_id.addEventListener("change", () => showEditSource(form));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy(form, "Editing", async () => {
+      const source = editSource(form);
+      const body = { ...(await imageOf(form)), instruction: form.elements.instruction.value };
+      Object.assign(body, numbers(form, ["seed", "steps", "guidance", "image_guidance"]));
+      const answer = await postJSON("edit", body);
+      renderEdit(source, answer); // the API answers 422 when there is none
+    });
+  });
+}
+
+// --- Similar products ------------------------------------------------------------------------------
+
+function productCard(product) {
+  const local = !/^https?:/.test(product.image_url);
+  // A shop's own image URL is not fetched (the page asks nothing of other hosts): it is a link.
+  const source = local ? blobUrl(product.image_url.replace(/^\//, "")) : Promise.reject(new Error("elsewhere"));
+  const card = figureCard(source, [
+    product.name,
+    [product.product_type, product.colour, product.pattern].filter(Boolean).join(" · "),
+    `${product.price.toFixed(2)} EUR · similarity ${product.score.toFixed(3)}`,
+  ], product.product_id);
+  card.classList.add("product");
+  card.dataset.productId = product.product_id;
+  if (!local) card.append(element("a", { href: product.image_url, target: "_blank", rel: "noopener noreferrer" }, "shot at the shop"));
+  return card;
+}
+
+function setUpRecommend() {
+  const form = $("#recommend-form");
+  if (!form) return;
+  const properties = requestSchema("/recommend").properties || {};
+  applyDefaults(form, properties);
+  for (const [name, list] of [["product_type", "#recommend-types"], ["colour", "#recommend-colours"]]) {
+    $(list).append(...(choicesOf(properties[name] || {}) || []).filter((c) => c !== null).map((c) => element("option", { value: c })));
+  }
+  alternatives(form, ["file", "image_id", "text"]);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy(form, "Searching", async () => {
+      const body = await imageOf(form);
+      if (form.elements.text.value.trim()) body.text = form.elements.text.value;
+      for (const name of ["product_type", "colour"]) {
+        if (form.elements[name].value) body[name] = form.elements[name].value;
+      }
+      Object.assign(body, numbers(form, ["k", "min_price", "max_price"]));
+      const answer = await postJSON("recommend", body);
+      const filters = Object.entries(answer.filters).map(([name, value]) => `${name.replace(/_/g, " ")} ${value}`);
+      const summary = $("#recommend-summary");
+      summary.hidden = false;
+      const like = answer.query === "text" ? "the words" : "the image";
+      summary.textContent = `${answer.products.length} of ${answer.k} products like ${like}${filters.length ? `, ${filters.join(", ")}` : ""}, most similar first`;
+      $("#recommend-results").replaceChildren(...answer.products.map(productCard));
+      if (!answer.products.length) $("#recommend-results").append(element("p", { class: "hint" }, "No product matches these filters."));
+    });
+  });
+}
+
+// --- Conversation ----------------------------------------------------------------------------------
+
+const ACTION_WORDS = { generate: "Drawing", edit: "Changing it", recommend: "Finding similar products for the current image" };
+const SOURCE_WORDS = { translation: "from the translation", lexicon: "from the German word list" };
+
+function turnItem(turn) {
+  const when = new Date(turn.created_at).toLocaleTimeString();
+  const user = element("div", { class: "bubble user" },
+    element("p", { class: "message" }, turn.message),
+    element("span", { class: "hint" }, `#${turn.seq} · ${when} · ${turn.language}`));
+  const how = turn.understood === "named" ? "action named" : "understood from the words";
+  const studio = element("div", { class: "bubble studio" },
+    element("p", { class: "understood" },
+      element("span", { class: "badge" }, turn.action), ` ${ACTION_WORDS[turn.action] || turn.action}`,
+      turn.text ? ": " : "", turn.text ? element("strong", {}, turn.text) : null,
+      element("span", { class: "hint" }, ` (${how}${SOURCE_WORDS[turn.text_source] ? `, ${SOURCE_WORDS[turn.text_source]}` : ""})`)));
+  if (turn.translation) {
+    studio.append(element("p", { class: "hint" }, `translation: “${turn.translation.text}”${turn.translation.reliable ? "" : " (not reliable)"}`));
+  }
+  if (turn.prompt) studio.append(element("p", { class: "hint" }, `prompt: ${turn.prompt}`));
+  if (turn.based_on) studio.append(element("p", { class: "hint" }, `from image ${turn.based_on}`));
+  if (turn.images.length) {
+    studio.append(element("div", { class: "turn-images" }, ...turn.images.map((image) => withActions(imageCard(image.id, [
+      `CLIP ${score(image.clip_score)}`, `seed ${image.seed ?? "–"} · ${image.width}×${image.height}`,
+      image.source_image_id ? `edited from ${image.source_image_id}` : "",
+    ]), image.id))));
+  }
+  if (turn.recommendations.length) {
+    studio.append(element("h4", {}, "Similar products"), element("div", { class: "grid products" }, ...turn.recommendations.map(productCard)));
+  }
+  if (turn.recommendation_error) studio.append(element("p", { class: "hint error-text" }, `No similar products: ${turn.recommendation_error}`));
+  return element("li", { class: "turn", "data-seq": String(turn.seq), "data-action": turn.action }, user, studio);
+}
+
+function conversationHeader(session) {
+  $("#conversation-id").textContent = session
+    ? `session ${session.id} · started ${new Date(session.created_at).toLocaleString()}`
+    : "no conversation yet: the first message starts one";
+}
+
+function renderSession(session) {
+  conversationHeader(session);
+  const turns = $("#conversation-turns");
+  turns.replaceChildren(...(session ? session.turns.map(turnItem) : []));
+  if (!turns.children.length) turns.append(element("li", { class: "hint empty" }, "Describe an outfit (“a red summer dress”), then change it in words (“make it blue”) or ask for similar products."));
+}
+
+async function loadConversation() {
+  const alert = $("#conversation-error");
+  alert.hidden = true;
+  const id = sessionStorage.getItem(SESSION_NAME);
+  if (!id) return renderSession(null);
+  try {
+    renderSession(await getJSON(`sessions/${encodeURIComponent(id)}`));
+  } catch (error) {
+    showError(alert, error);
+    if (error instanceof ApiError && error.status === 404) {
+      sessionStorage.removeItem(SESSION_NAME);
+      renderSession(null);
+    }
+  }
+}
+
+async function newConversation() {
+  const session = await (await request("sessions", { method: "POST" })).json();
+  sessionStorage.setItem(SESSION_NAME, session.id);
+  $("#conversation-error").hidden = true;
+  renderSession(session);
+  return session.id;
+}
+
+function setUpConversation() {
+  const form = $("#message-form");
+  if (!form) return;
+  const properties = requestSchema("/sessions/{session_id}/messages").properties || {};
+  const names = { en: "English", de: "German", auto: "detect" };
+  const actions = (choicesOf(properties.action || {}) || []).filter((a) => a !== null);
+  form.elements.action.append(...actions.map((a) => element("option", { value: a }, a)));
+  const languages = choicesOf(properties.language || {}) || [];
+  form.elements.language.append(...languages.map((l) => element("option", { value: l }, names[l] || l)));
+  if (languages.length) form.elements.language.value = resolve(properties.language).default ?? languages[0];
+  else form.elements.language.closest("label").remove();
+  VIEW_OPENERS.conversation = loadConversation;
+  $("#conversation-reload").addEventListener("click", loadConversation);
+  $("#conversation-new").addEventListener("click", () => newConversation().catch((error) => showError($("#conversation-error"), error)));
+  form.elements.message.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      if (!$("button[type=submit]", form).disabled) form.requestSubmit();
+    }
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const message = form.elements.message.value;
+    const body = { message, ...numbers(form, ["seed"]) };
+    if (form.elements.action.value) body.action = form.elements.action.value;
+    if (form.elements.language?.value) body.language = form.elements.language.value;
+    busy(form, "Working", async () => {
+      const id = sessionStorage.getItem(SESSION_NAME) || (await newConversation());
+      const turns = $("#conversation-turns");
+      const pending = element("li", { class: "turn pending" }, element("div", { class: "bubble user" }, element("p", { class: "message" }, message)));
+      turns.append(pending);
+      let turn;
+      try {
+        turn = await postJSON(`sessions/${encodeURIComponent(id)}/messages`, body);
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 404 && error.body.field === "session_id") {
+          sessionStorage.removeItem(SESSION_NAME); // gone (expired): the next message starts a new one
+          conversationHeader(null);
+        }
+        throw error;
+      } finally {
+        pending.remove();
+      }
+      $(".empty", turns)?.remove();
+      turns.append(turnItem(turn));
+      form.elements.message.value = "";
+      form.scrollIntoView({ block: "end" });
     });
   });
 }
@@ -474,6 +751,9 @@ async function start() {
   setUpCatalog();
   setUpGallery();
   setUpPopularity();
+  setUpEdit();
+  setUpRecommend();
+  setUpConversation();
   show(location.hash.slice(1));
   document.body.dataset.ready = "true";
 }
