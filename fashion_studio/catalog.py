@@ -28,6 +28,7 @@ from PIL import Image
 
 from fashion_studio import metrics
 from fashion_studio.attributes import Attributes, LexiconExtractor, detect_language, validate_description
+from fashion_studio.attributes.llm import FALLBACK
 from fashion_studio.errors import InvalidInputError
 from fashion_studio.generation import MAX_SEED, GenerationRequest, GenerationResult, from_settings
 from fashion_studio.prompts import Prompts, build_prompts
@@ -42,7 +43,13 @@ STATISTICS_NAME = "_statistics.json"
 
 
 class Extractor(Protocol):
+    name: str
+
     def extract(self, text: str, language: Language = "auto") -> Attributes: ...
+
+    def extract_traced(self, text: str, language: Language = "auto") -> tuple[Attributes, str]:
+        """The attributes and the name of what produced them ("lexicon", "llm", "lexicon_fallback")."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,8 @@ class CatalogResult:
     translation_confidence: float | None = None
     translation_reliable: bool = False
     attribute_sources: dict[str, dict[str, AttributeSource]] = field(default_factory=dict)
+    # What produced the attributes: "lexicon", "llm", or "lexicon_fallback" (the LLM failed on a text).
+    extractor: str = "lexicon"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -196,6 +205,7 @@ class _Understanding:
     attributes: Attributes
     sources: dict[str, dict[str, AttributeSource]]
     prompts: Prompts
+    extractor: str
 
 
 @dataclass
@@ -261,10 +271,12 @@ class CatalogPipeline:
         with clock.stage("translate"):
             translation = self._translation(article.description, language)
         with clock.stage("extract"):
-            source = self.extractor.extract(article.description, language)
+            source, producer = self.extractor.extract_traced(article.description, language)
+            producers = [producer]
             translated = None
             if language == "de" and translation.reliable and translation.text.strip():
-                translated = self.extractor.extract(translation.text, "en")
+                translated, producer = self.extractor.extract_traced(translation.text, "en")
+                producers.append(producer)
             attributes = trusted_attributes(source, translated, translation)
             prompts = build_prompts(
                 attributes,
@@ -273,7 +285,9 @@ class CatalogPipeline:
                 fallback_subject=translation.text if translation.reliable else "",
                 max_chars=self.settings.limits.max_prompt_chars,
             )
-        return _Understanding(language, translation, attributes, attribute_sources(attributes, source), prompts)
+        extractor = FALLBACK if FALLBACK in producers else producers[0]
+        metrics.ATTRIBUTE_EXTRACTIONS.labels(extractor=extractor).inc()
+        return _Understanding(language, translation, attributes, attribute_sources(attributes, source), prompts, extractor)
 
     def _translation(self, description: str, language: Language) -> Translation:
         if language != "de":
@@ -336,6 +350,7 @@ class CatalogPipeline:
             translation_confidence=understood.translation.confidence,
             translation_reliable=understood.translation.reliable,
             attribute_sources=understood.sources,
+            extractor=understood.extractor,
         )
         metadata = self._record(article, params, understood, result)
         with clock.stage("store"):
@@ -358,6 +373,7 @@ class CatalogPipeline:
             "translation_reliable": result.translation_reliable,
             "attributes": result.attributes,
             "attribute_sources": result.attribute_sources,
+            "extractor": result.extractor,
             "negative_prompt": self.settings.negative_prompt,
             "seed": result.seed,
             "passed": result.passed,
@@ -388,6 +404,7 @@ class CatalogPipeline:
             timings=record.get("timings", {}),
             translation_confidence=record.get("translation_confidence"),
             translation_reliable=record.get("translation_reliable", False),
+            extractor=record.get("extractor", "lexicon"),
             attribute_sources=record.get("attribute_sources", {}),
         )
 

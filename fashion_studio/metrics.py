@@ -131,6 +131,11 @@ STEP_BATCH_IMAGES = Histogram(
     "Images per denoiser call of the step scheduler (its batch, whatever step each member is at).",
     buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64),
 )
+ATTRIBUTE_EXTRACTIONS = Counter(
+    f"{PREFIX}_attribute_extractions_total",
+    "Catalog articles by what produced their attributes: lexicon, llm, or lexicon_fallback (the LLM failed on the description or its translation, and the lexicon answered).",
+    ["extractor"],
+)
 CATALOG_TRANSLATIONS = Counter(
     f"{PREFIX}_catalog_translations_total",
     "Catalog descriptions translated, by verdict: reliable, or unreliable (the prompt then uses the source text's attributes alone).",

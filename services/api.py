@@ -210,6 +210,7 @@ class CatalogResponse(BaseModel):
     attribute_sources: dict[str, dict[str, Literal["source", "translation"]]] = Field(
         default_factory=dict, description="Per attribute field and value: the text it came from."
     )
+    extractor: str = Field("lexicon", description="What produced the attributes: lexicon, llm, or lexicon_fallback (the LLM failed; the lexicon answered).")
 
 
 # --- translation and scoring -----------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -512,34 +511,6 @@ def test_parse_llm_output_rejects_schema_violations(payload):
 
 
 # --- LLM extractor with a real tiny causal LM ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A one-layer random GPT-2 and a word-level tokenizer without braces: it can never answer in JSON."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    words = [
-        "<unk>",
-        "<eos>",
-        *sorted(
-            set(
-                'the a of and with t-shirt shirt dress black white red cotton print girls boys women men : , . " '
-                "product_type colors materials null sleeves embroidered floral".split()
-            )
-        ),
-    ]
-    tokenizer = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", eos_token="<eos>", pad_token="<eos>")
-    config = GPT2Config(vocab_size=len(words), n_positions=512, n_layer=1, n_head=2, n_embd=32, bos_token_id=1, eos_token_id=1)
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-llm")
-    GPT2LMHeadModel(config).save_pretrained(path)
-    fast.save_pretrained(path)
-    return path
 
 
 def test_llm_extractor_falls_back_to_lexicon(tiny_llm, caplog):

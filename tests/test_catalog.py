@@ -70,6 +70,36 @@ def test_german_description_to_stored_png_and_metadata(studio, settings):
     assert studio.storage.keys() == [result.key]
 
 
+def extractions(extractor: str) -> float:
+    from fashion_studio import metrics
+
+    return metrics.ATTRIBUTE_EXTRACTIONS.labels(extractor=extractor)._value.get()
+
+
+def test_each_record_names_the_extractor_and_llm_fallbacks_are_counted(settings, tiny_llm, monkeypatch):
+    """An LLM that cannot answer in JSON: the lexicon's attributes stand in, and the record, the result
+    and the metric say so rather than naming the LLM; an LLM that answers is named as the producer."""
+    studio = Studio(settings.model_copy(update={"llm": str(tiny_llm)}))
+    params = CatalogParams.from_settings(settings, threshold=0.0)
+    before = extractions("lexicon_fallback")
+    failed = studio.catalog.process(Article("A-2001", DINO, "de"), params)
+    assert failed.extractor == "lexicon_fallback" and studio.storage.get_metadata(failed.key)["extractor"] == "lexicon_fallback"
+    assert failed.attributes["product_type"] == "t-shirt"  # the lexicon's reading
+    assert extractions("lexicon_fallback") == before + 1
+
+    extractor = studio.catalog.extractor
+    monkeypatch.setattr(extractor, "generate", lambda prompt: '{"product_type": "dress", "colors": ["red"]}')
+    before = extractions("llm")
+    answered = studio.catalog.process(Article("A-2002", DREAM_JOURNEY, "de"), params)
+    assert answered.extractor == "llm" and studio.storage.get_metadata(answered.key)["extractor"] == "llm"
+    assert answered.attributes["product_type"] == "dress"
+    assert extractions("llm") == before + 1
+    assert studio.catalog.process(Article("A-2002", DREAM_JOURNEY, "de"), params).extractor == "llm"  # read back from the record
+
+    plain = Studio(settings).catalog.process(Article("A-2003", DINO, "de"), params)
+    assert plain.extractor == "lexicon"
+
+
 def test_dino_prompt_keeps_product_and_details(studio, settings):
     result = studio.catalog.process(Article("A-1002", DINO, "auto"), CatalogParams.from_settings(settings, threshold=0.0))
     prompt = result.generation_prompt.lower()

@@ -13,6 +13,8 @@ from fashion_studio.attributes.schema import MAX_DESCRIPTION_CHARS, Attributes, 
 from fashion_studio.errors import InvalidInputError, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
+# What `LLMExtractor.extract_traced` names attributes the lexicon produced because the LLM failed.
+FALLBACK = "lexicon_fallback"
 
 LLM_PROMPT = """Extract the attributes of the fashion product described below. Answer with one JSON object only, \
 in English, with exactly these keys:
@@ -52,6 +54,8 @@ def parse_llm_output(text: str) -> Attributes:
 class LLMExtractor:
     """Attributes from a causal LM's JSON answer; the lexicon result whenever the model's answer is unusable."""
 
+    name = "llm"
+
     def __init__(
         self,
         model_path: str | Path,
@@ -85,6 +89,12 @@ class LLMExtractor:
 
     def extract(self, text: str, language: LanguageArg = "auto") -> Attributes:
         """The model's attributes, or the lexicon's when generation or parsing fails."""
+        return self.extract_traced(text, language)[0]
+
+    def extract_traced(self, text: str, language: LanguageArg = "auto") -> tuple[Attributes, str]:
+        """`extract`, and what produced the attributes: "llm", or "lexicon_fallback" when the model's
+        generation or its answer failed and the lexicon's result stands in (counted in
+        the catalog's `fashion_attribute_extractions_total`, and named in each catalog record)."""
         text = validate_description(text, self.max_chars)
         baseline = self.fallback.extract(text, check_language(language))
         try:
@@ -92,8 +102,8 @@ class LLMExtractor:
             attributes = parse_llm_output(answer)
         except Exception as exc:  # any model or parsing failure degrades to the lexicon result
             logger.warning("LLM attribute extraction failed (%s: %s); using the lexicon result", type(exc).__name__, exc)
-            return baseline
-        return attributes.model_copy(update={"language": baseline.language})
+            return baseline, FALLBACK
+        return attributes.model_copy(update={"language": baseline.language}), self.name
 
     def generate(self, prompt: str) -> str:
         """Greedy, bounded generation; only the new tokens are decoded."""

@@ -246,10 +246,16 @@ class _State(_Found):
 class LexiconExtractor:
     """Deterministic extractor over a German/English fashion lexicon, with German compound splitting."""
 
+    name = "lexicon"
+
     def __init__(self, max_chars: int = MAX_DESCRIPTION_CHARS) -> None:
         self.max_chars = max_chars
 
     # -- public ------------------------------------------------------------------------------------
+
+    def extract_traced(self, text: str, language: LanguageArg = "auto") -> tuple[Attributes, str]:
+        """`extract`, and the name of what produced the attributes (always "lexicon")."""
+        return self.extract(text, language), self.name
 
     def extract(self, text: str, language: LanguageArg = "auto") -> Attributes:
         """Attributes of one description; `language="auto"` detects German or English."""
