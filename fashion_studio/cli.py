@@ -207,6 +207,13 @@ def eval_mini(
         typer.Option("--cards/--no-cards", help="Write the figures into the model cards (and, for the shipped family, README.md and docs/fashion-mini.md)."),
     ] = True,
     editor_only: Annotated[bool, typer.Option("--editor-only", help="Measure only the editor and update its part of eval.json and its card.")] = False,
+    select_guidance: Annotated[
+        bool,
+        typer.Option(
+            "--select-guidance",
+            help="With --editor-only: first choose the edit guidance on validation pairs of seen combinations, then measure the held-out ones with it.",
+        ),
+    ] = False,
 ) -> None:
     """Judge the fashion-mini family on held-out data: generated type/colour, translation, CLIP zero-shot and score, edits."""
     from fashion_studio.mini import MINI_DIR, WORK_DIR
@@ -218,9 +225,18 @@ def eval_mini(
     if editor_only:
         from fashion_studio.mini import editor
 
-        section = editor.evaluate_family(directory, work_dir or WORK_DIR, seed)
-        if section is None:
+        if not (Path(directory) / "editor" / "model_index.json").is_file():
             _fail(FileNotFoundError(f"no editor in {directory}: run `fashion-studio models train-mini --only editor`"))
+        chosen = {"guidance": editor.EDIT_GUIDANCE, "image_guidance": editor.EDIT_IMAGE_GUIDANCE}
+        selection = None
+        if select_guidance:
+            selection = editor.select_guidance(directory, work_dir or WORK_DIR, seed)
+            chosen = selection["chosen"]
+            if chosen != {"guidance": editor.EDIT_GUIDANCE, "image_guidance": editor.EDIT_IMAGE_GUIDANCE}:
+                typer.echo(f"note: validation chose {chosen}; the service defaults (settings edit_guidance, edit_image_guidance) differ", err=True)
+        section = editor.evaluate_family(directory, work_dir or WORK_DIR, seed, **chosen)
+        if selection is not None:
+            section["guidance_selection"] = selection
         record = editor.record_evaluation(directory, section)
         if cards:
             editor.write_card(directory)

@@ -153,8 +153,8 @@ class Settings(BaseSettings):
     # Edit defaults (requests may override within limits): what fashion-mini's editor was evaluated at;
     # timbrooks/instruct-pix2pix's own are 7.5 and 1.5 at 20-100 steps.
     edit_steps: int = 20
-    edit_guidance: float = Field(5.0, description="Text guidance of an edit: how strongly the instruction is followed.")
-    edit_image_guidance: float = Field(1.5, description="Image guidance of an edit: how closely the source image is kept.")
+    edit_guidance: float = Field(7.5, description="Text guidance of an edit: how strongly the instruction is followed.")
+    edit_image_guidance: float = Field(1.2, description="Image guidance of an edit: how closely the source image is kept.")
 
     # Catalog pipeline.
     generation_template: str = DEFAULT_GENERATION_TEMPLATE

@@ -125,12 +125,14 @@ def test_eval_mini_measures_a_copy_and_writes_its_cards(tmp_path):
     models = tmp_path / "fashion-mini"
     for name in ("sd", "clip", "marian", "judge", "training.json"):
         (shutil.copytree if (MINI_DIR / name).is_dir() else shutil.copy)(MINI_DIR / name, models / name)
-    results = evaluate(models, tmp_path / "work", EvalConfig(prompts=12, translations=40, zero_shot_images=120, heldout_images=120))
+    results = evaluate(models, tmp_path / "work", EvalConfig(prompts=24, translations=40, zero_shot_images=120, heldout_images=120))
 
     summary = results["summary"]
+    # 24 prompts per split: a target is for the full evaluation (200); here, a bound that a family meeting
+    # it stays above on a sample this small (for colour at 90%, 18 of 24 or more with 99% probability).
     for split in ("seen", "unseen"):  # combinations in the training data, and held out of it
         assert summary[f"generated_type_accuracy_{split}"] >= TARGETS[f"generated_type_accuracy_{split}"], results["generator"]
-        assert summary[f"generated_colour_accuracy_{split}"] >= TARGETS[f"generated_colour_accuracy_{split}"], results["generator"]
+        assert summary[f"generated_colour_accuracy_{split}"] >= 0.75, results["generator"]
         assert summary[f"clip_score_matching_{split}"] > summary[f"clip_score_shuffled_{split}"]
         assert results["generator"][split]["service_defaults"]["steps"] == 20 and results["generator"][split]["fast"]["steps"] == 4
     assert summary["generation_prompts_in_training_captions_unseen"] == 0.0  # no unseen prompt is a training caption
