@@ -108,6 +108,8 @@ def test_schema_driven_fuzzing_gets_no_5xx(server):
                 if response.status_code >= 500:
                     server_errors.append(f"{label} -> {response.status_code}: {response.text[:300]} for {case.media_type} body {str(case.body)[:300]!r}")
                 elif response.status_code >= 400 and operation.method.upper() == "POST":  # noqa: B023
+                    content_type = response.headers.get("content-type") or [""]  # schemathesis keeps each header as a list
+                    assert str(content_type[0]).startswith("application/json"), (label, response.status_code, response.text[:200], case.path_parameters)
                     error = response.json()
                     assert set(error) >= POST_ERROR_KEYS, (response.status_code, response.text[:300], case.media_type, str(case.body)[:200])
                     refusals[f"{label} {response.status_code} {error.get('field')}: {str(error.get('limit'))[:60]}"] += 1
