@@ -225,14 +225,14 @@ def eval_mini(
     if editor_only:
         from fashion_studio.mini import editor
 
-        if not (Path(directory) / "editor" / "model_index.json").is_file():
+        if not editor.has_editor(directory):
             _fail(FileNotFoundError(f"no editor in {directory}: run `fashion-studio models train-mini --only editor`"))
-        chosen = {"guidance": editor.EDIT_GUIDANCE, "image_guidance": editor.EDIT_IMAGE_GUIDANCE}
-        selection = None
+        defaults = {"guidance": editor.EDIT_GUIDANCE, "image_guidance": editor.EDIT_IMAGE_GUIDANCE}
+        chosen, selection = defaults, None
         if select_guidance:
             selection = editor.select_guidance(directory, work_dir or WORK_DIR, seed)
             chosen = selection["chosen"]
-            if chosen != {"guidance": editor.EDIT_GUIDANCE, "image_guidance": editor.EDIT_IMAGE_GUIDANCE}:
+            if chosen != defaults:
                 typer.echo(f"note: validation chose {chosen}; the service defaults (settings edit_guidance, edit_image_guidance) differ", err=True)
         section = editor.evaluate_family(directory, work_dir or WORK_DIR, seed, **chosen)
         if selection is not None:

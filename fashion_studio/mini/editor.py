@@ -357,6 +357,7 @@ def evaluate_editor(
     image_guidance: float = EDIT_IMAGE_GUIDANCE,
     batch: int = 40,
     heldout_only: bool = True,
+    editor: Any = None,
 ) -> dict[str, Any]:
     """Edit held-out products into held-out combinations through the serving library
     (`fashion_studio.editing.Editor`) and let the judge read the results."""
@@ -372,7 +373,7 @@ def evaluate_editor(
     outside = sorted({p.combination for p in heldout.pairs} - held)
     if heldout_only and outside:
         raise ValueError(f"evaluation pairs outside the held-out combinations: {outside[:5]}")
-    editor = Editor.load(Settings(editor=str(editor_dir)))
+    editor = editor or Editor.load(Settings(editor=str(editor_dir)))
     requests = [
         editor.prepare(EditRequest(Image.fromarray(source), p.instruction, seed=seed + i, steps=steps, guidance=guidance, image_guidance=image_guidance))
         for i, (p, source) in enumerate(zip(heldout.pairs, heldout.sources))
@@ -433,6 +434,11 @@ TARGETS = {"edit_instructed_accuracy": 0.85, "edit_type_kept": 0.90}
 EVAL_PAIRS = 240  # 8 per held-out combination
 
 
+def has_editor(models_dir: Path) -> bool:
+    """Whether the family in `models_dir` has an editor stage."""
+    return (Path(models_dir) / "editor" / "model_index.json").is_file()
+
+
 def evaluate_family(
     models_dir: Path,
     work_dir: Path,
@@ -448,7 +454,7 @@ def evaluate_family(
     from fashion_studio.mini.judge import Judge
 
     models_dir = Path(models_dir)
-    if not (models_dir / "editor" / "model_index.json").is_file():
+    if not has_editor(models_dir):
         return None
     record_path = models_dir / "training.json"
     record = read_json(record_path) if record_path.is_file() else {}
@@ -473,23 +479,27 @@ def select_guidance(
     """Text and image guidance chosen on validation pairs: edits of other products into seen combinations
     only (checked: none is a held-out combination), so that the held-out figures stay unseen by the choice.
     The best setting reads the instructed value most often while keeping the type on >= 90%."""
+    from fashion_studio.editing import Editor
     from fashion_studio.mini.judge import Judge
+    from fashion_studio.settings import Settings
 
     models_dir = Path(models_dir)
     validation = pair_set(work_dir, pairs, seed + VALIDATION_SEED_OFFSET, TRAIN)
     check_disjoint(validation.pairs)
     judge = judge or Judge.load(models_dir / "judge")
+    editor = Editor.load(Settings(editor=str(models_dir / "editor")))  # once for the whole grid
     rows = []
     for guidance, image_guidance in grid:
         measured = evaluate_editor(
             models_dir / "editor",
             judge,
             validation,
-            validation.pairs,
+            (),  # the validation pairs themselves were checked above
             seed=seed * 100_000 + 50_000,
             guidance=guidance,
             image_guidance=image_guidance,
             heldout_only=False,
+            editor=editor,
         )
         rows.append(
             {
