@@ -1222,8 +1222,10 @@ class Cluster:
 
         ports = {name: free_port() for name in BENTOML_SERVICES}
         # Test-only: less work per request (smaller images, short translations, one catalog attempt)
-        # so that the traffic below takes seconds on 2 cores.
+        # so that the traffic below takes seconds on 2 cores; and one PyTorch thread per model process,
+        # since here five pods share two cores that a cluster would give each pod for itself.
         overrides = {
+            "FASHION_TORCH_THREADS": "1",
             "FASHION_DEFAULT_STEPS": "2",
             "FASHION_DEFAULT_WIDTH": "32",
             "FASHION_DEFAULT_HEIGHT": "32",

@@ -181,6 +181,21 @@ def finite(result: list[dict]) -> bool:
     return any(math.isfinite(float(r["value"][1])) for r in result)
 
 
+def slow_images(metrics: str) -> tuple[float, float]:
+    """(images over the SLO target, images) from a generator's /metrics: `_count` minus the target's bucket."""
+    target = re.search(r"^fashion_slo_seconds_per_image_target (\S+)$", metrics, re.M)
+    assert target, "no fashion_slo_seconds_per_image_target in the generator's /metrics"
+    bucket = float(target.group(1))
+    within = sum(
+        float(v)
+        for le, v in re.findall(r'^fashion_seconds_per_image_bucket\{le="([^"]+)",[^}]*\} (\S+)$', metrics, re.M)
+        if le != "+Inf" and float(le) == bucket
+    )
+    count = sum(float(v) for v in re.findall(r"^fashion_seconds_per_image_count\{[^}]*\} (\S+)$", metrics, re.M))
+    assert count > 0, "the generator observed no image"
+    return count - within, count
+
+
 def test_a_real_prometheus_evaluates_every_rule_on_the_real_services(live):
     groups = httpx.get(f"{live.prometheus_url}/api/v1/rules", timeout=10).json()["data"]["groups"]
     rules = [r for g in groups for r in g["rules"]]
@@ -189,8 +204,13 @@ def test_a_real_prometheus_evaluates_every_rule_on_the_real_services(live):
     assert not broken, broken
     empty = [r["name"] for r in rules if r["type"] == "recording" and not finite(live.query(r["name"]))]
     assert not empty, f"recording rules without data: {empty}"
-    firing = [r["name"] for r in rules if r["type"] == "alerting" and r["state"] == "firing"]
-    assert not firing, f"healthy traffic fired {firing}"
+    firing = {r["name"] for r in rules if r["type"] == "alerting" and r["state"] == "firing"}
+    # Healthy traffic pages nobody. The one exception is the machine's own doing: when this machine
+    # really took over the 2 s target for some images (the generator's own histogram says so), the
+    # seconds-per-image page is right to fire; nothing else may.
+    slow, images = slow_images(live.pods["generator"].metrics())
+    justified = {"FashionStudioSecondsPerImageFastBurn"} if slow else set()
+    assert firing <= justified, f"healthy traffic fired {sorted(firing - justified)} ({slow} of {images} images over the target)"
     # The recorded SLIs read what the services did: no 5xx (the 422s are the client's); a share of
     # slow batches (a cold first batch on 2 busy cores may take over 2 s per image).
     assert float(live.query(f'namespace:fashion_requests_errors:ratio_rate5m{{namespace="{NAMESPACE}"}}')[0]["value"][1]) == 0
