@@ -166,7 +166,7 @@ def train_mini(
     directory: Annotated[Optional[Path], typer.Argument(help="Folder for the trained models (default models/fashion-mini).")] = None,
     work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="Cache of rendered data and intermediate weights (default var/fashion-mini).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
-    only: Annotated[Optional[list[str]], typer.Option(help="Run only these stages: data, judge, marian, clip, vae, unet, sd, editor.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option(help="Run only these stages: data, judge, marian, clip, vae, unet, sd, editor, segmenter.")] = None,
     force: Annotated[bool, typer.Option(help="Retrain even what is complete.")] = False,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
     time_scale: Annotated[float, typer.Option("--time-scale", help="Multiply every stage's time cap (a slower or shared machine).")] = 1.0,
@@ -207,6 +207,9 @@ def eval_mini(
         typer.Option("--cards/--no-cards", help="Write the figures into the model cards (and, for the shipped family, README.md and docs/fashion-mini.md)."),
     ] = True,
     editor_only: Annotated[bool, typer.Option("--editor-only", help="Measure only the editor and update its part of eval.json and its card.")] = False,
+    segmenter_only: Annotated[
+        bool, typer.Option("--segmenter-only", help="Measure only the segmenter (SAM and the parser) and update its part of eval.json and its card.")
+    ] = False,
     select_guidance: Annotated[
         bool,
         typer.Option(
@@ -222,6 +225,22 @@ def eval_mini(
     from fashion_studio.mini.evaluate import evaluate as run_eval
 
     directory = directory or MINI_DIR
+    if segmenter_only:
+        from fashion_studio.mini import segmenter
+
+        if not segmenter.has_segmenter(directory):
+            _fail(FileNotFoundError(f"no segmenter in {directory}: run `fashion-studio models train-mini --only segmenter`"))
+        section = segmenter.evaluate_family(directory, work_dir or WORK_DIR, seed)
+        record = segmenter.record_evaluation(directory, section)
+        if cards:
+            segmenter.write_card(directory)
+            if Path(directory).resolve() == MINI_DIR.resolve():
+                from fashion_studio.mini.report import write_docs
+
+                write_docs(directory)
+        summary = {k: record["summary"][k] for k in segmenter.summary(section)}
+        typer.echo(json.dumps(summary | {"targets_met": {k: record["targets_met"][k] for k in segmenter.TARGETS}}, indent=2))
+        return
     if editor_only:
         from fashion_studio.mini import editor
 

@@ -80,6 +80,11 @@ SECONDS_PER_EDIT = Histogram(
     ["model", "runtime"],
     buckets=seconds_per_image_buckets(SLO_SECONDS_PER_IMAGE),
 )
+SEGMENTATIONS = Counter(
+    f"{PREFIX}_segmentations_total",
+    "Masks requests answered by the segmenter, by prompt: points, box or category.",
+    ["prompt"],
+)
 BATCH_SIZE = Histogram(
     f"{PREFIX}_batch_size",
     "Items per call of a batchable method.",

@@ -33,6 +33,8 @@ _HOW_TO_GET = {
     "translator": "a MarianMT folder (e.g. `huggingface-cli download Helsinki-NLP/opus-mt-de-en --local-dir DIR`)",
     "scorer": "a CLIP folder (e.g. `huggingface-cli download openai/clip-vit-large-patch14 --local-dir DIR`)",
     "editor": "an InstructPix2Pix folder (e.g. `huggingface-cli download timbrooks/instruct-pix2pix --local-dir DIR`)",
+    "segmenter": "a Segment Anything folder (e.g. `huggingface-cli download facebook/sam-vit-base --local-dir DIR`)",
+    "parser": "a SegFormer clothes parser (e.g. `huggingface-cli download mattmdjaga/segformer_b2_clothes --local-dir DIR`)",
     "llm": "a causal LM folder (e.g. `huggingface-cli download microsoft/Phi-3-mini-4k-instruct --local-dir DIR`)",
 }
 

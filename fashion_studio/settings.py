@@ -74,7 +74,7 @@ class Batching(BaseSettings):
     short_call_timeout_s: float = Field(30.0, gt=0)
 
 
-ModelRole = Literal["generator", "scorer", "translator", "editor"]
+ModelRole = Literal["generator", "scorer", "translator", "editor", "segmenter"]
 
 
 def available_cores() -> int:
@@ -103,6 +103,7 @@ class Threads(BaseSettings):
     scorer: int | None = Field(None, ge=1)
     translator: int | None = Field(None, ge=1)
     editor: int | None = Field(None, ge=1)
+    segmenter: int | None = Field(None, ge=1)
 
 
 class Settings(BaseSettings):
@@ -116,6 +117,11 @@ class Settings(BaseSettings):
     scorer: str = "fashion-mini/clip"
     # Instruction-based editing: an InstructPix2Pix pipeline (production: timbrooks/instruct-pix2pix).
     editor: str = "fashion-mini/editor"
+    # Garment masks: a Segment Anything model (production: facebook/sam-vit-base) and a clothes parser for
+    # masks by category (production: mattmdjaga/segformer_b2_clothes); unset, the parser is the
+    # segmenter folder's `parser/` when it has one (fashion-mini's does).
+    segmenter: str = "fashion-mini/segmenter"
+    parser: str | None = None
     llm: str | None = None
     lora: Annotated[list[str], NoDecode] = Field(default_factory=list, description="LoRA adapters, comma-separated: path or hub id, optionally '@weight'")
     revision: str | None = None

@@ -15,7 +15,9 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_val
 from fashion_studio.errors import InvalidInputError
 from fashion_studio.generation import GenerationRequest, check_lora, lora_names
 from fashion_studio.scheduling import CostLimits, local_model_folder
+from fashion_studio.segmentation import MAX_POINTS
 from fashion_studio.settings import get_settings
+from services.schemas import MaskOut
 
 SETTINGS = get_settings()
 LIMITS = SETTINGS.limits
@@ -172,6 +174,34 @@ class EditResponse(BaseModel):
     source_image_id: str | None = Field(description="The stored image edited; None for an image sent.")
     instruction: str
     edited_description: str = Field(description="What the edit should show: the source's description with the instruction applied.")
+    model: str
+    timings: dict[str, float]
+
+
+# --- segmentation ---------------------------------------------------------------------------------------
+
+Point = Annotated[tuple[float, float], Field(description="(x, y) in pixels of the image, from its top-left corner.")]
+
+
+class SegmentRequest(BaseModel):
+    """Masks for an image sent as `image` (base64) or named by `image_id`, from one prompt: `points` with
+    `labels`, a `box`, or a garment `category`."""
+
+    image: ImageB64 | None = Field(None, description="The image; or give image_id.")
+    image_id: Identifier | None = Field(None, description="The id of a stored image; or give image.")
+    points: list[Point] = Field(default_factory=list, max_length=MAX_POINTS, description="Clicked points; a box may come with them.")
+    labels: list[Literal[0, 1]] | None = Field(None, max_length=MAX_POINTS, description="One per point: 1 on the garment, 0 off it. Default: all 1.")
+    box: tuple[float, float, float, float] | None = Field(None, description="[x0, y0, x1, y1] in pixels around the garment.")
+    category: Literal["upper", "lower", "full"] | None = Field(None, description="A mask by garment category, without clicks (the clothes parser).")
+    multimask: bool | None = Field(None, description="Answer SAM's three candidate masks; default: for a single point.")
+
+
+class SegmentResponse(BaseModel):
+    width: int
+    height: int
+    prompt: Literal["points", "box", "category"]
+    image_id: str | None = Field(description="The stored image segmented; None for an image sent.")
+    masks: list[MaskOut] = Field(description="Best first: one-channel PNGs (255 inside) at the image's size, with SAM's predicted IoU.")
     model: str
     timings: dict[str, float]
 

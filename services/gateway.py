@@ -32,9 +32,10 @@ from services.generator import GeneratorService
 from services.lifecycle import GATEWAY_NAME, TRAFFIC, drain_gateway, on_sigterm
 from services.loading import BackgroundLoad
 from services.model_client import call_model, call_model_sync, generate_work, raise_item_error, to_result
-from services.routes import catalog, edit, gallery, generation, jobs, popularity, recommend, score, sessions, translate
+from services.routes import catalog, edit, gallery, generation, jobs, popularity, recommend, score, segment, sessions, translate
 from services.schemas import GenerateOutput, ScoreItem, image_from_b64, png_b64
 from services.scorer import ScorerService
+from services.segmenter import SegmenterService
 from services.translator import TranslatorService
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ app.include_router(gallery.router)
 app.include_router(jobs.router)
 app.include_router(sessions.router)
 app.include_router(recommend.router)
+app.include_router(segment.router)
 app.include_router(ui.router)
 
 
@@ -100,6 +102,7 @@ class Studio:
     translator = bentoml.depends(TranslatorService)
     scorer = bentoml.depends(ScorerService)
     editor = bentoml.depends(EditorService)
+    segmenter = bentoml.depends(SegmenterService)
 
     def __init__(self) -> None:
         self.storage = Storage.from_settings(SETTINGS)

@@ -153,6 +153,32 @@ class EditOutput(ItemOutput):
     batch_images: int = 0
 
 
+class SegmentItem(BaseModel):
+    """One segmentation for the segmenter service: the image as PNG base64 and its prompt (points with
+    labels, a box, or a garment category), checked there against the image (`SegmentRequest.check`)."""
+
+    png_b64: str
+    points: list[tuple[float, float]] = Field(default_factory=list)
+    labels: list[int] = Field(default_factory=list)
+    box: tuple[float, float, float, float] | None = None
+    category: str | None = None
+    multimask: bool | None = None
+    deadline: float | None = Field(None, description="Wall-clock time after which nobody awaits the result.")
+
+
+class MaskOut(BaseModel):
+    png_b64: str = Field(description="The mask as a one-channel PNG (255 inside, 0 outside) at the image's size.")
+    score: float = Field(description="SAM's predicted IoU of the mask; for a category, the parser's mean confidence inside it.")
+    area: int = Field(description="Pixels inside the mask.")
+
+
+class SegmentOutput(ItemOutput):
+    masks: list[MaskOut] = Field(default_factory=list)
+    model: str = ""
+    timings: dict[str, float] = Field(default_factory=dict)
+    batch_images: int = 0
+
+
 class ScoreItem(BaseModel):
     png_b64: str
     text: str

@@ -49,7 +49,7 @@ NAMESPACE = "fashion-studio"
 # The oldest Kubernetes the manifests need (Job backoffLimitPerIndex GA, preStop sleep on by default)
 # and the newest kubernetes-validate knows.
 K8S_VERSIONS = ("1.33.0", "1.37.0")
-BENTOML_SERVICES = ("studio", "generator", "translator", "scorer", "editor")
+BENTOML_SERVICES = ("studio", "generator", "translator", "scorer", "editor", "segmenter")
 IMAGE_SOURCE = "/home/bentoml/bento/src"  # where `bentoml containerize` puts the Bento's files
 CLUSTER_SCOPED = ("Namespace", "PriorityClass")
 PROBE_ENDPOINTS = re.compile(r"/(readyz|livez|healthz|metrics)")
@@ -290,10 +290,14 @@ def test_every_container_has_requests_and_limits(overlay):
                 assert quantity(requests[resource]) <= quantity(limits[resource]), where
     gpus = {name: main_container(doc)["resources"]["limits"].get("nvidia.com/gpu") for name, doc in objects(docs, "Deployment").items()}
     if overlay == "gpu":
-        assert gpus == {"studio": None, "generator": None, "translator": None, "scorer": None, "editor": "1", "triton": "1"}
-        editor = objects(docs, "Deployment")["editor"]  # InstructPix2Pix in PyTorch, on a GPU of its own
-        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod_spec(editor)["tolerations"]
-        assert {e["name"]: e["value"] for e in main_container(editor)["env"]}["FASHION_DEVICE"] == "cuda"
+        assert gpus == {"studio": None, "generator": None, "translator": None, "scorer": None, "editor": "1", "segmenter": "1", "triton": "1"}
+        # InstructPix2Pix, and SAM with the clothes parser, in PyTorch, each on a GPU of its own.
+        for name in ("editor", "segmenter"):
+            own = objects(docs, "Deployment")[name]
+            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod_spec(own)["tolerations"], name
+            env = {e["name"]: e["value"] for e in main_container(own)["env"]}
+            assert env["FASHION_DEVICE"] == "cuda" and env["FASHION_RUNTIME"] == "torch", name
+            assert main_container(own)["resources"]["requests"]["nvidia.com/gpu"] == "1", name
         triton = objects(docs, "Deployment")["triton"]
         assert main_container(triton)["resources"]["requests"]["nvidia.com/gpu"] == "1"
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod_spec(triton)["tolerations"]
@@ -454,6 +458,7 @@ def test_gpu_pods_pull_pinned_model_revisions_into_their_own_volume():
         "translator": [settings["FASHION_TRANSLATOR"]],
         "scorer": [settings["FASHION_SCORER"]],
         "editor": [settings["FASHION_EDITOR"]],
+        "segmenter": [settings["FASHION_SEGMENTER"], settings["FASHION_PARSER"]],
         "catalog": [settings[k] for k in ("FASHION_GENERATOR", "FASHION_TRANSLATOR", "FASHION_SCORER")],
         "index-build": [settings["FASHION_SCORER"]],
     }
@@ -479,6 +484,67 @@ def test_gpu_pods_pull_pinned_model_revisions_into_their_own_volume():
         assert sorted(pulled) == sorted(f"{mount}/{model}" for model in models), name
     triton = main_container(objects(docs, "Deployment")["triton"])
     assert flag(triton["args"], "model-repository").startswith("s3://")
+
+
+@pytest.mark.parametrize("overlay", ("cpu", "gpu"))
+def test_the_gateway_reaches_every_model_service_it_depends_on(overlay):
+    """The gateway runs only itself: each `bentoml.depends` member of Studio (services/gateway.py) is named
+    by its service name in a `--depends` URL, that URL is a Service selecting the pods of the Deployment
+    that serves that member alone, on its HTTP port, and the network policies admit the gateway there. A
+    member left out would be started nowhere, and its routes would fail in every pod."""
+    from services.gateway import Studio
+
+    docs = render(overlay)
+    deployments, services, policies = objects(docs, "Deployment"), objects(docs, "Service"), objects(docs, "NetworkPolicy")
+    gateway = deployments["studio"]
+    args = main_container(gateway)["args"]
+    assert flag(args, "service-name") == Studio.name == "studio"
+    members = {dependency.on.name for dependency in Studio.dependencies.values()}
+    assert set(BENTOML_SERVICES) == {Studio.name, *members}
+    depends = dict(arg.removeprefix("--depends=").split("=", 1) for arg in args if arg.startswith("--depends="))
+    assert set(depends) == members, f"--depends names {sorted(depends)}, the gateway depends on {sorted(members)}"
+    serving = {flag(main_container(doc)["args"], "service-name"): doc for name, doc in deployments.items() if name not in ("studio", "triton")}
+    assert set(serving) == members
+    for member, url in depends.items():
+        match = re.fullmatch(r"http://([a-z0-9-]+):(\d+)", url)
+        assert match, url
+        target = serving[member]
+        service = services[match.group(1)]["spec"]
+        assert service["selector"].items() <= pod_labels(target).items(), f"{url} does not select the {member} pods"
+        (port,) = [p for p in service["ports"] if p["port"] == int(match.group(2))]
+        ports = {p["name"]: p["containerPort"] for p in main_container(target)["ports"]}
+        assert ports[port["targetPort"]] == int(flag(main_container(target)["args"], "port")), url
+        assert admits(policies, pod_labels(target), pod_labels(gateway), {port["targetPort"], ports[port["targetPort"]]}), f"the gateway cannot reach {url}"
+
+
+@pytest.mark.parametrize("overlay", ("cpu", "gpu"))
+def test_the_segmenter_reads_sam_and_the_clothes_parser_where_its_pod_has_them(overlay):
+    """The segmenter loads SAM from FASHION_SEGMENTER and the clothes parser from FASHION_PARSER (unset: the
+    SAM folder's `parser/`). cpu: fashion-mini's segmenter, whose folder holds both, from the image. gpu:
+    facebook/sam-vit-base and mattmdjaga/segformer_b2_clothes, each pulled by an init container into the
+    models volume at the folder its setting names, and run in PyTorch on a GPU of the pod's own."""
+    from fashion_studio.settings import Settings
+
+    docs = render(overlay)
+    segmenter = objects(docs, "Deployment")["segmenter"]
+    container = main_container(segmenter)
+    assert flag(container["args"], "service-name") == "segmenter"
+    env = container_env(docs, container)
+    sam = f"{env['FASHION_MODELS_DIR']}/{env['FASHION_SEGMENTER']}"
+    if overlay == "cpu":
+        assert env["FASHION_SEGMENTER"] == Settings.model_fields["segmenter"].default == "fashion-mini/segmenter"
+        assert "FASHION_PARSER" not in env  # the folder's parser/
+        assert sam == f"{IMAGE_SOURCE}/models/fashion-mini/segmenter"
+        assert "models/fashion-mini/**" in yaml.safe_load((ROOT / "bentofile.yaml").read_text())["include"]  # in the image
+        assert env["FASHION_DEVICE"] == "cpu" and "nvidia.com/gpu" not in container["resources"]["limits"]
+        return
+    parser = f"{env['FASHION_MODELS_DIR']}/{env['FASHION_PARSER']}"
+    mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "models")
+    assert sam.startswith(mount + "/") and parser.startswith(mount + "/"), (sam, parser, mount)
+    pulled = {step[3]: step[2] for init in pod_spec(segmenter)["initContainers"] for step in calls(docs, init) if step[:2] == ["models", "pull"]}
+    assert pulled == {sam: "s3://fashion-studio-models/sam-vit-base", parser: "s3://fashion-studio-models/segformer_b2_clothes"}
+    assert env["FASHION_DEVICE"] == "cuda" and env["FASHION_RUNTIME"] == "torch"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -1223,7 +1289,7 @@ class Cluster:
         ports = {name: free_port() for name in BENTOML_SERVICES}
         # Test-only: less work per request (smaller images, short translations, one catalog attempt)
         # so that the traffic below takes seconds on 2 cores; and one PyTorch thread per model process,
-        # since here five pods share two cores that a cluster would give each pod for itself.
+        # since here all the pods share two cores that a cluster would give each pod for itself.
         overrides = {
             "FASHION_TORCH_THREADS": "1",
             "FASHION_DEFAULT_STEPS": "2",
@@ -1382,6 +1448,7 @@ class Cluster:
             ("/translate", {"texts": ["Rotes Kleid aus Baumwolle"]}),
             ("/score", {"image": base64.b64encode(png.getvalue()).decode(), "text": "a red square"}),
             ("/edit", {"image": base64.b64encode(png.getvalue()).decode(), "instruction": "make it blue", "seed": 5, "steps": 2}),
+            ("/segment", {"image": base64.b64encode(png.getvalue()).decode(), "points": [[16, 16]]}),
             ("/catalog", {"article_id": f"k8s-{time.monotonic_ns()}", "description": "Blaue Jeans mit geradem Bein", "language": "de"}),
             ("/generate", {"prompt": "", "seed": 4}),  # 422: a failure with a reason
         ]
@@ -1448,8 +1515,8 @@ def test_the_rendered_deployments_start_the_services_they_name(cluster):
         own = re.findall(r'bentoml_service_request_total\{[^}]*runner_name="([a-z]+)"', pod.metrics())
         assert set(own) == {name}, f"{name}'s pod serves {set(own)}: one BentoML service per Deployment"
     # The gateway reached its dependencies through the --depends URLs, so each counted requests.
-    for name in ("generator", "translator", "scorer"):
-        assert re.search(r'bentoml_service_request_total\{[^}]*endpoint="/(generate|translate|score)"', cluster.pods[name].metrics())
+    for name, endpoint in {"generator": "generate", "translator": "translate", "scorer": "score", "editor": "edit", "segmenter": "segment"}.items():
+        assert re.search(rf'bentoml_service_request_total\{{[^}}]*endpoint="/{endpoint}"', cluster.pods[name].metrics()), name
 
 
 def adapter_rules() -> list[dict]:
@@ -1530,7 +1597,7 @@ def test_the_canary_metric_queries_run_on_the_real_prometheus(cluster):
 # --service-name=NAME $BENTO_PATH`, the image's entrypoint), so these are the series a cluster's
 # Prometheus scrapes.
 
-MODEL_SERVICES = ("generator", "translator", "scorer")
+MODEL_SERVICES = tuple(name for name in BENTOML_SERVICES if name != "studio")
 
 
 def labels_of(text: str, series: str) -> list[dict[str, str]]:

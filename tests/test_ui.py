@@ -2,18 +2,21 @@
 with API keys on: a user types a prompt and sees the images, runs a German description through the
 catalog, sees the API's own error for a bad value, uploads a sheet and downloads the job's results,
 finds stored images in the gallery, edits one of them in words, finds the products of a small demo
-shop that look like an uploaded shot or a text, and holds a conversation that survives a reload; the
-page asks nothing of any host but the gateway."""
+shop that look like an uploaded shot or a text, holds a conversation that survives a reload, and clicks
+on a garment (or names its category) for its masks; the page asks nothing of any host but the gateway."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import time
 from urllib.parse import urlsplit
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
 from fashion_studio.mini import MINI_DIR
 from tests.helpers import Server, serving
@@ -371,13 +374,159 @@ def test_views_follow_the_gateways_openapi(page, server):
     optional = [
         ("Popularity", ["/popularity"]),
         ("Edit", ["/edit"]),
+        ("Masks", ["/segment"]),
         ("Similar products", ["/recommend"]),
         ("Conversation", ["/sessions", "/sessions/{session_id}", "/sessions/{session_id}/messages"]),
     ]
     expected = ["Generate", "Catalog", "Gallery"] + [label for label, needs in optional if all(p in paths for p in needs)]
     assert tabs == expected
     assert page.locator("#view-popularity").count() == ("/popularity" in paths)
-    assert {"Edit", "Similar products", "Conversation"} <= set(tabs)  # this gateway serves them all
+    assert {"Edit", "Masks", "Similar products", "Conversation"} <= set(tabs)  # this gateway serves them all
+    assert page.locator("#view-segment").count() == ("/segment" in paths)
+
+
+# --- Masks: clicks on a garment, or its category ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def figure():
+    """A held-out figure of the segmenter's evaluation wearing a top and a bottom, with its exact masks."""
+    from fashion_studio.mini.data import HELDOUT
+    from fashion_studio.mini.figures import render_figure
+    from fashion_studio.mini.segmenter import make_figures
+
+    return next(f for f in map(render_figure, make_figures(12, 0, HELDOUT)) if f.spec.bottom is not None)
+
+
+def is_segment(response) -> bool:
+    return urlsplit(response.url).path.endswith("/segment")
+
+
+def open_masks_with_upload(page, figure, tmp_path):
+    """The Masks view with `figure` uploaded and shown enlarged; its scale (screen px per image pixel)."""
+    path = tmp_path / "figure.png"
+    figure.image.save(path)
+    page.click("#tabs button[data-view=segment]")
+    page.set_input_files("#segment-form [name=file]", str(path))
+    wait_for_images(page, "#segment-stage img", 1)
+    box = page.locator("#segment-stage svg.markers").bounding_box()
+    assert abs(box["width"] - box["height"]) < 1 and box["width"] >= 4 * 64, box  # the 64 px image, enlarged
+    return box["width"] / 64
+
+
+def click_pixels(page, points, scale: float, shift: bool = False) -> None:
+    """Clicks on the shown image where the image's pixels `points` (x, y) are."""
+    stage = page.locator("#segment-stage svg.markers")
+    for x, y in points:
+        stage.click(position={"x": x * scale, "y": y * scale}, modifiers=["Shift"] if shift else None)
+
+
+def mask_of(png_b64: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(png_b64)))) > 127
+
+
+def shown_mask(page, selector: str) -> np.ndarray:
+    """The pixels a mask canvas colours in, as the page drew it."""
+    canvas = page.locator(selector)
+    width, height, alpha = canvas.evaluate(
+        "c => [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.filter((_, i) => i % 4 == 3))]"
+    )
+    return np.asarray(alpha).reshape(height, width) > 0
+
+
+def test_three_clicks_on_an_uploaded_garment_send_its_pixels_and_show_its_mask(page, figure, tmp_path):
+    from fashion_studio.mini.segmenter import iou, sample_points
+
+    scale = open_masks_with_upload(page, figure, tmp_path)
+    points = sample_points(figure.masks["upper"], 3, np.random.default_rng(4)).tolist()  # pixel centres
+    click_pixels(page, points, scale)
+    listed = page.locator("#segment-points li[data-label]")
+    assert [[float(listed.nth(i).get_attribute(a)) for a in ("data-x", "data-y")] for i in range(3)] == points
+    assert page.locator("#segment-stage circle.point.on").count() == 3
+
+    with page.expect_response(is_segment, timeout=WORK_S) as answered:
+        page.click("#segment-form button[type=submit]")
+    sent = answered.value.request.post_data_json
+    assert (sent["points"], sent["labels"]) == (points, [1, 1, 1]) and "image_id" not in sent
+    assert Image.open(io.BytesIO(base64.b64decode(sent["image"]))).size == (64, 64)
+    answer = answered.value.json()
+    assert answered.value.status == 200, answer
+    (mask,) = answer["masks"]  # several points: one mask
+
+    card = page.locator("#segment-results figure.mask-card")
+    card.wait_for(timeout=WORK_S)
+    assert float(card.get_attribute("data-score")) == mask["score"] and int(card.get_attribute("data-area")) == mask["area"]
+    caption = card.locator("figcaption").inner_text()
+    assert f"score {mask['score']:.3f}" in caption and f"area {mask['area']} px" in caption, caption
+    assert (shown_mask(page, "#segment-results figure.mask-card canvas.mask") == mask_of(mask["png_b64"])).all()
+    assert iou(mask_of(mask["png_b64"]), figure.masks["upper"]) >= 0.5
+    assert "3 points (3 on the garment, 0 background)" in page.inner_text("#segment-summary")
+    page.wait_for_selector("#segment-stage canvas.mask")  # the best mask over the image clicked on
+    assert page.locator("#segment-results figure.mask-card circle.point").count() == 3
+
+    page.click("#segment-clear")
+    assert page.locator("#segment-points li[data-label]").count() == 0 and page.locator("#segment-stage circle").count() == 0
+    assert page.locator("#segment-results figure").count() == 0 and page.locator("#segment-stage canvas.mask").count() == 0
+
+
+def test_a_generated_image_goes_to_masks_and_a_category_button_shows_its_mask(page):
+    generate(page, "a red summer dress", num_images="1", seed="5")
+    wait_for_images(page, "#generate-results img", 1)
+    image_id = page.locator("#generate-results figure").get_attribute("data-image-id")
+    page.click("#generate-results figure button[data-use=segment]")
+    assert page.locator("#view-segment").is_visible() and page.input_value("#segment-form [name=image_id]") == image_id
+    wait_for_images(page, "#segment-stage img", 1)
+    assert image_id in page.inner_text("#segment-stage")
+    categories = page.locator("#segment-categories button")
+    assert [categories.nth(i).get_attribute("data-category") for i in range(categories.count())] == ["upper", "lower", "full"]
+
+    with page.expect_response(is_segment, timeout=WORK_S) as answered:
+        page.click("#segment-categories button[data-category=full]")
+    assert answered.value.request.post_data_json == {"image_id": image_id, "category": "full"}
+    answer = answered.value.json()
+    assert answered.value.status == 200 and (answer["prompt"], answer["image_id"]) == ("category", image_id), answer
+    (mask,) = answer["masks"]
+    card = page.locator("#segment-results figure.mask-card")
+    card.wait_for(timeout=WORK_S)
+    assert f"score {mask['score']:.3f}" in card.inner_text() and f"area {mask['area']} px" in card.inner_text()
+    assert (shown_mask(page, "#segment-results figure.mask-card canvas.mask") == mask_of(mask["png_b64"])).all()
+    summary = page.inner_text("#segment-summary")
+    assert "the category “full”" in summary and f"stored image {image_id}" in summary, summary
+    assert page.locator("#segment-categories button:disabled").count() == 0
+
+
+def test_refusals_of_the_masks_view_show_the_field_the_api_names(page, server, figure, tmp_path):
+    def expected(body: dict, status: int) -> dict:
+        reply = httpx.post(f"{server.url}/segment", json=body, headers=AUTH, timeout=60)
+        assert reply.status_code == status, reply.text
+        return reply.json()
+
+    scale = open_masks_with_upload(page, figure, tmp_path)
+    click_pixels(page, [(10.5, 10.5)], scale, shift=True)  # a background point only
+    assert page.locator("#segment-stage circle.point.off").count() == 1
+    with page.expect_response(is_segment, timeout=WORK_S) as answered:
+        page.click("#segment-form button[type=submit]")
+    assert answered.value.request.post_data_json["labels"] == [0]
+    alert = page.locator("#segment-form .error")
+    alert.wait_for(state="visible", timeout=30_000)
+    refusal = expected({"image": answered.value.request.post_data_json["image"], "points": [[10.5, 10.5]], "labels": [0]}, 422)
+    assert refusal["field"] == "labels"
+    assert refusal["value"] == "[0]" and alert.inner_text().startswith(f"labels = [0]: {refusal['limit']}"), alert.inner_text()
+    assert page.locator("#segment-results figure").count() == 0
+
+    missing = "gen-00000000ffff"
+    page.fill("#segment-form [name=image_id]", missing)
+    assert page.eval_on_selector("#segment-form [name=file]", "f => f.files.length") == 0  # one source at a time
+    with page.expect_response(is_segment, timeout=WORK_S) as answered:
+        page.click("#segment-categories button[data-category=upper]")
+    assert answered.value.status == 404
+    refusal = expected({"image_id": missing, "category": "upper"}, 404)
+    assert refusal["field"] == "image_id"
+    page.wait_for_function("document.querySelector('#segment-form .error').textContent.startsWith('image_id = ')")
+    assert alert.inner_text().startswith(f"image_id = {refusal['value']}: {refusal['limit']}"), alert.inner_text()
+    page.locator("#segment-image-error").wait_for(state="visible")  # nor could the image be shown
+    assert page.inner_text("#segment-image-error").startswith("image_id"), page.inner_text("#segment-image-error")
+    assert page.locator("#segment-stage img").count() == 0
 
 
 # --- the endpoints the page uses, as any client sees them ----------------------------------------------

@@ -2,9 +2,9 @@
 
 Serves the deployment on the shipped fashion-mini models with a storage of its own and a demo shop's
 product index, drives the page in Debian's Chromium like a user (a prompt, a German description, a
-spreadsheet upload, an edit in words, a search for similar products, a conversation) and photographs
-each view once its work is done. Nothing is staged: every image is drawn by the models, every product
-shot is the demo shop's own.
+spreadsheet upload, an edit in words, a click on a garment for its masks, a search for similar products,
+a conversation) and photographs each view once its work is done. Nothing is staged: every image is
+drawn by the models, every product shot is the demo shop's own.
 """
 
 from __future__ import annotations
@@ -127,6 +127,18 @@ def shoot(url: str, out: Path, work: Path) -> list[Path]:
             page.wait_for_selector("#edit-output figure, #edit-form .error:not([hidden])", timeout=300_000)
             images_loaded(page, "#edit-result img")
             shots.append(out / "ui-edit.png")
+            page.screenshot(path=shots[-1], full_page=True)
+
+        if page.query_selector("#tabs button[data-view=segment]"):
+            page.click("#tabs button[data-view=gallery]")
+            page.click("#gallery-items figure[data-image-id^=gen-] button[data-use=segment]")
+            images_loaded(page, "#segment-stage img")
+            stage = page.locator("#segment-stage svg.markers")
+            box = stage.bounding_box()
+            stage.click(position={"x": box["width"] / 2, "y": box["height"] / 2})  # one click: three candidate masks
+            page.click("#segment-form button[type=submit]")
+            page.wait_for_selector("#segment-stage canvas.mask, #segment-form .error:not([hidden])", timeout=120_000)
+            shots.append(out / "ui-segment.png")
             page.screenshot(path=shots[-1], full_page=True)
 
         if page.query_selector("#tabs button[data-view=recommend]"):

@@ -292,7 +292,9 @@ Held-out renders: type {_pct(acc.get("product_type"))}, colour {_pct(acc.get("co
 
 def overview(training: dict[str, Any], ev: dict[str, Any] | None, size_bytes: int = 0) -> str:
     stages = training.get("stages", {})
-    lines = "\n".join(_stage_line(name, stages.get(name)) for name in ("data", "judge", "marian", "clip", "vae", "unet", "sd", "editor") if name in stages)
+    lines = "\n".join(
+        _stage_line(name, stages.get(name)) for name in ("data", "judge", "marian", "clip", "vae", "unet", "sd", "editor", "segmenter") if name in stages
+    )
     return f"""# fashion-mini
 
 Small models trained on a garment catalog that the project renders itself, in the production
@@ -304,6 +306,7 @@ architectures, so that the default service draws real garments on a laptop witho
 | `clip/` | CLIP (ViT + text tower), the quality gate's scorer | `FASHION_SCORER=fashion-mini/clip` |
 | `marian/` | MarianMT German -> English | `FASHION_TRANSLATOR=fashion-mini/marian` |
 | `editor/` | InstructPix2Pix editor (8-channel UNet from the generator's, its own VAE and text encoder) | `FASHION_EDITOR=fashion-mini/editor` |
+| `segmenter/` | Segment Anything (`SamModel`) and a SegFormer clothes parser, trained on dressed figures' masks | `FASHION_SEGMENTER=fashion-mini/segmenter` |
 | `judge/` | CNN classifier of type, colour, pattern (evaluation only) | - |
 
 {size_bytes / 1e6:.1f} MB in all (safetensors weights, tokenizers, configs, these cards).
@@ -328,8 +331,10 @@ def write_cards(models_dir: Path | str) -> list[Path]:
     ev = read_json(models_dir / EVAL_RECORD) if (models_dir / EVAL_RECORD).is_file() else None
     written = []
     from fashion_studio.mini.editor import editor_card
+    from fashion_studio.mini.segmenter import segmenter_card
 
-    for folder, make in (("sd", sd_card), ("clip", clip_card), ("marian", marian_card), ("judge", judge_card), ("editor", editor_card)):
+    cards = (("sd", sd_card), ("clip", clip_card), ("marian", marian_card), ("judge", judge_card), ("editor", editor_card), ("segmenter", segmenter_card))
+    for folder, make in cards:
         if (models_dir / folder).is_dir():
             path = models_dir / folder / "README.md"
             path.write_text(make(training, ev), encoding="utf-8")

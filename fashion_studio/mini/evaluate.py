@@ -35,6 +35,7 @@ from PIL import Image
 
 from fashion_studio.attributes import Attributes
 from fashion_studio.mini import editor as mini_editor
+from fashion_studio.mini import segmenter as mini_segmenter
 from fashion_studio.mini.common import write_json
 from fashion_studio.mini.data import HELDOUT, TRAIN, Item, heldout_sets, text_pairs, training_set
 from fashion_studio.mini.split import split_summary
@@ -55,6 +56,7 @@ TARGETS = {
     "clip_zero_shot_type_accuracy_training_templates": 0.90,
     "clip_zero_shot_colour_accuracy_training_templates": 0.90,
     **mini_editor.TARGETS,
+    **mini_segmenter.TARGETS,
 }
 # The cheap sampling the service defaults are compared with.
 FAST = {"steps": 4, "guidance": 0.0}
@@ -291,6 +293,10 @@ def evaluate(models_dir: Path, work_dir: Path, config: EvalConfig | None = None,
     results["editor"] = mini_editor.evaluate_family(models_dir, work_dir, config.seed, judge)
     if results["editor"] is not None:
         summary.update(mini_editor.summary(results["editor"]))
+    # segmenter: held-out figures (fashion_studio/mini/segmenter.py)
+    results["segmenter"] = mini_segmenter.evaluate_family(models_dir, work_dir, config.seed)
+    if results["segmenter"] is not None:
+        summary.update(mini_segmenter.summary(results["segmenter"]))
     results["summary"] = summary
     results["targets_met"] = {k: results["summary"][k] >= v for k, v in TARGETS.items() if k in results["summary"]}
     results["seconds"] = round(time.perf_counter() - started, 1)

@@ -28,13 +28,14 @@ from typing import Any
 from fashion_studio.mini.common import MARKER, is_complete, mark_complete, read_json, write_json
 from fashion_studio.mini.data import TRAIN, all_combinations_set, heldout_sets, text_pairs, training_set
 from fashion_studio.mini.editor import EDIT_DATA_VERSION
+from fashion_studio.mini.segmenter import FIGURE_DATA_VERSION, SEGMENTER_RECIPE_VERSION
 from fashion_studio.mini.split import SPLIT_VERSION, check_held_out, held_out_combinations, split_summary
 
 logger = logging.getLogger(__name__)
 
 TRAINER_VERSION = 1
-STAGES: tuple[str, ...] = ("data", "judge", "marian", "clip", "vae", "unet", "sd", "editor")
-MODEL_STAGES = {"judge": "judge", "marian": "marian", "clip": "clip", "sd": "sd", "editor": "editor"}
+STAGES: tuple[str, ...] = ("data", "judge", "marian", "clip", "vae", "unet", "sd", "editor", "segmenter")
+MODEL_STAGES = {"judge": "judge", "marian": "marian", "clip": "clip", "sd": "sd", "editor": "editor", "segmenter": "segmenter"}
 # What each stage reads from earlier stages.
 UPSTREAM: dict[str, tuple[str, ...]] = {
     "data": (),
@@ -45,6 +46,7 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
     "unet": ("clip", "vae"),
     "sd": ("clip", "vae", "unet"),
     "editor": ("sd",),  # starts from the generator's UNet; renders its own edit pairs
+    "segmenter": (),  # renders its own figures
 }
 TRAINING_RECORD = "training.json"
 
@@ -57,10 +59,17 @@ class MiniConfig:
     train_images: int = 24000
     heldout_images: int = 1000
     translation_pairs: int = 40000
-    steps: dict[str, int] = field(default_factory=lambda: {"judge": 400, "marian": 800, "clip": 600, "vae": 1200, "unet": 2000, "editor": 1200})
-    batch_sizes: dict[str, int] = field(default_factory=lambda: {"judge": 64, "marian": 64, "clip": 128, "vae": 12, "unet": 64, "editor": 48})
-    max_minutes: dict[str, float] = field(default_factory=lambda: {"judge": 1.0, "marian": 6.0, "clip": 4.5, "vae": 5.5, "unet": 21.0, "editor": 20.0})
+    steps: dict[str, int] = field(
+        default_factory=lambda: {"judge": 400, "marian": 800, "clip": 600, "vae": 1200, "unet": 2000, "editor": 1200, "segmenter": 1000, "parser": 500}
+    )
+    batch_sizes: dict[str, int] = field(
+        default_factory=lambda: {"judge": 64, "marian": 64, "clip": 128, "vae": 12, "unet": 64, "editor": 48, "segmenter": 12, "parser": 16}
+    )
+    max_minutes: dict[str, float] = field(
+        default_factory=lambda: {"judge": 1.0, "marian": 6.0, "clip": 4.5, "vae": 5.5, "unet": 21.0, "editor": 20.0, "segmenter": 10.0}
+    )
     edit_pairs: int = 5000  # the editor's rendered (before, after) pairs
+    figures: int = 2000  # the segmenter's rendered training figures
     threads: int = 2
     workers: int = 2
     time_scale: float = 1.0  # the factor `max_minutes` was multiplied by (train-mini --time-scale); recorded
@@ -76,6 +85,14 @@ class MiniConfig:
             key["translation_pairs"] = self.translation_pairs
         if stage == "editor":
             key.update(edit_pairs=self.edit_pairs, edit_data_version=EDIT_DATA_VERSION)
+        if stage == "segmenter":
+            key.update(
+                figures=self.figures,
+                figure_data_version=FIGURE_DATA_VERSION,
+                recipe=SEGMENTER_RECIPE_VERSION,
+                split_version=SPLIT_VERSION,
+                parser_steps=self.steps["parser"],
+            )
         for name in (stage, *UPSTREAM.get(stage, ())):
             if name in self.steps:
                 key[f"{name}_steps"] = self.steps[name]
@@ -251,6 +268,14 @@ class Trainer:
         )
         info["pair_rendering_seconds"] = round(render_seconds, 1)
         return info
+
+    def _segmenter(self, folder: Path) -> dict[str, Any]:
+        from fashion_studio.mini import segmenter
+
+        c = self.config
+        steps = {"sam": c.steps["segmenter"], "parser": c.steps["parser"]}
+        batches = {"sam": c.batch_sizes["segmenter"], "parser": c.batch_sizes["parser"]}
+        return segmenter.train(folder, self.work_dir, c.figures, c.seed, steps, 60 * c.max_minutes["segmenter"], batches, workers=c.workers)
 
     # -- running -----------------------------------------------------------------------------------
 

@@ -176,7 +176,7 @@ function imageCard(id, lines) {
 const score = (value) => (typeof value === "number" ? value.toFixed(2) : "–");
 
 // A stored image taken to another view: its id in that view's form, in place of any other source.
-const IMAGE_USES = [["edit", "Edit"], ["recommend", "Similar"], ["popularity", "Popularity"]];
+const IMAGE_USES = [["edit", "Edit"], ["segment", "Masks"], ["recommend", "Similar"], ["popularity", "Popularity"]];
 
 function useImage(view, id) {
   const form = $(`#${view}-form`);
@@ -566,6 +566,210 @@ function setUpEdit() {
   });
 }
 
+// --- Masks -----------------------------------------------------------------------------------------
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const STAGE_PX = 448; // the longer side of the shown image: a 64 px image, seven times enlarged
+const MARKER_PX = 7; // a clicked point's radius on screen
+const MASK_COLOURS = [[0, 170, 255], [255, 120, 0], [140, 210, 0]]; // best, second, third: no garment's colours
+const CATEGORY_WORDS = { upper: "Upper garment", lower: "Lower garment", full: "All clothing" };
+
+// The image being segmented (its URL in this page, its size in pixels) and the points clicked on it.
+const masking = { url: null, file: false, name: "", width: 0, height: 0, scale: 1, points: [], load: 0 };
+
+function svgElement(tag, attributes = {}) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  return node;
+}
+
+// An image with layers over it (masks, points), all drawn in the image's own pixels.
+function layers(url, width, height) {
+  const stack = element("div", { class: "layers" });
+  stack.style.aspectRatio = `${width} / ${height}`;
+  if (url) stack.append(element("img", { src: url, alt: "" }));
+  return stack;
+}
+
+function markers(points, width, height, radius) {
+  const svg = svgElement("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", class: "markers" });
+  svg.append(...points.map((p) => svgElement("circle", { cx: p.x, cy: p.y, r: radius, class: p.label ? "point on" : "point off" })));
+  return svg;
+}
+
+// A one-channel mask PNG (255 inside) as a canvas at the image's size: inside in `colour`, half
+// transparent, with an opaque edge; outside transparent.
+async function maskCanvas(pngB64, colour) {
+  const bytes = Uint8Array.from(atob(pngB64), (c) => c.charCodeAt(0));
+  const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/png" }));
+  const { width, height } = bitmap;
+  const canvas = element("canvas", { width, height, class: "mask" });
+  const context = canvas.getContext("2d");
+  context.drawImage(bitmap, 0, 0);
+  const pixels = context.getImageData(0, 0, width, height);
+  const data = pixels.data;
+  const inside = new Uint8Array(width * height);
+  for (let i = 0; i < inside.length; i++) inside[i] = data[4 * i] > 127 ? 1 : 0;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
+      const edge = inside[i] && (x === 0 || y === 0 || x === width - 1 || y === height - 1
+        || !inside[i - 1] || !inside[i + 1] || !inside[i - width] || !inside[i + width]);
+      [data[4 * i], data[4 * i + 1], data[4 * i + 2]] = colour;
+      data[4 * i + 3] = inside[i] ? (edge ? 255 : 130) : 0;
+    }
+  }
+  context.putImageData(pixels, 0, 0);
+  return canvas;
+}
+
+function maskBlobUrl(pngB64) {
+  const bytes = Uint8Array.from(atob(pngB64), (c) => c.charCodeAt(0));
+  return URL.createObjectURL(new Blob([bytes], { type: "image/png" }));
+}
+
+function imageSize(url) {
+  const img = new Image();
+  img.src = url;
+  return img.decode().then(() => [img.naturalWidth, img.naturalHeight]);
+}
+
+// The image chosen in the form, shown enlarged; a new image starts without points or masks.
+async function loadMaskImage(form) {
+  const load = ++masking.load;
+  if (masking.file) URL.revokeObjectURL(masking.url); // an upload's own URL; stored images stay cached
+  Object.assign(masking, { url: null, file: false, points: [] });
+  $("#segment-image-error").hidden = true;
+  $("#segment-stage").replaceChildren();
+  $("#segment-results").replaceChildren();
+  $("#segment-summary").hidden = true;
+  renderPoints();
+  const file = form.elements.file.files[0];
+  const id = form.elements.image_id.value.trim();
+  $("#segment-work").hidden = !file && !id;
+  if (!file && !id) return;
+  try {
+    const url = file ? URL.createObjectURL(file) : await imageUrl(id);
+    const [width, height] = await imageSize(url).catch(() => { throw new Error(`${file ? file.name : id} could not be read as an image`); });
+    if (load !== masking.load) return;
+    Object.assign(masking, { url, file: Boolean(file), name: file ? file.name : id, width, height });
+    renderStage(form);
+  } catch (error) {
+    if (load === masking.load) showError($("#segment-image-error"), error);
+  }
+}
+
+function renderStage(form) {
+  const { url, width, height } = masking;
+  const stack = layers(url, width, height);
+  masking.scale = Math.min(STAGE_PX / width, STAGE_PX / height);
+  stack.style.width = `${Math.round(width * masking.scale)}px`;
+  const svg = svgElement("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", class: "markers", role: "img", "aria-label": "click to add a point" });
+  svg.addEventListener("click", (event) => {
+    const box = svg.getBoundingClientRect();
+    // The clicked pixel's centre, in the image's pixels.
+    const pixel = (offset, size, extent) => Math.min(size - 1, Math.max(0, Math.floor((offset * size) / extent))) + 0.5;
+    const background = form.elements.background.checked !== event.shiftKey;
+    masking.points.push({ x: pixel(event.clientX - box.left, width, box.width), y: pixel(event.clientY - box.top, height, box.height), label: background ? 0 : 1 });
+    renderPoints();
+  });
+  stack.append(svg);
+  $("#segment-stage").replaceChildren(stack, element("p", { class: "hint" }, `${masking.name} · ${width}×${height}`));
+  renderPoints();
+}
+
+function renderPoints() {
+  const svg = $("#segment-stage svg.markers");
+  if (svg) {
+    svg.replaceChildren(...markers(masking.points, masking.width, masking.height, MARKER_PX / masking.scale).children);
+  }
+  const list = $("#segment-points");
+  list.replaceChildren(...masking.points.map((p, index) => {
+    const remove = element("button", { type: "button", title: "remove this point" }, "×");
+    remove.addEventListener("click", () => { masking.points.splice(index, 1); renderPoints(); });
+    return element("li", { class: p.label ? "on" : "off", "data-x": String(p.x), "data-y": String(p.y), "data-label": String(p.label) },
+      `${p.label ? "on the garment" : "background"} (${p.x}, ${p.y})`, remove);
+  }));
+  if (!masking.points.length && masking.url) list.append(element("li", { class: "hint" }, "No points yet: click the image."));
+}
+
+function showStageMask(canvas) {
+  const stack = $("#segment-stage .layers");
+  if (!stack) return;
+  $("canvas.mask", stack)?.remove();
+  if (canvas) stack.insertBefore(canvas, $("svg", stack));
+}
+
+async function renderMasks(answer, shown) {
+  const area = answer.width * answer.height;
+  const cards = await Promise.all(answer.masks.map(async (mask, rank) => {
+    const stack = layers(shown.url, answer.width, answer.height);
+    stack.append(await maskCanvas(mask.png_b64, MASK_COLOURS[rank % MASK_COLOURS.length]));
+    if (shown.points.length) stack.append(markers(shown.points, answer.width, answer.height, Math.max(answer.width, answer.height) / 40));
+    const link = element("a", { href: maskBlobUrl(mask.png_b64), download: `mask-${rank + 1}.png` }, "mask PNG");
+    return element("figure", { class: "card mask-card", "data-rank": String(rank + 1), "data-score": String(mask.score), "data-area": String(mask.area) },
+      stack,
+      element("figcaption", {},
+        element("span", {}, `${rank === 0 ? "best" : `#${rank + 1}`} · score ${mask.score.toFixed(3)}`),
+        element("span", {}, `area ${mask.area} px · ${((100 * mask.area) / area).toFixed(1)}% of the image`),
+        link));
+  }));
+  for (const link of document.querySelectorAll("#segment-results a[href^=blob]")) URL.revokeObjectURL(link.href);
+  $("#segment-results").replaceChildren(...cards);
+  const on = shown.points.filter((p) => p.label).length;
+  const prompt = answer.prompt === "category"
+    ? `the category “${shown.category}”`
+    : `${shown.points.length} point${shown.points.length === 1 ? "" : "s"} (${on} on the garment, ${shown.points.length - on} background)`;
+  const summary = $("#segment-summary");
+  summary.hidden = false;
+  summary.textContent = `${answer.masks.length} mask${answer.masks.length === 1 ? "" : "s"} for ${prompt}, best first · `
+    + `${answer.width}×${answer.height}${answer.image_id ? ` · stored image ${answer.image_id}` : ""} · ${answer.model}`;
+  if (shown.url === masking.url && answer.masks.length) {
+    showStageMask(await maskCanvas(answer.masks[0].png_b64, MASK_COLOURS[0]));
+  }
+}
+
+function setUpSegment() {
+  const form = $("#segment-form");
+  if (!form) return;
+  const properties = requestSchema("/segment").properties || {};
+  if (!properties.multimask) form.elements.multimask.closest("label").remove();
+  alternatives(form, ["file", "image_id"]);
+  form.elements.file.addEventListener("change", () => loadMaskImage(form));
+  form.elements.image_id.addEventListener("change", () => loadMaskImage(form));
+
+  const others = () => [...form.querySelectorAll("#segment-categories button, #segment-clear")];
+  function run(label, prompt) {
+    const shown = { url: masking.url, points: prompt.category ? [] : masking.points.slice(), category: prompt.category };
+    others().forEach((button) => { button.disabled = true; });
+    return busy(form, label, async () => {
+      const answer = await postJSON("segment", { ...(await imageOf(form)), ...prompt });
+      await renderMasks(answer, shown);
+    }).finally(() => others().forEach((button) => { button.disabled = false; }));
+  }
+
+  const categories = properties.category ? (choicesOf(properties.category) || []).filter((c) => c !== null) : [];
+  $("#segment-categories").append(...categories.map((category) => {
+    const button = element("button", { type: "button", "data-category": category }, CATEGORY_WORDS[category] || category);
+    button.addEventListener("click", () => run("Masking", { category }));
+    return button;
+  }));
+  $("#segment-clear").addEventListener("click", () => {
+    masking.points = [];
+    showStageMask(null);
+    $("#segment-results").replaceChildren();
+    $("#segment-summary").hidden = true;
+    $(".error", form).hidden = true;
+    renderPoints();
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const prompt = { points: masking.points.map((p) => [p.x, p.y]), labels: masking.points.map((p) => p.label) };
+    if (form.elements.multimask?.value) prompt.multimask = form.elements.multimask.value === "true";
+    run("Segmenting", prompt);
+  });
+}
+
 // --- Similar products ------------------------------------------------------------------------------
 
 function productCard(product) {
@@ -752,6 +956,7 @@ async function start() {
   setUpGallery();
   setUpPopularity();
   setUpEdit();
+  setUpSegment();
   setUpRecommend();
   setUpConversation();
   show(location.hash.slice(1));
