@@ -37,6 +37,11 @@ CATEGORY_LABELS: dict[str, tuple[str, ...]] = {
 MAX_POINTS = 16
 
 
+def prompt_kind(category: str | None, box: Any) -> str:
+    """What a request prompts with, as `/segment` answers and `fashion_segmentations_total` counts it."""
+    return "category" if category is not None else "box" if box is not None else "points"
+
+
 @dataclass(frozen=True)
 class SegmentRequest:
     """One image and its prompt: `points` [(x, y)] in pixels with `labels` (1 foreground, 0
@@ -77,6 +82,10 @@ class SegmentRequest:
             if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
                 raise InvalidInputError("box", list(self.box), f"must be [x0, y0, x1, y1] with 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height}")
         return self
+
+    @property
+    def prompt(self) -> str:
+        return prompt_kind(self.category, self.box)
 
     @property
     def wants_multimask(self) -> bool:
@@ -125,11 +134,10 @@ class Segmenter:
         self.device = device
         self.runtime = "torch"
         if parser is not None:
-            labels = {name: int(i) for i, name in parser.config.id2label.items()}
-            missing = {c: [n for n in names if n in labels] for c, names in CATEGORY_LABELS.items()}
-            if not all(missing.values()):
-                raise ModelNotFoundError(f"the clothes parser's labels {sorted(labels)} name none of {CATEGORY_LABELS} for some category")
-            self.category_ids = {c: [labels[n] for n in names if n in labels] for c, names in CATEGORY_LABELS.items()}
+            ids = {label: int(i) for i, label in parser.config.id2label.items()}
+            self.category_ids = {c: [ids[n] for n in names if n in ids] for c, names in CATEGORY_LABELS.items()}
+            if not all(self.category_ids.values()):
+                raise ModelNotFoundError(f"the clothes parser's labels {sorted(ids)} name none of {CATEGORY_LABELS} for some category")
 
     @classmethod
     def load(cls, folder_or_sam: str | Path, parser: str | Path | None = None, device: str = "cpu") -> Segmenter:
@@ -165,22 +173,34 @@ class Segmenter:
         )
         return segmenter
 
-    @property
-    def has_parser(self) -> bool:
-        return self.parser is not None
+    def check(self, request: SegmentRequest) -> SegmentRequest:
+        """The request checked against its image and against what this segmenter can do (a category
+        needs a clothes parser)."""
+        request.check()
+        if request.category is not None:
+            self._need_parser(request.category)
+        return request
+
+    def _need_parser(self, category: str) -> None:
+        if self.parser is None:
+            raise InvalidInputError("category", category, "this deployment has no clothes parser (FASHION_PARSER names one): give points or a box")
 
     # -- one request -------------------------------------------------------------------------------
 
     def from_points(self, image: Image.Image, points: Sequence[Sequence[float]], labels: Sequence[int], multimask: bool | None = None) -> list[Mask]:
-        (result,) = self.segment([SegmentRequest(image, tuple(map(tuple, points)), tuple(labels), multimask=multimask).check()])
+        (result,) = self.segment([self.check(SegmentRequest(image, tuple(map(tuple, points)), tuple(labels), multimask=multimask))])
         return result.masks
 
     def from_box(self, image: Image.Image, box: Sequence[float]) -> list[Mask]:
-        (result,) = self.segment([SegmentRequest(image, box=tuple(box)).check()])
+        (result,) = self.segment([self.check(SegmentRequest(image, box=tuple(box)))])
         return result.masks
 
     def by_category(self, image: Image.Image, categories: Sequence[str]) -> dict[str, np.ndarray]:
-        return {c: self._parse([image], [c])[0].mask for c in categories}
+        """The masks of several categories of one image, from one parser call."""
+        for category in categories:
+            self._need_parser(category)
+        (probabilities,) = self._probabilities([image])
+        return {c: self._category_mask(probabilities, c).mask for c in categories}
 
     # -- batches -----------------------------------------------------------------------------------
 
@@ -226,22 +246,30 @@ class Segmenter:
         return answers
 
     def _parse(self, images: Sequence[Image.Image], categories: Sequence[str]) -> list[Mask]:
+        for category in categories:
+            self._need_parser(category)
+        return [self._category_mask(p, c) for p, c in zip(self._probabilities(images), categories)]
+
+    def _probabilities(self, images: Sequence[Image.Image]) -> list[Any]:
+        """The parser's label probabilities (labels, height, width) of each image, at the image's size."""
         import torch
         import torch.nn.functional as F
 
-        if self.parser is None:
-            raise InvalidInputError("category", categories[0], "this deployment has no clothes parser: give points or a box (FASHION_PARSER names one)")
         rgb = [im.convert("RGB") for im in images]
         inputs = self.parser_processor(images=rgb, return_tensors="pt")
         with torch.inference_mode():
             logits = self.parser(pixel_values=inputs["pixel_values"].to(self.device)).logits.cpu()
-        answers = []
-        for i, (image, category) in enumerate(zip(rgb, categories)):
-            upsampled = F.interpolate(logits[i : i + 1], size=(image.height, image.width), mode="bilinear", align_corners=False)[0]
-            probabilities = upsampled.softmax(0)
-            labels = probabilities.argmax(0)
-            ids = torch.tensor(self.category_ids[category])
-            mask = torch.isin(labels, ids)
-            confidence = float(probabilities[ids].sum(0)[mask].mean()) if bool(mask.any()) else 0.0
-            answers.append(Mask(mask.numpy(), confidence))
-        return answers
+        return [
+            F.interpolate(logits[i : i + 1], size=(image.height, image.width), mode="bilinear", align_corners=False)[0].softmax(0)
+            for i, image in enumerate(rgb)
+        ]
+
+    def _category_mask(self, probabilities: Any, category: str) -> Mask:
+        """The pixels whose most likely label is one of the category's, and the mean probability of
+        the category there."""
+        import torch
+
+        ids = torch.tensor(self.category_ids[category])
+        mask = torch.isin(probabilities.argmax(0), ids)
+        confidence = float(probabilities[ids].sum(0)[mask].mean()) if bool(mask.any()) else 0.0
+        return Mask(mask.numpy(), confidence)

@@ -25,10 +25,6 @@ logger = logging.getLogger(__name__)
 SETTINGS = get_settings()
 
 
-def prompt_kind(request: SegmentRequest) -> str:
-    return "category" if request.category is not None else "box" if request.box is not None else "points"
-
-
 @outlive_gateway
 @bentoml.service(
     name="segmenter",
@@ -53,17 +49,16 @@ class SegmenterService:
             try:
                 if item.deadline is not None and time.time() > item.deadline:
                     raise DeadlineExceededError("the request's deadline passed while it waited for the segmenter")
-                request = SegmentRequest(
-                    image_from_b64(item.png_b64),
-                    tuple(map(tuple, item.points)),
-                    tuple(item.labels),
-                    tuple(item.box) if item.box is not None else None,
-                    item.category,
-                    item.multimask,
-                ).check()
-                if request.category is not None and not segmenter.has_parser:
-                    raise InvalidInputError("category", request.category, "this deployment has no clothes parser (FASHION_PARSER): give points or a box")
-                ready[index] = request
+                ready[index] = segmenter.check(
+                    SegmentRequest(
+                        image_from_b64(item.png_b64),
+                        tuple(map(tuple, item.points)),
+                        tuple(item.labels),
+                        tuple(item.box) if item.box is not None else None,
+                        item.category,
+                        item.multimask,
+                    )
+                )
             except (InvalidInputError, DeadlineExceededError) as exc:
                 outputs[index] = SegmentOutput(error=ItemError.of(exc))
         indices = list(ready)
@@ -76,7 +71,7 @@ class SegmenterService:
             if isinstance(result, Exception):
                 outputs[index] = SegmentOutput(error=ItemError.of(result))
                 continue
-            metrics.SEGMENTATIONS.labels(prompt=prompt_kind(ready[index])).inc()
+            metrics.SEGMENTATIONS.labels(prompt=ready[index].prompt).inc()
             outputs[index] = SegmentOutput(
                 masks=[MaskOut(png_b64=png_b64(m.image()), score=round(m.score, 4), area=m.area) for m in result.masks],
                 model=result.model,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from fashion_studio import metrics
+from fashion_studio.segmentation import prompt_kind
 from services.api import SegmentRequest, SegmentResponse
 from services.image_refs import resolve_image_async
 from services.model_client import call_model, raise_item_error, request_deadline
@@ -38,11 +39,10 @@ async def segment(body: SegmentRequest) -> SegmentResponse:
     with metrics.time_stage("segment"):
         output = (await call_model(lambda: studio().segmenter.to_async.segment([item])))[0]
     raise_item_error(output)
-    prompt = "category" if body.category is not None else "box" if body.box is not None else "points"
     return SegmentResponse(
         width=source.image.width,
         height=source.image.height,
-        prompt=prompt,
+        prompt=prompt_kind(body.category, body.box),
         image_id=source.image_id,
         masks=output.masks,
         model=output.model,
