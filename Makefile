@@ -176,6 +176,12 @@ lora-demo: $(STAMP)
 ui-screenshots: $(STAMP)
 	nice -n 10 $(VENV)/bin/python -m tools.ui_screenshots
 
+# --- try-on (docs/images/tryon.png) ------------------------------------------------------------------
+# Serves the fashion-mini models and tries held-out garments on held-out figures through /tryon.
+.PHONY: tryon-pictures
+tryon-pictures: $(STAMP)
+	nice -n 10 $(VENV)/bin/fashion-studio demo tryon --out docs/images/tryon.png
+
 # --- the conversation (docs/images/conversation.png) ---------------------------------------------
 # conversation-demo serves the fashion-mini models with a demo shop, holds a few conversations over HTTP
 # (describe an outfit, change it in words) and draws each turn's image and its five recommended products.

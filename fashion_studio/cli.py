@@ -20,6 +20,7 @@ from fashion_studio.products import products_app
 from fashion_studio.pull import pull_command
 from fashion_studio.sessions.demo import demo_app
 from fashion_studio.settings import Settings
+from fashion_studio.tryon_demo import tryon_command  # noqa: F401 - registers `demo tryon`
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 models_app = typer.Typer(no_args_is_help=True, help="Build and inspect models.")
@@ -166,7 +167,9 @@ def train_mini(
     directory: Annotated[Optional[Path], typer.Argument(help="Folder for the trained models (default models/fashion-mini).")] = None,
     work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="Cache of rendered data and intermediate weights (default var/fashion-mini).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
-    only: Annotated[Optional[list[str]], typer.Option(help="Run only these stages: data, judge, marian, clip, vae, unet, sd, editor, segmenter.")] = None,
+    only: Annotated[
+        Optional[list[str]], typer.Option(help="Run only these stages: data, judge, marian, clip, vae, unet, sd, editor, segmenter, inpainter, figure-judge.")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Retrain even what is complete.")] = False,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
     time_scale: Annotated[float, typer.Option("--time-scale", help="Multiply every stage's time cap (a slower or shared machine).")] = 1.0,
@@ -207,6 +210,9 @@ def eval_mini(
         typer.Option("--cards/--no-cards", help="Write the figures into the model cards (and, for the shipped family, README.md and docs/fashion-mini.md)."),
     ] = True,
     editor_only: Annotated[bool, typer.Option("--editor-only", help="Measure only the editor and update its part of eval.json and its card.")] = False,
+    inpainter_only: Annotated[
+        bool, typer.Option("--inpainter-only", help="Measure only the inpainter (try-on and inpainting) and update its part of eval.json and its card.")
+    ] = False,
     segmenter_only: Annotated[
         bool, typer.Option("--segmenter-only", help="Measure only the segmenter (SAM and the parser) and update its part of eval.json and its card.")
     ] = False,
@@ -225,6 +231,20 @@ def eval_mini(
     from fashion_studio.mini.evaluate import evaluate as run_eval
 
     directory = directory or MINI_DIR
+    if inpainter_only:
+        from fashion_studio.mini import inpainter
+
+        section = inpainter.evaluate_family(directory, work_dir or WORK_DIR, seed)
+        if section is None:
+            _fail(
+                FileNotFoundError(f"no inpainter or figure judge in {directory}: run `fashion-studio models train-mini --only inpainter --only figure-judge`")
+            )
+        record = inpainter.record_evaluation(directory, section)
+        if cards:
+            inpainter.write_card(directory)
+        summary = {k: record["summary"][k] for k in inpainter.summary(section)}
+        typer.echo(json.dumps(summary | {"targets_met": {k: record["targets_met"][k] for k in inpainter.TARGETS}}, indent=2))
+        return
     if segmenter_only:
         from fashion_studio.mini import segmenter
 

@@ -85,6 +85,11 @@ SEGMENTATIONS = Counter(
     "Masks requests answered by the segmenter, by prompt: points, box or category.",
     ["prompt"],
 )
+INPAINTS = Counter(
+    f"{PREFIX}_inpaints_total",
+    "Images the inpainter answered, by kind: inpaint (a masked region redrawn from a prompt) or tryon.",
+    ["kind"],
+)
 BATCH_SIZE = Histogram(
     f"{PREFIX}_batch_size",
     "Items per call of a batchable method.",

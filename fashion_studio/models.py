@@ -19,13 +19,14 @@ from fashion_studio.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-Family = Literal["sd", "sdxl", "flux", "pix2pix"]
+Family = Literal["sd", "sdxl", "flux", "pix2pix", "inpaint"]
 
 _FAMILY_BY_CLASS = {
     "StableDiffusionPipeline": "sd",
     "StableDiffusionXLPipeline": "sdxl",
     "FluxPipeline": "flux",
     "StableDiffusionInstructPix2PixPipeline": "pix2pix",
+    "StableDiffusionInpaintPipeline": "inpaint",
 }
 
 _HOW_TO_GET = {
@@ -34,6 +35,7 @@ _HOW_TO_GET = {
     "scorer": "a CLIP folder (e.g. `huggingface-cli download openai/clip-vit-large-patch14 --local-dir DIR`)",
     "editor": "an InstructPix2Pix folder (e.g. `huggingface-cli download timbrooks/instruct-pix2pix --local-dir DIR`)",
     "segmenter": "a Segment Anything folder (e.g. `huggingface-cli download facebook/sam-vit-base --local-dir DIR`)",
+    "inpainter": "a Stable Diffusion inpainting folder (e.g. `huggingface-cli download stable-diffusion-v1-5/stable-diffusion-inpainting --local-dir DIR`)",
     "parser": "a SegFormer clothes parser (e.g. `huggingface-cli download mattmdjaga/segformer_b2_clothes --local-dir DIR`)",
     "llm": "a causal LM folder (e.g. `huggingface-cli download microsoft/Phi-3-mini-4k-instruct --local-dir DIR`)",
 }

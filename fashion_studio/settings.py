@@ -74,7 +74,7 @@ class Batching(BaseSettings):
     short_call_timeout_s: float = Field(30.0, gt=0)
 
 
-ModelRole = Literal["generator", "scorer", "translator", "editor", "segmenter"]
+ModelRole = Literal["generator", "scorer", "translator", "editor", "segmenter", "inpainter"]
 
 
 def available_cores() -> int:
@@ -95,8 +95,8 @@ def available_cores() -> int:
 class Threads(BaseSettings):
     """CPU threads of each model process (PyTorch intra-op, ONNX Runtime intra-op), so that the model
     processes sharing a machine do not oversubscribe its cores: a process whose threads wait on a busy
-    core stalls every one of its parallel regions. Unset, the generator and the editor (diffusion
-    models both) take every core and the scorer and translator, whose calls are short and come between
+    core stalls every one of its parallel regions. Unset, the generator, the editor and the inpainter
+    (diffusion models all) take every core and the scorer and translator, whose calls are short and come between
     the generator's, one each."""
 
     generator: int | None = Field(None, ge=1)
@@ -104,6 +104,7 @@ class Threads(BaseSettings):
     translator: int | None = Field(None, ge=1)
     editor: int | None = Field(None, ge=1)
     segmenter: int | None = Field(None, ge=1)
+    inpainter: int | None = Field(None, ge=1)
 
 
 class Settings(BaseSettings):
@@ -122,6 +123,10 @@ class Settings(BaseSettings):
     # segmenter folder's `parser/` when it has one (fashion-mini's does).
     segmenter: str = "fashion-mini/segmenter"
     parser: str | None = None
+    # Masked re-generation and try-on: one diffusers inpainting pipeline (a 9-channel UNet; production:
+    # stable-diffusion-v1-5/stable-diffusion-inpainting). Try-on runs it CatVTON's way: the person over
+    # the garment in one input canvas, the prompt empty.
+    inpainter: str = "fashion-mini/inpainter"
     llm: str | None = None
     lora: Annotated[list[str], NoDecode] = Field(default_factory=list, description="LoRA adapters, comma-separated: path or hub id, optionally '@weight'")
     revision: str | None = None
@@ -161,6 +166,11 @@ class Settings(BaseSettings):
     edit_steps: int = 20
     edit_guidance: float = Field(7.5, description="Text guidance of an edit: how strongly the instruction is followed.")
     edit_image_guidance: float = Field(1.2, description="Image guidance of an edit: how closely the source image is kept.")
+    # Inpainting and try-on defaults: what fashion-mini's inpainter was evaluated at (CatVTON's own
+    # try-on guidance is 2.5).
+    inpaint_steps: int = 20
+    inpaint_guidance: float = 5.0
+    tryon_guidance: float = 2.5
 
     # Catalog pipeline.
     generation_template: str = DEFAULT_GENERATION_TEMPLATE
@@ -253,7 +263,7 @@ class Settings(BaseSettings):
             return explicit
         if self.torch_threads is not None:
             return self.torch_threads
-        return available_cores() if role in ("generator", "editor") else 1
+        return available_cores() if role in ("generator", "editor", "inpainter") else 1
 
     def for_process(self, role: ModelRole) -> Settings:
         """These settings for the process serving `role`: `torch_threads` set to its thread budget."""

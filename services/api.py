@@ -206,6 +206,67 @@ class SegmentResponse(BaseModel):
     timings: dict[str, float]
 
 
+# --- inpainting and try-on ------------------------------------------------------------------------------
+
+
+class MaskSpec(BaseModel):
+    """Where to redraw, one of three ways: a `mask` (a one-channel PNG at the image's size, white =
+    redraw), clicked `points` with `labels` (the segmenter's mask from them), or a garment `category`
+    (the clothes parser's mask)."""
+
+    mask: ImageB64 | None = Field(None, description="One-channel PNG (or any image: white = redraw) at the image's size.")
+    points: list[Point] = Field(default_factory=list, max_length=MAX_POINTS, description="Clicked points on the garment; the mask is the segmenter's.")
+    labels: list[Literal[0, 1]] | None = Field(None, max_length=MAX_POINTS, description="One per point: 1 on the garment, 0 off it. Default: all 1.")
+    category: Literal["upper", "lower", "full"] | None = Field(None, description="The mask of this garment category (the clothes parser), without clicks.")
+
+
+class InpaintRequest(MaskSpec):
+    """Redraw the masked region of an image (sent as `image`, or stored: `image_id`) as `prompt` says."""
+
+    image: ImageB64 | None = Field(None, description="The image; or give image_id.")
+    image_id: Identifier | None = Field(None, description="The id of a stored image; or give image.")
+    prompt: Prompt = Field(description='What the whole image should show, e.g. "a woman wearing a red striped t-shirt and navy trousers".')
+    negative_prompt: OptionalText | None = None
+    seed: Seed | None = None
+    steps: Annotated[int, Field(ge=1, le=LIMITS.max_steps)] = SETTINGS.inpaint_steps
+    guidance: Guidance = SETTINGS.inpaint_guidance
+
+
+class TryOnRequest(MaskSpec):
+    """A person (`person` or `person_image_id`) wearing a garment (`garment`, `garment_image_id` or an
+    indexed `garment_product_id`), inside a mask given, clicked or by category; with none of the three,
+    the category of the garment's product type when the product index knows it."""
+
+    person: ImageB64 | None = Field(None, description="The person image; or give person_image_id.")
+    person_image_id: Identifier | None = Field(None, description="A stored image's id; or give person.")
+    garment: ImageB64 | None = Field(None, description="The garment's product shot; or garment_image_id or garment_product_id.")
+    garment_image_id: Identifier | None = Field(None, description="A stored image's id.")
+    garment_product_id: Identifier | None = Field(None, description="An indexed product's id (POST /recommend returns them).")
+    seed: Seed | None = None
+    steps: Annotated[int, Field(ge=1, le=LIMITS.max_steps)] = SETTINGS.inpaint_steps
+    guidance: Guidance = Field(SETTINGS.tryon_guidance, description="How strongly the garment is followed (classifier-free guidance over the garment).")
+
+
+class InpaintResponse(BaseModel):
+    id: str = Field(description="The stored result's id: `GET /images/{id}`.")
+    url: str
+    seed: int
+    width: int
+    height: int
+    mask: str = Field(description="The mask used, a one-channel PNG (base64) at the image's size.")
+    mask_source: Literal["mask", "points", "category"]
+    changed_pixels: int = Field(description="Pixels inside the mask; every other pixel is the input's, unchanged.")
+    source_image_id: str | None
+    model: str
+    timings: dict[str, float]
+
+
+class TryOnResponse(InpaintResponse):
+    category: str | None = Field(description="The garment category the mask came from, when it came from one.")
+    garment_image_id: str | None = None
+    garment_product_id: str | None = None
+
+
 # --- catalog -------------------------------------------------------------------------------------------
 
 

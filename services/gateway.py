@@ -29,10 +29,11 @@ from services.admission import Guard, route_of
 from services.api import GenerateRequest
 from services.editor import EditorService
 from services.generator import GeneratorService
+from services.inpainter import InpainterService
 from services.lifecycle import GATEWAY_NAME, TRAFFIC, drain_gateway, on_sigterm
 from services.loading import BackgroundLoad
 from services.model_client import call_model, call_model_sync, generate_work, raise_item_error, to_result
-from services.routes import catalog, edit, gallery, generation, jobs, popularity, recommend, score, segment, sessions, translate
+from services.routes import catalog, edit, gallery, generation, inpaint, jobs, popularity, recommend, score, segment, sessions, translate
 from services.schemas import GenerateOutput, ScoreItem, image_from_b64, png_b64
 from services.scorer import ScorerService
 from services.segmenter import SegmenterService
@@ -69,6 +70,7 @@ app.include_router(jobs.router)
 app.include_router(sessions.router)
 app.include_router(recommend.router)
 app.include_router(segment.router)
+app.include_router(inpaint.router)
 app.include_router(ui.router)
 
 
@@ -103,6 +105,7 @@ class Studio:
     scorer = bentoml.depends(ScorerService)
     editor = bentoml.depends(EditorService)
     segmenter = bentoml.depends(SegmenterService)
+    inpainter = bentoml.depends(InpainterService)
 
     def __init__(self) -> None:
         self.storage = Storage.from_settings(SETTINGS)

@@ -179,6 +179,33 @@ class SegmentOutput(ItemOutput):
     batch_images: int = 0
 
 
+class InpaintItem(BaseModel):
+    """One inpainting or try-on for the inpainter service. `png_b64` is the image (the person for a
+    try-on), `mask_png_b64` the one-channel mask at its size (255 = redraw); an inpainting has a
+    `prompt`, a try-on a `garment_png_b64`."""
+
+    png_b64: str
+    mask_png_b64: str
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    garment_png_b64: str | None = None
+    seed: int | None = None
+    steps: int = 20
+    guidance: float = 5.0
+    deadline: float | None = Field(None, description="Wall-clock time after which nobody awaits the result.")
+
+
+class InpaintOutput(ItemOutput):
+    png_b64: str = ""
+    seed: int = 0
+    width: int = 0
+    height: int = 0
+    changed_pixels: int = 0
+    model: str = ""
+    timings: dict[str, float] = Field(default_factory=dict)
+    batch_images: int = 0
+
+
 class ScoreItem(BaseModel):
     png_b64: str
     text: str

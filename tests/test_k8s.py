@@ -49,7 +49,7 @@ NAMESPACE = "fashion-studio"
 # The oldest Kubernetes the manifests need (Job backoffLimitPerIndex GA, preStop sleep on by default)
 # and the newest kubernetes-validate knows.
 K8S_VERSIONS = ("1.33.0", "1.37.0")
-BENTOML_SERVICES = ("studio", "generator", "translator", "scorer", "editor", "segmenter")
+BENTOML_SERVICES = ("studio", "generator", "translator", "scorer", "editor", "segmenter", "inpainter")
 IMAGE_SOURCE = "/home/bentoml/bento/src"  # where `bentoml containerize` puts the Bento's files
 CLUSTER_SCOPED = ("Namespace", "PriorityClass")
 PROBE_ENDPOINTS = re.compile(r"/(readyz|livez|healthz|metrics)")
@@ -290,9 +290,18 @@ def test_every_container_has_requests_and_limits(overlay):
                 assert quantity(requests[resource]) <= quantity(limits[resource]), where
     gpus = {name: main_container(doc)["resources"]["limits"].get("nvidia.com/gpu") for name, doc in objects(docs, "Deployment").items()}
     if overlay == "gpu":
-        assert gpus == {"studio": None, "generator": None, "translator": None, "scorer": None, "editor": "1", "segmenter": "1", "triton": "1"}
-        # InstructPix2Pix, and SAM with the clothes parser, in PyTorch, each on a GPU of its own.
-        for name in ("editor", "segmenter"):
+        assert gpus == {
+            "studio": None,
+            "generator": None,
+            "translator": None,
+            "scorer": None,
+            "editor": "1",
+            "segmenter": "1",
+            "inpainter": "1",
+            "triton": "1",
+        }
+        # InstructPix2Pix, SAM with the clothes parser, and SD 1.5 inpainting, in PyTorch, each on a GPU of its own.
+        for name in ("editor", "segmenter", "inpainter"):
             own = objects(docs, "Deployment")[name]
             assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod_spec(own)["tolerations"], name
             env = {e["name"]: e["value"] for e in main_container(own)["env"]}
@@ -459,6 +468,7 @@ def test_gpu_pods_pull_pinned_model_revisions_into_their_own_volume():
         "scorer": [settings["FASHION_SCORER"]],
         "editor": [settings["FASHION_EDITOR"]],
         "segmenter": [settings["FASHION_SEGMENTER"], settings["FASHION_PARSER"]],
+        "inpainter": [settings["FASHION_INPAINTER"]],
         "catalog": [settings[k] for k in ("FASHION_GENERATOR", "FASHION_TRANSLATOR", "FASHION_SCORER")],
         "index-build": [settings["FASHION_SCORER"]],
     }
@@ -544,6 +554,37 @@ def test_the_segmenter_reads_sam_and_the_clothes_parser_where_its_pod_has_them(o
     pulled = {step[3]: step[2] for init in pod_spec(segmenter)["initContainers"] for step in calls(docs, init) if step[:2] == ["models", "pull"]}
     assert pulled == {sam: "s3://fashion-studio-models/sam-vit-base", parser: "s3://fashion-studio-models/segformer_b2_clothes"}
     assert env["FASHION_DEVICE"] == "cuda" and env["FASHION_RUNTIME"] == "torch"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+@pytest.mark.parametrize("overlay", ("cpu", "gpu"))
+def test_the_inpainter_reads_its_inpainting_pipeline_where_its_pod_has_it(overlay):
+    """The inpainter (/inpaint and /tryon) loads one StableDiffusionInpaintPipeline, a 9-channel UNet,
+    from FASHION_INPAINTER. cpu: fashion-mini's inpainter from the image. gpu:
+    stable-diffusion-v1-5/stable-diffusion-inpainting, pulled by an init container into the models
+    volume at the folder the setting names, and run in PyTorch in float16 on a GPU of the pod's own."""
+    from fashion_studio.settings import Settings
+
+    docs = render(overlay)
+    inpainter = objects(docs, "Deployment")["inpainter"]
+    container = main_container(inpainter)
+    assert flag(container["args"], "service-name") == "inpainter"
+    env = container_env(docs, container)
+    pipeline = f"{env['FASHION_MODELS_DIR']}/{env['FASHION_INPAINTER']}"
+    if overlay == "cpu":
+        assert env["FASHION_INPAINTER"] == Settings.model_fields["inpainter"].default == "fashion-mini/inpainter"
+        assert pipeline == f"{IMAGE_SOURCE}/models/fashion-mini/inpainter"
+        assert "models/fashion-mini/**" in yaml.safe_load((ROOT / "bentofile.yaml").read_text())["include"]  # in the image
+        shipped = ROOT / "models" / "fashion-mini" / "inpainter"
+        assert json.loads((shipped / "model_index.json").read_text())["_class_name"] == "StableDiffusionInpaintPipeline"
+        assert json.loads((shipped / "unet" / "config.json").read_text())["in_channels"] == 9
+        assert env["FASHION_DEVICE"] == "cpu" and "nvidia.com/gpu" not in container["resources"]["limits"]
+        return
+    mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "models")
+    assert pipeline.startswith(mount + "/"), (pipeline, mount)
+    pulled = {step[3]: step[2] for init in pod_spec(inpainter)["initContainers"] for step in calls(docs, init) if step[:2] == ["models", "pull"]}
+    assert pulled == {pipeline: "s3://fashion-studio-models/stable-diffusion-inpainting"}
+    assert env["FASHION_DEVICE"] == "cuda" and env["FASHION_RUNTIME"] == "torch" and env["FASHION_DTYPE"] == "float16"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
 
 
@@ -1441,6 +1482,12 @@ class Cluster:
         gateway = self.pods["studio"].url
         png = io.BytesIO()
         Image.new("RGB", (32, 32), (200, 30, 30)).save(png, format="PNG")
+        image = base64.b64encode(png.getvalue()).decode()
+        mask_png = io.BytesIO()  # one channel, 255 inside: the centre square is redrawn
+        mask = Image.new("L", (32, 32), 0)
+        mask.paste(255, (8, 8, 24, 24))
+        mask.save(mask_png, format="PNG")
+        mask_b64 = base64.b64encode(mask_png.getvalue()).decode()
         calls = [
             ("/generate", {"prompt": "a red summer dress", "seed": 1, "num_images": 2}),
             ("/generate", {"prompt": "a black leather jacket", "seed": 2}),
@@ -1449,6 +1496,8 @@ class Cluster:
             ("/score", {"image": base64.b64encode(png.getvalue()).decode(), "text": "a red square"}),
             ("/edit", {"image": base64.b64encode(png.getvalue()).decode(), "instruction": "make it blue", "seed": 5, "steps": 2}),
             ("/segment", {"image": base64.b64encode(png.getvalue()).decode(), "points": [[16, 16]]}),
+            ("/inpaint", {"image": image, "mask": mask_b64, "prompt": "a blue denim patch", "seed": 6, "steps": 2}),
+            ("/tryon", {"person": image, "garment": image, "mask": mask_b64, "seed": 7, "steps": 2}),
             ("/catalog", {"article_id": f"k8s-{time.monotonic_ns()}", "description": "Blaue Jeans mit geradem Bein", "language": "de"}),
             ("/generate", {"prompt": "", "seed": 4}),  # 422: a failure with a reason
         ]
@@ -1515,8 +1564,17 @@ def test_the_rendered_deployments_start_the_services_they_name(cluster):
         own = re.findall(r'bentoml_service_request_total\{[^}]*runner_name="([a-z]+)"', pod.metrics())
         assert set(own) == {name}, f"{name}'s pod serves {set(own)}: one BentoML service per Deployment"
     # The gateway reached its dependencies through the --depends URLs, so each counted requests.
-    for name, endpoint in {"generator": "generate", "translator": "translate", "scorer": "score", "editor": "edit", "segmenter": "segment"}.items():
+    for name, endpoint in {
+        "generator": "generate",
+        "translator": "translate",
+        "scorer": "score",
+        "editor": "edit",
+        "segmenter": "segment",
+        "inpainter": "inpaint",
+    }.items():
         assert re.search(rf'bentoml_service_request_total\{{[^}}]*endpoint="/{endpoint}"', cluster.pods[name].metrics()), name
+    # The inpainter's second endpoint: the gateway's /tryon reached it too.
+    assert re.search(r'bentoml_service_request_total\{[^}]*endpoint="/tryon"', cluster.pods["inpainter"].metrics())
 
 
 def adapter_rules() -> list[dict]:

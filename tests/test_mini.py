@@ -96,7 +96,7 @@ def test_pipeline_is_a_standard_stable_diffusion_folder():
 
 def test_shipped_weights_stay_small():
     size = sum(p.stat().st_size for p in Path(MINI_DIR).rglob("*") if p.is_file())
-    assert size < 75e6, size  # the editor (about 23 MB) carries its own VAE and text encoder
+    assert size < 100e6, size  # the editor and the inpainter (about 23 MB each) carry their own VAE and text encoder
 
 
 def test_renderer_is_deterministic():

@@ -252,7 +252,7 @@ def test_the_plan_counts_the_gpus_of_the_pods_that_hold_them(tmp_path):
     placement = planning.load_placement(GPU_OVERLAY)  # the kustomize folder, rendered by kubectl
     assert (placement.deployment, placement.gpus_per_pod, placement.source) == ("triton", 1, str(GPU_OVERLAY))
     assert {"generator", "studio", "translator", "scorer"} <= set(placement.without_gpus)
-    assert placement.apart == (("editor", 1), ("segmenter", 1))  # their GPUs serve edits and masks, not generation
+    assert placement.apart == (("editor", 1), ("inpainter", 1), ("segmenter", 1))  # their GPUs serve edits, inpainting and masks, not generation
     assert all((a.pod, a.gpus_per_replica) == ("triton", 1) for a in EXAMPLE_ACCELERATORS)  # the example's figures agree
     h100, _ = plan_capacity(EXAMPLE_PROFILE, EXAMPLE_ACCELERATORS, placement=placement)
     assert (h100.accelerator.pod, h100.peak_replicas, h100.peak_gpus) == ("triton", 4, 4)

@@ -2,8 +2,9 @@
 with API keys on: a user types a prompt and sees the images, runs a German description through the
 catalog, sees the API's own error for a bad value, uploads a sheet and downloads the job's results,
 finds stored images in the gallery, edits one of them in words, finds the products of a small demo
-shop that look like an uploaded shot or a text, holds a conversation that survives a reload, and clicks
-on a garment (or names its category) for its masks; the page asks nothing of any host but the gateway."""
+shop that look like an uploaded shot or a text, holds a conversation that survives a reload, clicks
+on a garment (or names its category) for its masks, and dresses a person in a garment shot inside the mask
+clicked (or redraws it as a prompt says); the page asks nothing of any host but the gateway."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ SERVER_ENV = {
     "FASHION_API_KEYS": KEY,
     "FASHION_DEFAULT_STEPS": "4",
     "FASHION_EDIT_STEPS": "4",
+    "FASHION_INPAINT_STEPS": "4",
     "FASHION_MAX_ATTEMPTS": "1",
     "FASHION_RATE_LIMIT_PER_MINUTE": "6000",
     "FASHION_RATE_LIMIT_BURST": "1000",
@@ -375,14 +377,17 @@ def test_views_follow_the_gateways_openapi(page, server):
         ("Popularity", ["/popularity"]),
         ("Edit", ["/edit"]),
         ("Masks", ["/segment"]),
+        ("Try-on", ["/tryon"]),
         ("Similar products", ["/recommend"]),
         ("Conversation", ["/sessions", "/sessions/{session_id}", "/sessions/{session_id}/messages"]),
     ]
     expected = ["Generate", "Catalog", "Gallery"] + [label for label, needs in optional if all(p in paths for p in needs)]
     assert tabs == expected
     assert page.locator("#view-popularity").count() == ("/popularity" in paths)
-    assert {"Edit", "Masks", "Similar products", "Conversation"} <= set(tabs)  # this gateway serves them all
+    assert {"Edit", "Masks", "Try-on", "Similar products", "Conversation"} <= set(tabs)  # this gateway serves them all
     assert page.locator("#view-segment").count() == ("/segment" in paths)
+    assert page.locator("#view-tryon").count() == ("/tryon" in paths)
+    assert page.locator("#tryon-inpaint").count() == ("/inpaint" in paths)  # the Inpaint button of the Try-on view
 
 
 # --- Masks: clicks on a garment, or its category ---------------------------------------------------------
@@ -414,9 +419,9 @@ def open_masks_with_upload(page, figure, tmp_path):
     return box["width"] / 64
 
 
-def click_pixels(page, points, scale: float, shift: bool = False) -> None:
-    """Clicks on the shown image where the image's pixels `points` (x, y) are."""
-    stage = page.locator("#segment-stage svg.markers")
+def click_pixels(page, points, scale: float, shift: bool = False, stage: str = "#segment-stage") -> None:
+    """Clicks on the image shown in `stage` where the image's pixels `points` (x, y) are."""
+    stage = page.locator(f"{stage} svg.markers")
     for x, y in points:
         stage.click(position={"x": x * scale, "y": y * scale}, modifiers=["Shift"] if shift else None)
 
@@ -527,6 +532,161 @@ def test_refusals_of_the_masks_view_show_the_field_the_api_names(page, server, f
     page.locator("#segment-image-error").wait_for(state="visible")  # nor could the image be shown
     assert page.inner_text("#segment-image-error").startswith("image_id"), page.inner_text("#segment-image-error")
     assert page.locator("#segment-stage img").count() == 0
+
+
+# --- Try-on: a person clicked on (or a category), a garment shot, the result -----------------------------
+
+
+@pytest.fixture(scope="module")
+def outfit(tmp_path_factory):
+    """A held-out person whose upper garment is to be replaced, a held-out garment shot for it, and the
+    person's true mask of that garment: (person, garment, mask) as uint8 64x64x3, 64x64x3 and bool 64x64."""
+    from fashion_studio.mini.data import HELDOUT
+    from fashion_studio.mini.inpainter import example_set
+
+    data = example_set(tmp_path_factory.mktemp("tryon"), 8, 0, HELDOUT, workers=1)
+    i = next(k for k, e in enumerate(data.examples) if e.category == "upper")
+    return data.persons[i], data.garments[i], data.masks[i]
+
+
+def answer_to(suffix: str):
+    return lambda response: urlsplit(response.url).path.endswith(suffix) and response.request.method == "POST"
+
+
+def pixels_of(png_b64: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(png_b64))).convert("RGB"))
+
+
+def open_tryon_with_uploads(page, outfit, tmp_path, garment: bytes | None = None) -> float:
+    """The Try-on view with the person and the garment shot (or `garment`'s bytes) uploaded; the scale of
+    the person shown (screen px per image pixel)."""
+    person, shot, _ = outfit
+    Image.fromarray(person).save(tmp_path / "person.png")
+    if garment is None:
+        Image.fromarray(shot).save(tmp_path / "garment.png")
+    else:
+        (tmp_path / "garment.png").write_bytes(garment)
+    page.click("#tabs button[data-view=tryon]")
+    page.set_input_files("#tryon-form [name=file]", str(tmp_path / "person.png"))
+    page.set_input_files("#tryon-form [name=garment_file]", str(tmp_path / "garment.png"))
+    wait_for_images(page, "#tryon-stage img", 1)
+    box = page.locator("#tryon-stage svg.markers").bounding_box()
+    assert abs(box["width"] - box["height"]) < 1 and box["width"] >= 4 * 64, box
+    return box["width"] / 64
+
+
+def test_three_clicks_on_a_persons_top_and_a_garment_shot_show_the_try_on_over_its_mask(page, outfit, tmp_path, requests_seen):
+    from fashion_studio.mini.segmenter import iou, sample_points
+
+    person, shot, truth = outfit
+    scale = open_tryon_with_uploads(page, outfit, tmp_path)
+    wait_for_images(page, "#tryon-results figure.garment-card img", 1)  # the shot, before any try-on
+    points = sample_points(truth, 3, np.random.default_rng(4)).tolist()
+    click_pixels(page, points, scale, stage="#tryon-stage")
+    listed = page.locator("#tryon-points li[data-label]")
+    assert [[float(listed.nth(i).get_attribute(a)) for a in ("data-x", "data-y")] for i in range(3)] == points
+    assert page.locator("#tryon-stage circle.point.on").count() == 3
+
+    with page.expect_response(answer_to("/tryon"), timeout=WORK_S) as answered:
+        page.click("#tryon-form button[type=submit]")
+    sent = answered.value.request.post_data_json
+    assert (sent["points"], sent["labels"]) == (points, [1, 1, 1]), sent.keys()
+    assert not {"category", "mask", "person_image_id", "garment_image_id", "image"} & sent.keys(), sent.keys()
+    assert np.array_equal(pixels_of(sent["person"]), person) and np.array_equal(pixels_of(sent["garment"]), shot)
+    answer = answered.value.json()
+    assert answered.value.status == 200, answer
+    assert answer["mask_source"] == "points" and (answer["width"], answer["height"]) == (64, 64)
+
+    result = page.locator("#tryon-results figure.result-card")
+    result.wait_for(timeout=WORK_S)
+    wait_for_images(page, "#tryon-results figure.result-card img", 1)
+    assert result.get_attribute("data-image-id") == answer["id"] and result.get_attribute("data-kind") == "tryon"
+    assert any(urlsplit(u).path.endswith(f"/images/{answer['id']}") for u in requests_seen)  # the stored result
+    assert f"seed {answer['seed']}" in result.inner_text()
+    wait_for_images(page, "#tryon-results figure.garment-card img", 1)  # the garment beside it
+    mask = mask_of(answer["mask"])
+    assert iou(mask, truth) >= 0.5
+    assert (shown_mask(page, "#tryon-results figure.mask-card canvas.mask") == mask).all()
+    page.wait_for_selector("#tryon-stage canvas.mask")  # and over the person clicked on
+    assert (shown_mask(page, "#tryon-stage canvas.mask") == mask).all()
+    assert page.locator("#tryon-results figure.mask-card circle.point").count() == 3
+    caption = page.inner_text("#tryon-results figure.mask-card figcaption")
+    assert "3 points (3 on the garment, 0 background)" in caption and f"{answer['changed_pixels']} px redrawn" in caption, caption
+    assert answer["id"] in page.inner_text("#tryon-summary")
+    assert page.locator("#tryon-form .error").is_hidden()
+
+    page.click("#tryon-results figure.result-card button[data-use=tryon]")  # the result, as the next person
+    assert page.input_value("#tryon-form [name=image_id]") == answer["id"]
+    assert page.eval_on_selector("#tryon-form [name=file]", "f => f.files.length") == 0
+    page.wait_for_function(f"document.querySelector('#tryon-stage').textContent.includes({answer['id']!r})")
+    assert page.locator("#tryon-points li[data-label]").count() == 0 and page.locator("#tryon-results figure.result-card").count() == 0
+
+
+def test_a_category_button_chooses_the_mask_and_inpaint_redraws_it_as_the_prompt_says(page, outfit, tmp_path):
+    person, _, truth = outfit
+    scale = open_tryon_with_uploads(page, outfit, tmp_path)
+    categories = page.locator("#tryon-categories button")
+    assert [categories.nth(i).get_attribute("data-category") for i in range(categories.count())] == ["upper", "lower", "full"]
+    click_pixels(page, [(10.5, 10.5)], scale, stage="#tryon-stage")
+    page.click("#tryon-categories button[data-category=upper]")
+    assert page.get_attribute("#tryon-categories button[data-category=upper]", "aria-pressed") == "true"
+    assert page.locator("#tryon-points li[data-label]").count() == 0  # a category replaces the points
+
+    page.fill("#tryon-form [name=prompt]", "a woman wearing a red striped t-shirt")
+    page.fill("#tryon-form [name=seed]", "3")
+    with page.expect_response(answer_to("/inpaint"), timeout=WORK_S) as answered:
+        page.click("#tryon-inpaint")
+    sent = answered.value.request.post_data_json
+    # steps: the schema's default (FASHION_INPAINT_STEPS, the same for both endpoints); guidance, whose
+    # defaults differ, is left to the endpoint.
+    assert {k: v for k, v in sent.items() if k != "image"} == {"category": "upper", "prompt": "a woman wearing a red striped t-shirt", "seed": 3, "steps": 4}
+    assert np.array_equal(pixels_of(sent["image"]), person)
+    answer = answered.value.json()
+    assert answered.value.status == 200 and answer["mask_source"] == "category" and answer["seed"] == 3, answer
+    result = page.locator("#tryon-results figure.result-card[data-kind=inpaint]")
+    result.wait_for(timeout=WORK_S)
+    wait_for_images(page, "#tryon-results figure.result-card img", 1)
+    assert result.get_attribute("data-image-id") == answer["id"] and "red striped t-shirt" in result.inner_text()
+    assert page.locator("#tryon-results figure.garment-card").count() == 0  # an inpainting takes no garment
+    assert (shown_mask(page, "#tryon-results figure.mask-card canvas.mask") == mask_of(answer["mask"])).all()
+    assert "the category “upper”" in page.inner_text("#tryon-results figure.mask-card")
+    assert page.locator("#tryon-categories button:disabled, #tryon-inpaint:disabled").count() == 0
+
+    click_pixels(page, [(32.5, 30.5)], scale, stage="#tryon-stage")  # a click takes the mask back to points
+    assert page.get_attribute("#tryon-categories button[data-category=upper]", "aria-pressed") == "false"
+    assert page.locator("#tryon-points li[data-label]").count() == 1
+
+
+def test_refusals_of_the_try_on_view_show_the_field_the_api_names(page, server, outfit, tmp_path):
+    def expected(path: str, body: dict, status: int) -> dict:
+        reply = httpx.post(f"{server.url}{path}", json=body, headers=AUTH, timeout=60)
+        assert reply.status_code == status, reply.text
+        return reply.json()
+
+    open_tryon_with_uploads(page, outfit, tmp_path, garment=b"not an image, just words")
+    page.locator("#tryon-garment-error").wait_for(state="visible")  # the page could not show it either
+    assert "garment.png could not be read as an image" in page.inner_text("#tryon-garment-error")
+    page.click("#tryon-categories button[data-category=upper]")
+    with page.expect_response(answer_to("/tryon"), timeout=WORK_S) as answered:
+        page.click("#tryon-form button[type=submit]")
+    sent = answered.value.request.post_data_json
+    assert answered.value.status == 415 and sent["category"] == "upper"
+    alert = page.locator("#tryon-form .error")
+    alert.wait_for(state="visible", timeout=30_000)
+    refusal = expected("/tryon", sent, 415)
+    assert refusal["field"] == "garment"
+    assert alert.inner_text().startswith(f"garment = {refusal['value']}: {refusal['limit']}"), alert.inner_text()
+    assert alert.get_attribute("role") == "alert"
+    assert page.locator("#tryon-results figure.result-card").count() == 0
+    assert page.locator("#tryon-form button[type=submit]").is_enabled()
+
+    with page.expect_response(answer_to("/inpaint"), timeout=WORK_S) as answered:
+        page.click("#tryon-inpaint")  # no prompt
+    assert answered.value.status == 422 and answered.value.request.post_data_json["prompt"] == ""
+    page.wait_for_function("document.querySelector('#tryon-form .error').textContent.startsWith('prompt')")
+    refusal = expected("/inpaint", answered.value.request.post_data_json, 422)
+    assert refusal["field"].removeprefix("body.") == "prompt", refusal
+    assert refusal["limit"] in alert.inner_text(), (refusal, alert.inner_text())
 
 
 # --- the endpoints the page uses, as any client sees them ----------------------------------------------

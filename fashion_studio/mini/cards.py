@@ -293,7 +293,9 @@ Held-out renders: type {_pct(acc.get("product_type"))}, colour {_pct(acc.get("co
 def overview(training: dict[str, Any], ev: dict[str, Any] | None, size_bytes: int = 0) -> str:
     stages = training.get("stages", {})
     lines = "\n".join(
-        _stage_line(name, stages.get(name)) for name in ("data", "judge", "marian", "clip", "vae", "unet", "sd", "editor", "segmenter") if name in stages
+        _stage_line(name, stages.get(name))
+        for name in ("data", "judge", "marian", "clip", "vae", "unet", "sd", "editor", "segmenter", "inpainter", "figure-judge")
+        if name in stages
     )
     return f"""# fashion-mini
 
@@ -307,7 +309,9 @@ architectures, so that the default service draws real garments on a laptop witho
 | `marian/` | MarianMT German -> English | `FASHION_TRANSLATOR=fashion-mini/marian` |
 | `editor/` | InstructPix2Pix editor (8-channel UNet from the generator's, its own VAE and text encoder) | `FASHION_EDITOR=fashion-mini/editor` |
 | `segmenter/` | Segment Anything (`SamModel`) and a SegFormer clothes parser, trained on dressed figures' masks | `FASHION_SEGMENTER=fashion-mini/segmenter` |
+| `inpainter/` | Stable Diffusion inpainting (9-channel UNet from the generator's): masked re-generation and CatVTON-style try-on | `FASHION_INPAINTER=fashion-mini/inpainter` |
 | `judge/` | CNN classifier of type, colour, pattern (evaluation only) | - |
+| `figure-judge/` | CNN reading a worn garment's type, colour, pattern inside its mask (evaluation only) | - |
 
 {size_bytes / 1e6:.1f} MB in all (safetensors weights, tokenizers, configs, these cards).
 
@@ -331,9 +335,18 @@ def write_cards(models_dir: Path | str) -> list[Path]:
     ev = read_json(models_dir / EVAL_RECORD) if (models_dir / EVAL_RECORD).is_file() else None
     written = []
     from fashion_studio.mini.editor import editor_card
+    from fashion_studio.mini.inpainter import inpainter_card
     from fashion_studio.mini.segmenter import segmenter_card
 
-    cards = (("sd", sd_card), ("clip", clip_card), ("marian", marian_card), ("judge", judge_card), ("editor", editor_card), ("segmenter", segmenter_card))
+    cards = (
+        ("sd", sd_card),
+        ("clip", clip_card),
+        ("marian", marian_card),
+        ("judge", judge_card),
+        ("editor", editor_card),
+        ("segmenter", segmenter_card),
+        ("inpainter", inpainter_card),
+    )
     for folder, make in cards:
         if (models_dir / folder).is_dir():
             path = models_dir / folder / "README.md"

@@ -316,13 +316,14 @@ def train_editor(
     }
 
 
-def assemble(out: Path, vae: Any, unet: Any, text_encoder: Any, tokenizer: Any) -> Any:
-    """Write the standard diffusers folder (`StableDiffusionInstructPix2PixPipeline`, no safety checker)."""
+def assemble(out: Path, vae: Any, unet: Any, text_encoder: Any, tokenizer: Any, pipeline_class: Any = None) -> Any:
+    """Write the standard diffusers folder of `pipeline_class` (default `StableDiffusionInstructPix2PixPipeline`;
+    the inpainter's is `StableDiffusionInpaintPipeline`), no safety checker."""
     from diffusers import StableDiffusionInstructPix2PixPipeline
 
     from fashion_studio.mini.sd import scheduler
 
-    pipe = StableDiffusionInstructPix2PixPipeline(
+    pipe = (pipeline_class or StableDiffusionInstructPix2PixPipeline)(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,

@@ -35,6 +35,7 @@ from PIL import Image
 
 from fashion_studio.attributes import Attributes
 from fashion_studio.mini import editor as mini_editor
+from fashion_studio.mini import inpainter as mini_inpainter
 from fashion_studio.mini import segmenter as mini_segmenter
 from fashion_studio.mini.common import write_json
 from fashion_studio.mini.data import HELDOUT, TRAIN, Item, heldout_sets, text_pairs, training_set
@@ -57,6 +58,7 @@ TARGETS = {
     "clip_zero_shot_colour_accuracy_training_templates": 0.90,
     **mini_editor.TARGETS,
     **mini_segmenter.TARGETS,
+    **mini_inpainter.TARGETS,
 }
 # The cheap sampling the service defaults are compared with.
 FAST = {"steps": 4, "guidance": 0.0}
@@ -297,6 +299,10 @@ def evaluate(models_dir: Path, work_dir: Path, config: EvalConfig | None = None,
     results["segmenter"] = mini_segmenter.evaluate_family(models_dir, work_dir, config.seed)
     if results["segmenter"] is not None:
         summary.update(mini_segmenter.summary(results["segmenter"]))
+    # inpainter: try-on and inpainting on held-out figures and garments (fashion_studio/mini/inpainter.py)
+    results["inpainter"] = mini_inpainter.evaluate_family(models_dir, work_dir, config.seed)
+    if results["inpainter"] is not None:
+        summary.update(mini_inpainter.summary(results["inpainter"]))
     results["summary"] = summary
     results["targets_met"] = {k: results["summary"][k] >= v for k, v in TARGETS.items() if k in results["summary"]}
     results["seconds"] = round(time.perf_counter() - started, 1)

@@ -225,8 +225,24 @@ training figure wears, three random clicks inside a garment give its mask at a m
 (`fashion-studio models eval-mini --segmenter-only`)."""
 
 
+def inpainter_summary(training: dict[str, Any], ev: dict[str, Any]) -> str:
+    from fashion_studio.mini.inpainter import TARGETS as INPAINT_TARGETS
+
+    result = ev.get("inpainter")
+    if not result:
+        return "The inpainter has not been evaluated yet (`fashion-studio models eval-mini --inpainter-only`)."
+    t, p, exact = result["tryon"], result["inpaint"], result["judge_on_exact_targets"]
+    return f"""On {result["examples"]} held-out figures (each wears a held-out (type, colour, pattern) combination), each
+dressed in a garment of another held-out combination, the figure judge reads the garment's colour inside the
+mask on **{t["colour"]:.1%}** of try-ons and its pattern on **{t["pattern"]:.1%}** (targets
+{INPAINT_TARGETS["tryon_colour_accuracy"]:.0%} and {INPAINT_TARGETS["tryon_pattern_accuracy"]:.0%}; on the exact targets the judge reads
+{exact["colour"]:.1%} and {exact["pattern"]:.1%}); inpainting from the dressed figure's caption: colour {p["colour"]:.1%}, pattern
+{p["pattern"]:.1%}. Outside the mask the largest difference from the input is {t["outside_mask_max_abs_difference"]} (tolerance 0)
+(`fashion-studio models eval-mini --inpainter-only`)."""
+
+
 BLOCKS = {
-    README: {"summary": readme_summary, "segmenter": segmenter_summary},
+    README: {"summary": readme_summary, "segmenter": segmenter_summary, "inpainter": inpainter_summary},
     DOC: {"training": lambda training, ev: training_section(training), "evaluation": evaluation_section},
 }
 

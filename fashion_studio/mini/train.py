@@ -1,7 +1,9 @@
 """`fashion-studio models train-mini`: the whole fashion-mini family, stage by stage, on a CPU.
 
 Stages: data (render and cache) -> judge -> marian -> clip -> vae -> unet -> sd (assemble the
-pipeline) -> editor (InstructPix2Pix from the generator's UNet, on rendered edit pairs) -> eval. Each stage runs a fixed number of steps from fixed seeds and also stops at its time
+pipeline) -> editor (InstructPix2Pix from the generator's UNet, on rendered edit pairs) -> segmenter (SAM and a
+clothes parser on dressed figures) -> inpainter (a 9-channel inpainting UNet from the generator's, for
+masked re-generation and CatVTON-style try-on) -> eval. Each stage runs a fixed number of steps from fixed seeds and also stops at its time
 cap (a safety net: the caps add up to well under an hour on two cores); a stage that stopped at its cap
 says so in the training record, which also keeps each stage's cap, time scale, threads and wall time.
 CLIP and the UNet never see the held-out (type, colour, pattern) combinations (`split.py`, checked in
@@ -28,14 +30,24 @@ from typing import Any
 from fashion_studio.mini.common import MARKER, is_complete, mark_complete, read_json, write_json
 from fashion_studio.mini.data import TRAIN, all_combinations_set, heldout_sets, text_pairs, training_set
 from fashion_studio.mini.editor import EDIT_DATA_VERSION
+from fashion_studio.mini.inpainter import INPAINT_DATA_VERSION, INPAINTER_RECIPE_VERSION
 from fashion_studio.mini.segmenter import FIGURE_DATA_VERSION, SEGMENTER_RECIPE_VERSION
 from fashion_studio.mini.split import SPLIT_VERSION, check_held_out, held_out_combinations, split_summary
 
 logger = logging.getLogger(__name__)
 
 TRAINER_VERSION = 1
-STAGES: tuple[str, ...] = ("data", "judge", "marian", "clip", "vae", "unet", "sd", "editor", "segmenter")
-MODEL_STAGES = {"judge": "judge", "marian": "marian", "clip": "clip", "sd": "sd", "editor": "editor", "segmenter": "segmenter"}
+STAGES: tuple[str, ...] = ("data", "judge", "marian", "clip", "vae", "unet", "sd", "editor", "segmenter", "figure-judge", "inpainter")
+MODEL_STAGES = {
+    "figure-judge": "figure-judge",
+    "judge": "judge",
+    "marian": "marian",
+    "clip": "clip",
+    "sd": "sd",
+    "editor": "editor",
+    "segmenter": "segmenter",
+    "inpainter": "inpainter",
+}
 # What each stage reads from earlier stages.
 UPSTREAM: dict[str, tuple[str, ...]] = {
     "data": (),
@@ -47,6 +59,8 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
     "sd": ("clip", "vae", "unet"),
     "editor": ("sd",),  # starts from the generator's UNet; renders its own edit pairs
     "segmenter": (),  # renders its own figures
+    "figure-judge": (),  # renders its own figures (every combination: it reads, it is not evaluated)
+    "inpainter": ("sd",),  # starts from the generator's UNet and VAE; renders its own try-on examples
 }
 TRAINING_RECORD = "training.json"
 
@@ -60,16 +74,50 @@ class MiniConfig:
     heldout_images: int = 1000
     translation_pairs: int = 40000
     steps: dict[str, int] = field(
-        default_factory=lambda: {"judge": 400, "marian": 800, "clip": 600, "vae": 1200, "unet": 2000, "editor": 1200, "segmenter": 1000, "parser": 500}
+        default_factory=lambda: {
+            "judge": 400,
+            "marian": 800,
+            "clip": 600,
+            "vae": 1200,
+            "unet": 2000,
+            "editor": 1200,
+            "segmenter": 1000,
+            "parser": 500,
+            "inpainter": 1400,
+            "inpainter_vae": 400,
+            "figure-judge": 600,
+        }
     )
     batch_sizes: dict[str, int] = field(
-        default_factory=lambda: {"judge": 64, "marian": 64, "clip": 128, "vae": 12, "unet": 64, "editor": 48, "segmenter": 12, "parser": 16}
+        default_factory=lambda: {
+            "judge": 64,
+            "marian": 64,
+            "clip": 128,
+            "vae": 12,
+            "unet": 64,
+            "editor": 48,
+            "segmenter": 12,
+            "parser": 16,
+            "inpainter": 8,
+            "figure-judge": 64,
+        }
     )
     max_minutes: dict[str, float] = field(
-        default_factory=lambda: {"judge": 1.0, "marian": 6.0, "clip": 4.5, "vae": 5.5, "unet": 21.0, "editor": 20.0, "segmenter": 10.0}
+        default_factory=lambda: {
+            "judge": 1.0,
+            "marian": 6.0,
+            "clip": 4.5,
+            "vae": 5.5,
+            "unet": 21.0,
+            "editor": 20.0,
+            "segmenter": 10.0,
+            "inpainter": 16.0,
+            "figure-judge": 2.5,
+        }
     )
     edit_pairs: int = 5000  # the editor's rendered (before, after) pairs
     figures: int = 2000  # the segmenter's rendered training figures
+    inpaint_examples: int = 3000  # the inpainter's rendered (person, garment, dressed person) examples
     threads: int = 2
     workers: int = 2
     time_scale: float = 1.0  # the factor `max_minutes` was multiplied by (train-mini --time-scale); recorded
@@ -92,6 +140,14 @@ class MiniConfig:
                 recipe=SEGMENTER_RECIPE_VERSION,
                 split_version=SPLIT_VERSION,
                 parser_steps=self.steps["parser"],
+            )
+        if stage == "inpainter":
+            key.update(
+                examples=self.inpaint_examples,
+                data_version=INPAINT_DATA_VERSION,
+                recipe=INPAINTER_RECIPE_VERSION,
+                split_version=SPLIT_VERSION,
+                vae_steps=self.steps["inpainter_vae"],
             )
         for name in (stage, *UPSTREAM.get(stage, ())):
             if name in self.steps:
@@ -277,6 +333,32 @@ class Trainer:
         batches = {"sam": c.batch_sizes["segmenter"], "parser": c.batch_sizes["parser"]}
         return segmenter.train(folder, self.work_dir, c.figures, c.seed, steps, 60 * c.max_minutes["segmenter"], batches, workers=c.workers)
 
+    def _figure_judge(self, folder: Path) -> dict[str, Any]:
+        from fashion_studio.mini import figure_judge
+
+        c = self.config
+        _, info = figure_judge.train(
+            folder, c.seed, c.steps["figure-judge"], 60 * c.max_minutes["figure-judge"], batch_size=c.batch_sizes["figure-judge"], workers=c.workers
+        )
+        return info
+
+    def _inpainter(self, folder: Path) -> dict[str, Any]:
+        from fashion_studio.mini import inpainter
+
+        c = self.config
+        steps = {"unet": c.steps["inpainter"], "vae": c.steps["inpainter_vae"]}
+        return inpainter.train(
+            folder,
+            self.work_dir,
+            self.out_dir / MODEL_STAGES["sd"],
+            c.inpaint_examples,
+            c.seed,
+            steps,
+            60 * c.max_minutes["inpainter"],
+            c.batch_sizes["inpainter"],
+            c.workers,
+        )
+
     # -- running -----------------------------------------------------------------------------------
 
     def _key(self, stage: str) -> dict[str, Any]:
@@ -309,7 +391,7 @@ class Trainer:
                 raise RuntimeError(f"stage {stage} needs {missing} first (run train-mini without --only, or add them)")
             logger.info("stage %s -> %s", stage, folder)
             started = time.perf_counter()
-            info = getattr(self, f"_{stage}")(_fresh(folder) if stage != "data" else folder)
+            info = getattr(self, f"_{stage.replace('-', '_')}")(_fresh(folder) if stage != "data" else folder)
             info["wall_seconds"] = round(time.perf_counter() - started, 1)
             info["run_id"] = f"{stage}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
             # The cap this stage ran under (time-scale included): stages of one family may come from runs

@@ -202,6 +202,21 @@ def _read(location: str) -> bytes:
         return handle.read()
 
 
+async def product_shot(product_id: str, field: str = "product_id") -> tuple[Image.Image, dict[str, Any]]:
+    """An indexed product's shot as an image, and its metadata; 404 naming `field` for an unknown id."""
+    from fashion_studio.images import load_image
+
+    metadata = await run_in_threadpool(lambda: _handle().get().get(product_id[:128]))
+    if metadata is None:
+        raise NotFoundError(field, product_id, "must be the id of an indexed product (POST /recommend returns them)")
+    try:
+        data = await run_in_threadpool(_read, str(metadata.get("image", "")))
+    except (FileNotFoundError, OSError) as exc:
+        raise NotFoundError(field, product_id, f"its shot is indexed but cannot be read ({type(exc).__name__})") from None
+    image = await run_in_threadpool(load_image, field, data, SETTINGS.limits)
+    return image.convert("RGB"), metadata
+
+
 @router.get("/products/{product_id}/image", response_class=Response, responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}})
 async def product_image(product_id: str) -> Response:
     """An indexed product's shot (a redirect where the shop keeps it at an http(s) URL); 404 for an id the index lacks."""

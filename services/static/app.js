@@ -176,7 +176,7 @@ function imageCard(id, lines) {
 const score = (value) => (typeof value === "number" ? value.toFixed(2) : "–");
 
 // A stored image taken to another view: its id in that view's form, in place of any other source.
-const IMAGE_USES = [["edit", "Edit"], ["segment", "Masks"], ["recommend", "Similar"], ["popularity", "Popularity"]];
+const IMAGE_USES = [["edit", "Edit"], ["segment", "Masks"], ["tryon", "Try-on"], ["recommend", "Similar"], ["popularity", "Popularity"]];
 
 function useImage(view, id) {
   const form = $(`#${view}-form`);
@@ -574,8 +574,14 @@ const MARKER_PX = 7; // a clicked point's radius on screen
 const MASK_COLOURS = [[0, 170, 255], [255, 120, 0], [140, 210, 0]]; // best, second, third: no garment's colours
 const CATEGORY_WORDS = { upper: "Upper garment", lower: "Lower garment", full: "All clothing" };
 
-// The image being segmented (its URL in this page, its size in pixels) and the points clicked on it.
-const masking = { url: null, file: false, name: "", width: 0, height: 0, scale: 1, points: [], load: 0 };
+// An image to click points on (Masks, Try-on): its URL in this page, its size in pixels and the points
+// clicked on it, shown enlarged in #<prefix>-stage with its points listed in #<prefix>-points. `cleared`
+// runs when another image is chosen (with whether there is one), `clicked` after each new point.
+function pointStage(prefix, form, { cleared = () => {}, clicked = () => {}, empty = "No points yet: click the image." } = {}) {
+  return { prefix, form, cleared, clicked, empty, url: null, file: false, name: "", width: 0, height: 0, scale: 1, points: [], load: 0 };
+}
+
+let masking = null; // the Masks view's image and points
 
 function svgElement(tag, attributes = {}) {
   const node = document.createElementNS(SVG_NS, tag);
@@ -634,67 +640,69 @@ function imageSize(url) {
   return img.decode().then(() => [img.naturalWidth, img.naturalHeight]);
 }
 
-// The image chosen in the form, shown enlarged; a new image starts without points or masks.
-async function loadMaskImage(form) {
-  const load = ++masking.load;
-  if (masking.file) URL.revokeObjectURL(masking.url); // an upload's own URL; stored images stay cached
-  Object.assign(masking, { url: null, file: false, points: [] });
-  $("#segment-image-error").hidden = true;
-  $("#segment-stage").replaceChildren();
-  $("#segment-results").replaceChildren();
-  $("#segment-summary").hidden = true;
-  renderPoints();
+// The image chosen in the stage's form (`file` or `image_id`), shown enlarged; a new image starts
+// without points or masks.
+async function loadStageImage(stage) {
+  const { prefix, form } = stage;
+  const load = ++stage.load;
+  if (stage.file) URL.revokeObjectURL(stage.url); // an upload's own URL; stored images stay cached
+  Object.assign(stage, { url: null, file: false, points: [] });
+  $(`#${prefix}-image-error`).hidden = true;
+  $(`#${prefix}-stage`).replaceChildren();
   const file = form.elements.file.files[0];
   const id = form.elements.image_id.value.trim();
-  $("#segment-work").hidden = !file && !id;
+  stage.cleared(Boolean(file || id));
+  renderPoints(stage);
   if (!file && !id) return;
   try {
     const url = file ? URL.createObjectURL(file) : await imageUrl(id);
     const [width, height] = await imageSize(url).catch(() => { throw new Error(`${file ? file.name : id} could not be read as an image`); });
-    if (load !== masking.load) return;
-    Object.assign(masking, { url, file: Boolean(file), name: file ? file.name : id, width, height });
-    renderStage(form);
+    if (load !== stage.load) return;
+    Object.assign(stage, { url, file: Boolean(file), name: file ? file.name : id, width, height });
+    renderStage(stage);
   } catch (error) {
-    if (load === masking.load) showError($("#segment-image-error"), error);
+    if (load === stage.load) showError($(`#${prefix}-image-error`), error);
   }
 }
 
-function renderStage(form) {
-  const { url, width, height } = masking;
+function renderStage(stage) {
+  const { url, width, height, form } = stage;
   const stack = layers(url, width, height);
-  masking.scale = Math.min(STAGE_PX / width, STAGE_PX / height);
-  stack.style.width = `${Math.round(width * masking.scale)}px`;
+  stage.scale = Math.min(STAGE_PX / width, STAGE_PX / height);
+  stack.style.width = `${Math.round(width * stage.scale)}px`;
   const svg = svgElement("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", class: "markers", role: "img", "aria-label": "click to add a point" });
   svg.addEventListener("click", (event) => {
     const box = svg.getBoundingClientRect();
     // The clicked pixel's centre, in the image's pixels.
     const pixel = (offset, size, extent) => Math.min(size - 1, Math.max(0, Math.floor((offset * size) / extent))) + 0.5;
     const background = form.elements.background.checked !== event.shiftKey;
-    masking.points.push({ x: pixel(event.clientX - box.left, width, box.width), y: pixel(event.clientY - box.top, height, box.height), label: background ? 0 : 1 });
-    renderPoints();
+    stage.points.push({ x: pixel(event.clientX - box.left, width, box.width), y: pixel(event.clientY - box.top, height, box.height), label: background ? 0 : 1 });
+    stage.clicked();
+    renderPoints(stage);
   });
   stack.append(svg);
-  $("#segment-stage").replaceChildren(stack, element("p", { class: "hint" }, `${masking.name} · ${width}×${height}`));
-  renderPoints();
+  $(`#${stage.prefix}-stage`).replaceChildren(stack, element("p", { class: "hint" }, `${stage.name} · ${width}×${height}`));
+  renderPoints(stage);
 }
 
-function renderPoints() {
-  const svg = $("#segment-stage svg.markers");
+function renderPoints(stage) {
+  const svg = $(`#${stage.prefix}-stage svg.markers`);
   if (svg) {
-    svg.replaceChildren(...markers(masking.points, masking.width, masking.height, MARKER_PX / masking.scale).children);
+    svg.replaceChildren(...markers(stage.points, stage.width, stage.height, MARKER_PX / stage.scale).children);
   }
-  const list = $("#segment-points");
-  list.replaceChildren(...masking.points.map((p, index) => {
-    const remove = element("button", { type: "button", title: "remove this point" }, "×");
-    remove.addEventListener("click", () => { masking.points.splice(index, 1); renderPoints(); });
+  const list = $(`#${stage.prefix}-points`);
+  list.replaceChildren(...stage.points.map((p, index) => {
+    const remove = element("button", { type: "button", title: "remove this point", "aria-label": `remove the point at (${p.x}, ${p.y})` }, "×");
+    remove.addEventListener("click", () => { stage.points.splice(index, 1); renderPoints(stage); });
     return element("li", { class: p.label ? "on" : "off", "data-x": String(p.x), "data-y": String(p.y), "data-label": String(p.label) },
       `${p.label ? "on the garment" : "background"} (${p.x}, ${p.y})`, remove);
   }));
-  if (!masking.points.length && masking.url) list.append(element("li", { class: "hint" }, "No points yet: click the image."));
+  if (!stage.points.length && stage.url) list.append(element("li", { class: "hint" }, stage.empty));
 }
 
-function showStageMask(canvas) {
-  const stack = $("#segment-stage .layers");
+// A mask over the stage's image (the last one used), under the points; none for `canvas` null.
+function showStageMask(stage, canvas) {
+  const stack = $(`#${stage.prefix}-stage .layers`);
   if (!stack) return;
   $("canvas.mask", stack)?.remove();
   if (canvas) stack.insertBefore(canvas, $("svg", stack));
@@ -725,7 +733,7 @@ async function renderMasks(answer, shown) {
   summary.textContent = `${answer.masks.length} mask${answer.masks.length === 1 ? "" : "s"} for ${prompt}, best first · `
     + `${answer.width}×${answer.height}${answer.image_id ? ` · stored image ${answer.image_id}` : ""} · ${answer.model}`;
   if (shown.url === masking.url && answer.masks.length) {
-    showStageMask(await maskCanvas(answer.masks[0].png_b64, MASK_COLOURS[0]));
+    showStageMask(masking, await maskCanvas(answer.masks[0].png_b64, MASK_COLOURS[0]));
   }
 }
 
@@ -735,8 +743,15 @@ function setUpSegment() {
   const properties = requestSchema("/segment").properties || {};
   if (!properties.multimask) form.elements.multimask.closest("label").remove();
   alternatives(form, ["file", "image_id"]);
-  form.elements.file.addEventListener("change", () => loadMaskImage(form));
-  form.elements.image_id.addEventListener("change", () => loadMaskImage(form));
+  masking = pointStage("segment", form, {
+    cleared: (chosen) => {
+      $("#segment-results").replaceChildren();
+      $("#segment-summary").hidden = true;
+      $("#segment-work").hidden = !chosen;
+    },
+  });
+  form.elements.file.addEventListener("change", () => loadStageImage(masking));
+  form.elements.image_id.addEventListener("change", () => loadStageImage(masking));
 
   const others = () => [...form.querySelectorAll("#segment-categories button, #segment-clear")];
   function run(label, prompt) {
@@ -756,17 +771,196 @@ function setUpSegment() {
   }));
   $("#segment-clear").addEventListener("click", () => {
     masking.points = [];
-    showStageMask(null);
+    showStageMask(masking, null);
     $("#segment-results").replaceChildren();
     $("#segment-summary").hidden = true;
     $(".error", form).hidden = true;
-    renderPoints();
+    renderPoints(masking);
   });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const prompt = { points: masking.points.map((p) => [p.x, p.y]), labels: masking.points.map((p) => p.label) };
     if (form.elements.multimask?.value) prompt.multimask = form.elements.multimask.value === "true";
     run("Segmenting", prompt);
+  });
+}
+
+// --- Try-on ----------------------------------------------------------------------------------------
+
+// The person (a point stage, like Masks), the mask's category when one is chosen instead of points,
+// and the garment chosen in the form.
+let fitting = null;
+let garmentChosen = null;
+
+// The garment in the form: an uploaded shot, a stored image or an indexed product; null for none.
+function garmentOf(form) {
+  const file = form.elements.garment_file.files[0];
+  if (file) return { file, name: file.name, url: URL.createObjectURL(file) };
+  const id = form.elements.garment_image_id.value.trim();
+  if (id) return { image_id: id, name: id };
+  const product = form.elements.garment_product_id?.value.trim();
+  return product ? { product_id: product, name: product } : null;
+}
+
+async function garmentBody(garment) {
+  if (!garment) return {};
+  if (garment.file) return { garment: await fileAsBase64(garment.file) };
+  return garment.image_id ? { garment_image_id: garment.image_id } : { garment_product_id: garment.product_id };
+}
+
+function garmentCard(garment) {
+  let card;
+  if (garment.file) card = figureCard(garment.url, [`Garment: ${garment.name}`, "uploaded"], garment.name);
+  else if (garment.image_id) card = imageCard(garment.image_id, [`Garment: ${garment.image_id}`, "stored image"]);
+  else card = figureCard(blobUrl(`products/${encodeURIComponent(garment.product_id)}/image`), [`Garment: product ${garment.product_id}`], garment.product_id);
+  card.classList.add("garment-card");
+  return card;
+}
+
+// A newly chosen garment replaces the last results with its own card; a file that is no image says so.
+function showGarment(form) {
+  if (garmentChosen?.file) URL.revokeObjectURL(garmentChosen.url);
+  garmentChosen = garmentOf(form);
+  const alert = $("#tryon-garment-error");
+  alert.hidden = true;
+  $("#tryon-summary").hidden = true;
+  $("#tryon-results").replaceChildren(...(garmentChosen ? [garmentCard(garmentChosen)] : []));
+  $("#tryon-work").hidden = !garmentChosen && !fitting.url && !form.elements.image_id.value.trim() && !form.elements.file.files.length;
+  const shown = garmentChosen;
+  if (shown?.file) {
+    imageSize(shown.url).catch(() => {
+      if (shown === garmentChosen) showError(alert, new Error(`${shown.name} could not be read as an image`));
+    });
+  }
+}
+
+// The person's fields under the names /tryon gives them.
+async function personOf(form) {
+  const { image, image_id: id } = await imageOf(form);
+  if (image !== undefined) return { person: image };
+  return id !== undefined ? { person_image_id: id } : {};
+}
+
+function maskPrompt(shown) {
+  if (shown.category) return { category: shown.category };
+  if (shown.points.length) return { points: shown.points.map((p) => [p.x, p.y]), labels: shown.points.map((p) => p.label) };
+  return {}; // the API says what is missing (or, for a product, takes the category of its type)
+}
+
+function describeMask(answer, shown) {
+  if (answer.mask_source === "category") return `the category “${answer.category || shown.category}”`;
+  if (answer.mask_source === "mask") return "the mask sent";
+  const on = shown.points.filter((p) => p.label).length;
+  return `${shown.points.length} point${shown.points.length === 1 ? "" : "s"} (${on} on the garment, ${shown.points.length - on} background)`;
+}
+
+// The mask used over the person, the garment (a try-on) and the stored result, side by side.
+async function renderFitting(answer, shown, kind) {
+  const { width, height } = answer;
+  const person = shown.url || (answer.source_image_id ? await imageUrl(answer.source_image_id).catch(() => null) : null);
+  const stack = layers(person, width, height);
+  stack.append(await maskCanvas(answer.mask, MASK_COLOURS[0]));
+  if (answer.mask_source === "points") stack.append(markers(shown.points, width, height, Math.max(width, height) / 40));
+  const share = ((100 * answer.changed_pixels) / (width * height)).toFixed(1);
+  const maskCard = element("figure", { class: "card mask-card", "data-mask-source": answer.mask_source, "data-changed-pixels": String(answer.changed_pixels) },
+    stack,
+    element("figcaption", {},
+      element("span", {}, `Mask from ${describeMask(answer, shown)}`),
+      element("span", {}, `${answer.changed_pixels} px redrawn · ${share}% of the image`),
+      element("a", { href: maskBlobUrl(answer.mask), download: `mask-${answer.id}.png` }, "mask PNG")));
+  const title = kind === "tryon" ? "Try-on" : `Inpainted: “${shown.prompt}”`;
+  const result = withActions(imageCard(answer.id, [title, `seed ${answer.seed} · ${width}×${height}`, answer.model]), answer.id);
+  result.classList.add("result-card");
+  result.dataset.kind = kind;
+  for (const link of document.querySelectorAll("#tryon-results a[href^=blob]")) URL.revokeObjectURL(link.href);
+  const garment = kind === "tryon" && shown.garment ? garmentCard(shown.garment) : null;
+  $("#tryon-results").replaceChildren(...[maskCard, garment, result].filter(Boolean));
+  const summary = $("#tryon-summary");
+  summary.hidden = false;
+  summary.textContent = `${kind === "tryon" ? "Try-on" : "Inpainting"} inside ${describeMask(answer, shown)} · ${answer.changed_pixels} px redrawn · `
+    + `seed ${answer.seed}${answer.source_image_id ? ` · person ${answer.source_image_id}` : ""} · stored as ${answer.id}`;
+  if (shown.url && shown.url === fitting.url) showStageMask(fitting, await maskCanvas(answer.mask, MASK_COLOURS[0]));
+}
+
+function setUpTryon() {
+  const form = $("#tryon-form");
+  if (!form) return;
+  const properties = requestSchema("/tryon").properties || {};
+  const inpainting = form.querySelector("#tryon-inpaint") ? requestSchema("/inpaint").properties || {} : {};
+  applyDefaults(form, { steps: properties.steps, guidance: properties.guidance });
+  // The endpoints' own defaults where they differ (guidance): the field stays empty, its placeholder says both.
+  for (const name of ["steps", "guidance"]) {
+    const ours = resolve(properties[name]).default;
+    const theirs = inpainting[name] ? resolve(inpainting[name]).default : ours;
+    if (ours !== theirs) {
+      form.elements[name].value = "";
+      form.elements[name].placeholder = `${ours} (Inpaint ${theirs})`;
+    }
+  }
+  if (!properties.garment_product_id) form.elements.garment_product_id.closest("label").remove();
+  alternatives(form, ["file", "image_id"]);
+  alternatives(form, ["garment_file", "garment_image_id", "garment_product_id"]);
+
+  const categoryButtons = () => [...form.querySelectorAll("#tryon-categories button")];
+  function chooseCategory(category) {
+    fitting.category = category;
+    for (const button of categoryButtons()) button.setAttribute("aria-pressed", String(button.dataset.category === category));
+    if (category && fitting.points.length) {
+      fitting.points = []; // a mask comes from points or from a category, not both
+      showStageMask(fitting, null);
+      renderPoints(fitting);
+    }
+  }
+  fitting = pointStage("tryon", form, {
+    empty: "No points yet: click the garment to replace, or choose a category.",
+    clicked: () => { if (fitting.category) chooseCategory(null); },
+    cleared: () => {
+      $("#tryon-summary").hidden = true;
+      $("#tryon-results").replaceChildren(...(garmentChosen ? [garmentCard(garmentChosen)] : []));
+      $("#tryon-work").hidden = !garmentChosen && !form.elements.image_id.value.trim() && !form.elements.file.files.length;
+    },
+  });
+  fitting.category = null;
+  form.elements.file.addEventListener("change", () => loadStageImage(fitting));
+  form.elements.image_id.addEventListener("change", () => loadStageImage(fitting));
+  for (const name of ["garment_file", "garment_image_id", "garment_product_id"]) {
+    form.elements[name]?.addEventListener("change", () => showGarment(form));
+  }
+
+  const categories = properties.category ? (choicesOf(properties.category) || []).filter((c) => c !== null) : [];
+  $("#tryon-categories").append(...categories.map((category) => {
+    const button = element("button", { type: "button", "data-category": category, "aria-pressed": "false" }, CATEGORY_WORDS[category] || category);
+    button.addEventListener("click", () => chooseCategory(fitting.category === category ? null : category));
+    return button;
+  }));
+  if (!categories.length) $("#tryon-mask-choice").remove();
+  $("#tryon-clear").addEventListener("click", () => {
+    fitting.points = [];
+    chooseCategory(null);
+    showStageMask(fitting, null);
+    $(".error", form).hidden = true;
+    renderPoints(fitting);
+  });
+
+  const others = () => [...form.querySelectorAll("#tryon-categories button, #tryon-clear, #tryon-inpaint")];
+  function run(label, kind, body) {
+    const shown = { url: fitting.url, points: fitting.category ? [] : fitting.points.slice(), category: fitting.category, garment: garmentChosen, prompt: form.elements.prompt?.value };
+    others().forEach((button) => { button.disabled = true; });
+    return busy(form, label, async () => {
+      const answer = await postJSON(kind, { ...(await body(shown)), ...maskPrompt(shown), ...numbers(form, ["seed", "steps", "guidance"]) });
+      await renderFitting(answer, shown, kind);
+    }).finally(() => others().forEach((button) => { button.disabled = false; }));
+  }
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    run("Trying on", "tryon", async (shown) => ({ ...(await personOf(form)), ...(await garmentBody(shown.garment)) }));
+  });
+  $("#tryon-inpaint")?.addEventListener("click", () => {
+    run("Inpainting", "inpaint", async (shown) => {
+      const body = { ...(await imageOf(form)), prompt: shown.prompt };
+      if (form.elements.negative_prompt.value.trim()) body.negative_prompt = form.elements.negative_prompt.value;
+      return body;
+    });
   });
 }
 
@@ -957,6 +1151,7 @@ async function start() {
   setUpPopularity();
   setUpEdit();
   setUpSegment();
+  setUpTryon();
   setUpRecommend();
   setUpConversation();
   show(location.hash.slice(1));
