@@ -95,9 +95,10 @@ def available_cores() -> int:
 class Threads(BaseSettings):
     """CPU threads of each model process (PyTorch intra-op, ONNX Runtime intra-op), so that the model
     processes sharing a machine do not oversubscribe its cores: a process whose threads wait on a busy
-    core stalls every one of its parallel regions. Unset, the generator, the editor and the inpainter
-    (diffusion models all) take every core and the scorer and translator, whose calls are short and come between
-    the generator's, one each."""
+    core stalls every one of its parallel regions. Unset, the generator and the editor (diffusion
+    models both) take every core and the other model services one each: the scorer's and translator's
+    calls are short and come between the generator's, and a try-on or a mask is a one-off request that
+    must not slow the generator down."""
 
     generator: int | None = Field(None, ge=1)
     scorer: int | None = Field(None, ge=1)
@@ -263,7 +264,7 @@ class Settings(BaseSettings):
             return explicit
         if self.torch_threads is not None:
             return self.torch_threads
-        return available_cores() if role in ("generator", "editor", "inpainter") else 1
+        return available_cores() if role in ("generator", "editor") else 1
 
     def for_process(self, role: ModelRole) -> Settings:
         """These settings for the process serving `role`: `torch_threads` set to its thread budget."""

@@ -365,20 +365,24 @@ def _fit(
 def train(
     out: Path,
     seed: int,
-    steps: int = 600,
-    max_seconds: float = 120.0,
+    steps: int = 1200,
+    max_seconds: float = 240.0,
     n_examples: int = 6000,
-    batch_size: int = 64,
+    batch_size: int = 32,
     width: int = 24,
     lr: float = 3e-3,
     workers: int = 1,
     heldout_examples: int = HELDOUT_EXAMPLES,
 ) -> tuple[FigureJudge, dict[str, Any]]:
     """Train on `n_examples` fresh examples of `seed` (`max_seconds` bounds the optimisation, not the
-    rendering), save to `out` and measure on `heldout_examples` fresh examples of seed + 1000."""
+    rendering), save to `out` and measure on `heldout_examples` fresh examples of seed + 1000.
+
+    The defaults reach the held-out goals (colour >= 0.97, pattern >= 0.93) over training seeds; 600
+    steps of 64 (the same images seen) did so for some seeds only. Smaller batches, more steps: the
+    pattern features form with the number of updates. About 0.12 s a step on one CPU thread."""
     import time
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     examples = make_examples(n_examples, seed, workers)
     render_seconds = time.perf_counter() - started
     model, budget, losses = _fit(examples.images, examples.masks, labels_of(examples.garments), seed, steps, max_seconds, batch_size, width, lr)
@@ -390,6 +394,7 @@ def train(
         **budget.summary(),
         "render_seconds": round(render_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
+        "total_cpu_seconds": round(time.process_time() - cpu_started, 1),
         "batch_size": batch_size,
         "lr": lr,
         "n_examples": n_examples,
