@@ -138,6 +138,18 @@ class GenerationResult:
     lora: dict[str, float] = field(default_factory=dict)  # the adapters applied, name -> weight
 
 
+def stop_at_deadline(deadline: float, steps: int, what: str) -> Callable[..., dict]:
+    """A diffusers `callback_on_step_end` that raises `DeadlineExceededError` at the first step past
+    `deadline`; raising there skips the remaining steps and the decode."""
+
+    def stop_past_deadline(pipe: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
+        if time.time() > deadline:
+            raise DeadlineExceededError(f"{what} stopped at its deadline, after step {step + 1} of {steps}")
+        return callback_kwargs
+
+    return stop_past_deadline
+
+
 @dataclass
 class _StageClock:
     """Times the pipeline's own encode and decode calls; denoise is the rest of the call."""
@@ -275,14 +287,7 @@ class Generator:
         elif any(negatives):
             kwargs["negative_prompt"] = negatives
         if deadline is not None:
-
-            def stop_past_deadline(pipe: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
-                # Raising here skips the remaining steps and the decode.
-                if time.time() > deadline:
-                    raise DeadlineExceededError(f"generation stopped at its deadline, after step {step + 1} of {first.steps}")
-                return callback_kwargs
-
-            kwargs["callback_on_step_end"] = stop_past_deadline
+            kwargs["callback_on_step_end"] = stop_at_deadline(deadline, first.steps, "generation")
         with self._lock, torch.inference_mode():
             if deadline is not None and time.time() > deadline:
                 raise DeadlineExceededError("the request's deadline passed while it waited for the generator")

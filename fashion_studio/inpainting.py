@@ -37,7 +37,7 @@ from PIL import Image
 from fashion_studio import models
 from fashion_studio.editing import working_size
 from fashion_studio.errors import DeadlineExceededError, InvalidInputError, ModelNotFoundError
-from fashion_studio.generation import MAX_SEED, check_prompt, short_name
+from fashion_studio.generation import MAX_SEED, check_prompt, short_name, stop_at_deadline
 from fashion_studio.settings import Limits, Settings
 
 logger = logging.getLogger(__name__)
@@ -248,13 +248,7 @@ class Inpainter:
             output_type="pil",
         )
         if deadline is not None:
-
-            def stop_past_deadline(pipe: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
-                if time.time() > deadline:
-                    raise DeadlineExceededError(f"inpainting stopped at its deadline, after step {step + 1} of {first.steps}")
-                return callback_kwargs
-
-            kwargs["callback_on_step_end"] = stop_past_deadline
+            kwargs["callback_on_step_end"] = stop_at_deadline(deadline, first.steps, "inpainting")
         with self._lock, torch.inference_mode():
             self._check_deadline(deadline)
             start = time.perf_counter()

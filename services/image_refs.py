@@ -45,9 +45,10 @@ def sent_image(b64: str, field_name: str = "image") -> ImageRef:
     return ImageRef(load_image(field_name, decode_b64(field_name, b64, LIMITS), LIMITS))
 
 
-def resolve_image(storage: Storage, b64: str | None, image_id: str | None, prefix: str = "") -> ImageRef:
-    """Exactly one of `{prefix}image` (base64) and `{prefix}image_id` (a stored image)."""
-    b64_field, id_field = f"{prefix}image", f"{prefix}image_id"
+def resolve_image(storage: Storage, b64: str | None, image_id: str | None, prefix: str = "", names: tuple[str, str] | None = None) -> ImageRef:
+    """Exactly one of `{prefix}image` (base64) and `{prefix}image_id` (a stored image); `names` gives
+    other field names for the two (`/tryon`'s `person` and `person_image_id`)."""
+    b64_field, id_field = names or (f"{prefix}image", f"{prefix}image_id")
     if (b64 is None) == (image_id is None):
         both = "both" if b64 is not None else "neither"
         raise InvalidInputError(b64_field, both, f"give exactly one of {b64_field} (base64) and {id_field} (a stored image's id)")
@@ -56,6 +57,6 @@ def resolve_image(storage: Storage, b64: str | None, image_id: str | None, prefi
     return sent_image(b64, b64_field)
 
 
-async def resolve_image_async(storage: Storage, b64: str | None, image_id: str | None, prefix: str = "") -> ImageRef:
+async def resolve_image_async(storage: Storage, b64: str | None, image_id: str | None, prefix: str = "", names: tuple[str, str] | None = None) -> ImageRef:
     """`resolve_image` off the event loop (storage reads and image decodes block)."""
-    return await run_in_threadpool(resolve_image, storage, b64, image_id, prefix)
+    return await run_in_threadpool(resolve_image, storage, b64, image_id, prefix, names)

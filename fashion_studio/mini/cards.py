@@ -112,6 +112,32 @@ def _header(title: str, what: str) -> str:
     return f"# {title}\n\n{what}\n"
 
 
+def write_card(models_dir: Path | str, folder: str, make: Any) -> Path:
+    """Write one model folder's card, `make(training, eval)`, from the family's records (the
+    `eval-mini --<model>-only` commands rewrite their own card alone)."""
+    models_dir = Path(models_dir)
+    training = read_json(models_dir / TRAINING_RECORD) if (models_dir / TRAINING_RECORD).is_file() else {}
+    ev = read_json(models_dir / EVAL_RECORD) if (models_dir / EVAL_RECORD).is_file() else None
+    path = models_dir / folder / "README.md"
+    path.write_text(make(training, ev), encoding="utf-8")
+    return path
+
+
+def record_section(models_dir: Path | str, name: str, results: dict[str, Any], summary: dict[str, float], targets: dict[str, float]) -> dict[str, Any]:
+    """Put one model's figures into an existing eval.json: its section, its summary lines and targets;
+    the other models' figures stay as they are."""
+    from fashion_studio.mini.common import write_json
+
+    path = Path(models_dir) / EVAL_RECORD
+    record = read_json(path) if path.is_file() else {}
+    record[name] = results
+    record.setdefault("summary", {}).update(summary)
+    record.setdefault("targets", {}).update(targets)
+    record.setdefault("targets_met", {}).update({k: record["summary"][k] >= v for k, v in targets.items()})
+    write_json(path, record)
+    return record
+
+
 def sd_card(training: dict[str, Any], ev: dict[str, Any] | None) -> str:
     from fashion_studio.mini.sd import SCHEDULER_CONFIG, UNET_CONFIG, VAE_CONFIG
 

@@ -536,18 +536,11 @@ def summary(results: dict[str, Any]) -> dict[str, float]:
 
 
 def record_evaluation(models_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
-    """Put the editor's figures into an existing eval.json (`eval-mini --editor-only`): its section, its
-    summary lines and targets; the other models' figures stay as they are."""
-    from fashion_studio.mini.common import read_json, write_json
+    """Put the editor's figures into an existing eval.json (`eval-mini --editor-only`); the other
+    models' figures stay as they are."""
+    from fashion_studio.mini import cards
 
-    path = Path(models_dir) / "eval.json"
-    record = read_json(path) if path.is_file() else {}
-    record["editor"] = results
-    record.setdefault("summary", {}).update(summary(results))
-    record.setdefault("targets", {}).update(TARGETS)
-    record.setdefault("targets_met", {}).update({k: record["summary"][k] >= v for k, v in TARGETS.items()})
-    write_json(path, record)
-    return record
+    return cards.record_section(models_dir, "editor", results, summary(results), TARGETS)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -670,14 +663,9 @@ photographs, set `FASHION_EDITOR` to a real InstructPix2Pix model.
 
 def write_card(models_dir: Path) -> Path:
     """Write the editor's card alone (`eval-mini --editor-only`)."""
-    from fashion_studio.mini.common import read_json
+    from fashion_studio.mini import cards
 
-    models_dir = Path(models_dir)
-    training = read_json(models_dir / "training.json") if (models_dir / "training.json").is_file() else {}
-    ev = read_json(models_dir / "eval.json") if (models_dir / "eval.json").is_file() else None
-    path = models_dir / "editor" / "README.md"
-    path.write_text(editor_card(training, ev), encoding="utf-8")
-    return path
+    return cards.write_card(models_dir, "editor", editor_card)
 
 
 __all__ = [

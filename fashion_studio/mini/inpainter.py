@@ -519,16 +519,9 @@ def summary(results: dict[str, Any]) -> dict[str, float]:
 def record_evaluation(models_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
     """Put the inpainter's figures into an existing eval.json (`eval-mini --inpainter-only`); the other
     models' figures stay as they are."""
-    from fashion_studio.mini.common import read_json
+    from fashion_studio.mini import cards
 
-    path = Path(models_dir) / "eval.json"
-    record = read_json(path) if path.is_file() else {}
-    record["inpainter"] = results
-    record.setdefault("summary", {}).update(summary(results))
-    record.setdefault("targets", {}).update(TARGETS)
-    record.setdefault("targets_met", {}).update({k: record["summary"][k] >= v for k, v in TARGETS.items()})
-    write_json(path, record)
-    return record
+    return cards.record_section(models_dir, "inpainter", results, summary(results), TARGETS)
 
 
 def inpainter_card(training: dict[str, Any], ev: dict[str, Any] | None) -> str:
@@ -613,11 +606,7 @@ over an SD 1.5 inpainting base) need their own loader, not written yet; with a p
 
 
 def write_card(models_dir: Path) -> Path:
-    from fashion_studio.mini.common import read_json
+    """Write the inpainter's card alone (`eval-mini --inpainter-only`)."""
+    from fashion_studio.mini import cards
 
-    models_dir = Path(models_dir)
-    training = read_json(models_dir / "training.json") if (models_dir / "training.json").is_file() else {}
-    ev = read_json(models_dir / "eval.json") if (models_dir / "eval.json").is_file() else None
-    path = models_dir / "inpainter" / "README.md"
-    path.write_text(inpainter_card(training, ev), encoding="utf-8")
-    return path
+    return cards.write_card(models_dir, "inpainter", inpainter_card)

@@ -522,16 +522,9 @@ def summary(results: dict[str, Any]) -> dict[str, float]:
 def record_evaluation(models_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
     """Put the segmenter's figures into an existing eval.json (`eval-mini --segmenter-only`); the other
     models' figures stay as they are."""
-    from fashion_studio.mini.common import read_json
+    from fashion_studio.mini import cards
 
-    path = Path(models_dir) / "eval.json"
-    record = read_json(path) if path.is_file() else {}
-    record["segmenter"] = results
-    record.setdefault("summary", {}).update(summary(results))
-    record.setdefault("targets", {}).update(TARGETS)
-    record.setdefault("targets_met", {}).update({k: record["summary"][k] >= v for k, v in TARGETS.items()})
-    write_json(path, record)
-    return record
+    return cards.record_section(models_dir, "segmenter", results, summary(results), TARGETS)
 
 
 def segmenter_card(training: dict[str, Any], ev: dict[str, Any] | None) -> str:
@@ -610,11 +603,7 @@ run left them; rendering 2,000 takes about a minute on 2 cores).
 
 
 def write_card(models_dir: Path) -> Path:
-    from fashion_studio.mini.common import read_json
+    """Write the segmenter's card alone (`eval-mini --segmenter-only`)."""
+    from fashion_studio.mini import cards
 
-    models_dir = Path(models_dir)
-    training = read_json(models_dir / "training.json") if (models_dir / "training.json").is_file() else {}
-    ev = read_json(models_dir / "eval.json") if (models_dir / "eval.json").is_file() else None
-    path = models_dir / "segmenter" / "README.md"
-    path.write_text(segmenter_card(training, ev), encoding="utf-8")
-    return path
+    return cards.write_card(models_dir, "segmenter", segmenter_card)

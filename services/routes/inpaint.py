@@ -24,7 +24,7 @@ from fashion_studio.images import decode_b64, load_image
 from fashion_studio.inpainting import check_mask, mask_from_image, mask_image
 from fashion_studio.mini.figures import category_of
 from services.api import LIMITS, InpaintRequest, InpaintResponse, MaskSpec, TryOnRequest, TryOnResponse
-from services.image_refs import ImageRef, sent_image, stored_image
+from services.image_refs import ImageRef, resolve_image_async
 from services.model_client import call_model, raise_item_error, request_deadline
 from services.routes import studio
 from services.schemas import InpaintItem, SegmentItem, image_from_b64, png_b64, png_bytes
@@ -38,7 +38,7 @@ async def inpaint(body: InpaintRequest) -> InpaintResponse:
     image. The mask: `mask` (PNG at the image's size), `points` (with `labels`) or `category`. 422 names
     the field for a mask of another size, an empty mask, a point outside the image; 415 for bytes that
     are not an image."""
-    source = await _one_image(("image", body.image), ("image_id", body.image_id))
+    source = await resolve_image_async(studio().storage, body.image, body.image_id)
     mask, mask_source = await resolve_mask(body, source.image)
     item = InpaintItem(
         png_b64=png_b64(source.image),
@@ -54,8 +54,8 @@ async def inpaint(body: InpaintRequest) -> InpaintResponse:
         output = (await call_model(lambda: studio().inpainter.to_async.inpaint([item])))[0]
     raise_item_error(output)
     metadata = {"prompt": body.prompt, "negative_prompt": body.negative_prompt, "source_image_id": source.image_id}
-    stored = await _store("inpaint", output, mask, mask_source, metadata, {"steps": body.steps, "guidance": body.guidance})
-    return InpaintResponse(**_answer(stored, output, mask, mask_source, source.image_id))
+    stored = await _store("inpaint", output, item.mask_png_b64, mask_source, metadata, {"steps": body.steps, "guidance": body.guidance})
+    return InpaintResponse(**_answer(stored, output, item.mask_png_b64, mask_source, source.image_id))
 
 
 @router.post("/tryon", response_model=TryOnResponse)
@@ -65,7 +65,7 @@ async def tryon(body: TryOnRequest) -> TryOnResponse:
     `category`; with none, the category of the product's type. Done as CatVTON does it (person and
     garment in one input); every pixel outside the mask is the person's."""
     service = studio()
-    person = await _one_image(("person", body.person), ("person_image_id", body.person_image_id))
+    person = await resolve_image_async(service.storage, body.person, body.person_image_id, names=("person", "person_image_id"))
     garment, product = await _garment(body)
     spec: MaskSpec = body
     if body.mask is None and not body.points and body.category is None:
@@ -93,9 +93,9 @@ async def tryon(body: TryOnRequest) -> TryOnResponse:
         "garment_product_id": body.garment_product_id,
         "category": spec.category,
     }
-    stored = await _store("tryon", output, mask, mask_source, metadata, {"steps": body.steps, "guidance": body.guidance})
+    stored = await _store("tryon", output, item.mask_png_b64, mask_source, metadata, {"steps": body.steps, "guidance": body.guidance})
     return TryOnResponse(
-        **_answer(stored, output, mask, mask_source, person.image_id),
+        **_answer(stored, output, item.mask_png_b64, mask_source, person.image_id),
         category=spec.category,
         garment_image_id=garment.image_id,
         garment_product_id=body.garment_product_id,
@@ -135,33 +135,21 @@ async def _garment(body: TryOnRequest) -> tuple[ImageRef, dict[str, Any] | None]
         given = [n for n in ("garment", "garment_image_id", "garment_product_id") if getattr(body, n) is not None]
         if len(given) != 1:
             raise InvalidInputError("garment", given or None, "give exactly one of garment (base64), garment_image_id and garment_product_id")
-        return await _one_image(("garment", body.garment), ("garment_image_id", body.garment_image_id)), None
+        return await resolve_image_async(studio().storage, body.garment, body.garment_image_id, names=("garment", "garment_image_id")), None
     from services.routes.recommend import product_shot
 
     image, product = await product_shot(body.garment_product_id, "garment_product_id")
     return ImageRef(image), product
 
 
-async def _one_image(sent: tuple[str, str | None], stored: tuple[str, str | None]) -> ImageRef:
-    """Exactly one of an image sent (base64) and a stored image's id; errors name the request's fields."""
-    (sent_field, b64), (id_field, image_id) = sent, stored
-    if (b64 is None) == (image_id is None):
-        raise InvalidInputError(
-            sent_field, "both" if b64 is not None else "neither", f"give exactly one of {sent_field} (base64) and {id_field} (a stored image's id)"
-        )
-    if image_id is not None:
-        return await run_in_threadpool(stored_image, studio().storage, image_id, id_field)
-    return await run_in_threadpool(sent_image, b64, sent_field)
-
-
-async def _store(kind: str, output: Any, mask: np.ndarray, mask_source: str, extra: dict[str, Any], params: dict[str, Any]) -> Any:
+async def _store(kind: str, output: Any, mask_png: str, mask_source: str, extra: dict[str, Any], params: dict[str, Any]) -> Any:
     key = f"{kind}-{uuid.uuid4().hex}"
     metadata = {
         "sample_id": key,
         "kind": kind,
         **extra,
         "mask_source": mask_source,
-        "mask_png_b64": png_b64(mask_image(mask)),
+        "mask_png_b64": mask_png,
         "changed_pixels": output.changed_pixels,
         "seed": output.seed,
         "params": {**params, "width": output.width, "height": output.height},
@@ -173,14 +161,14 @@ async def _store(kind: str, output: Any, mask: np.ndarray, mask_source: str, ext
         return await run_in_threadpool(studio().storage.put, key, png_bytes(output.png_b64), metadata)
 
 
-def _answer(stored: Any, output: Any, mask: np.ndarray, mask_source: str, source_id: str | None) -> dict[str, Any]:
+def _answer(stored: Any, output: Any, mask_png: str, mask_source: str, source_id: str | None) -> dict[str, Any]:
     return {
         "id": stored.key,
         "url": stored.image_url,
         "seed": output.seed,
         "width": output.width,
         "height": output.height,
-        "mask": png_b64(mask_image(mask)),
+        "mask": mask_png,
         "mask_source": mask_source,
         "changed_pixels": output.changed_pixels,
         "source_image_id": source_id,
