@@ -187,6 +187,9 @@ class _Job:
     request: GenerationRequest
     deadline: float | None
     future: Future
+    # Futures of the same request submitted again under the same id while this one ran (a call the
+    # gateway made again after its connection was lost): they share this job's one result.
+    followers: list[Future] = field(default_factory=list)
     submitted: float = field(default_factory=time.perf_counter)
     stop: StopReason | None = None
     seeds: list[int] = field(default_factory=list)
@@ -208,6 +211,15 @@ class _Job:
     @property
     def key(self) -> Hashable:
         return self.request.shape_key()
+
+    @property
+    def abandoned(self) -> bool:
+        """Every caller waiting on this job has cancelled its future."""
+        return all(f.cancelled() for f in (self.future, *self.followers))
+
+    def settle(self, result: GenerationResult | None = None, error: BaseException | None = None) -> None:
+        for future in (self.future, *self.followers):
+            _settle(future, result, error)
 
     @property
     def images(self) -> int:
@@ -249,12 +261,29 @@ class StepScheduler:
         with self._cond:
             if self._closed:
                 raise RuntimeError("the step scheduler is closed")
+            twin = self._twin(job) if request.seed is not None else None
+            if twin is not None:  # the same call made again: wait on the work already under way
+                logger.info("request %s: a seeded request submitted again joins its unfinished twin", job.request_id)
+                twin.followers.append(job.future)
+                if deadline is not None and twin.deadline is not None:
+                    twin.deadline = max(twin.deadline, deadline)
+                return job.future
             self._jobs[job.id] = job
             if job.key not in self._waiting and job.key not in self._running:
                 self._turns.append(job.key)
             self._waiting.setdefault(job.key, deque()).append(job)
             self._cond.notify()
         return job.future
+
+    def _twin(self, job: _Job) -> _Job | None:
+        """An unfinished job of the same request id and the same request, for a request submitted with
+        its seed (one that draws its own in `with_seed` is new work each time). Called with the lock held."""
+        if not job.request_id:
+            return None
+        for other in self._jobs.values():
+            if other.request_id == job.request_id and other.request == job.request and other.stop is None:
+                return other
+        return None
 
     def cancel(self, request_id: str, reason: StopReason = "client") -> int:
         """Drop every request submitted under `request_id`: a queued one at once, a running one before
@@ -309,7 +338,7 @@ class StepScheduler:
         running = self._running.setdefault(key, [])
         queue = self._waiting.setdefault(key, deque())
         for job in [*running, *queue]:
-            if job.stop is None and job.future.cancelled():
+            if job.stop is None and job.abandoned:
                 job.stop = "client"
             elif job.stop is None and job.deadline is not None and now > job.deadline:
                 job.stop = "deadline"
@@ -347,7 +376,7 @@ class StepScheduler:
             error: Exception = DeadlineExceededError(f"generation stopped at its deadline, after step {job.step} of {job.request.steps}")
         else:
             error = RequestCancelledError(f"request {job.request_id or job.id} was cancelled after step {job.step} of {job.request.steps}")
-        _settle(job.future, error=error)
+        job.settle(error=error)
 
     def _finish(self, job: _Job, result: GenerationResult | None = None, error: BaseException | None = None) -> None:
         with self._cond:
@@ -356,7 +385,7 @@ class StepScheduler:
             if running is not None and job in running:
                 running.remove(job)
             self._forget_key_if_idle(job.key)
-        _settle(job.future, result, error)
+        job.settle(result, error)
 
     def _fail(self, batch: list[_Job], exc: Exception) -> None:
         for job in batch:

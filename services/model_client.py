@@ -36,9 +36,10 @@ class AttemptTimeoutError(Exception):
 def retryable(exc: BaseException) -> bool:
     """Failures that say nothing about the request: a model service at its concurrency limit for a
     moment (429/503), or a connection that BentoML's client lost under us (a pooled connection the
-    server had closed, or the client session it replaces every 100 calls closed with calls still in
-    it). Model calls have no side effects, so calling again is safe; a call that timed out is not
-    called again, unless it was one attempt of a short call that got no answer within its bound."""
+    server had closed, or the client session it replaces every 100 calls or 300 s closed with calls
+    still in it). Model calls have no side effects, so calling again is safe (a generation made again
+    joins the first, see `generate_work`); a call that timed out is not called again, unless it was
+    one attempt of a short call that got no answer within its bound."""
     if isinstance(exc, AttemptTimeoutError):
         return True
     if isinstance(exc, asyncio.TimeoutError):
@@ -98,8 +99,9 @@ async def cancel_work(request_id: str) -> None:
 
 def generate_work(request: GenerationRequest) -> GenerateWork:
     """The generator's work for one request: enqueued now, due at the request's deadline, tagged with
-    the gateway request it serves (for `cancel`)."""
-    return GenerateWork(request=request, enqueued_at=time.time(), deadline=request_deadline())
+    the gateway request it serves (for `cancel`), its seed drawn here, so that a call made again after
+    a lost connection is the same work and joins the first instead of running twice."""
+    return GenerateWork(request=request.with_seed(), enqueued_at=time.time(), deadline=request_deadline())
 
 
 def raise_item_error(output: ItemOutput) -> None:

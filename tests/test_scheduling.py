@@ -152,3 +152,22 @@ def test_cancelling_the_future_cancels_the_request(scheduler):
     assert future.cancel()
     wait_until(lambda: scheduler.pending() == 0, 30, "the cancelled request to leave")
     assert skipped("client") - before_skipped >= 80
+
+
+def test_a_seeded_request_submitted_again_under_its_id_joins_the_first(scheduler):
+    """A call made again after a lost connection (same gateway request, same seeded request) waits on
+    the work under way instead of running it twice; cancelling one caller's future leaves the other's."""
+    request = GenerationRequest(prompt="a yellow raincoat", seed=41, steps=6, guidance=4.0)
+    before = steps_run()
+    first = scheduler.submit(request, request_id="gateway-1")
+    again = scheduler.submit(request, request_id="gateway-1")
+    other_id = scheduler.submit(request, request_id="gateway-2")
+    assert again is not first
+    assert scheduler.pending() == 2, "the twin became a job of its own"
+    first.cancel()
+    result, separate = again.result(timeout=60), other_id.result(timeout=60)
+    assert np.abs(pixels(result.images[0]) - pixels(separate.images[0])).max() <= 2
+    assert steps_run() - before == 2 * request.steps, "the twin's steps ran twice"
+    unseeded = GenerationRequest(prompt="a yellow raincoat", steps=2)
+    futures = [scheduler.submit(unseeded, request_id="gateway-3") for _ in range(2)]
+    assert len({tuple(f.result(timeout=60).seeds) for f in futures}) == 2, "unseeded requests drew one seed"
