@@ -76,3 +76,22 @@ def tiny_llm(tmp_path_factory) -> Path:
     GPT2LMHeadModel(config).save_pretrained(path)
     fast.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_gateway(tmp_path_factory):
+    """One gateway with every model service on the shipped fashion-mini models, shared by the test
+    modules that only send it requests (editing, masks, try-on): each served gateway is seven
+    processes, and starting one per module cost the suite minutes. Modules that change settings or
+    measure timing start their own."""
+    from tests.helpers import serving
+
+    root = tmp_path_factory.mktemp("studio")
+    env = {
+        "FASHION_STORAGE_URL": str(root / "store"),
+        "FASHION_WARMUP": "false",
+        "FASHION_LIMITS__MAX_INSTRUCTION_CHARS": "120",
+        "FASHION_BATCHING__MAX_LATENCY_MS": "5000",
+    }
+    with serving("services.gateway:Studio", env, root / "server.log", timeout=300) as served:
+        yield served

@@ -150,23 +150,9 @@ def test_no_training_pair_edits_into_or_shows_a_held_out_combination():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The gateway and its model services on the shipped fashion-mini models."""
-    from tests.helpers import Server
-
-    root = tmp_path_factory.mktemp("edit")
-    env = {
-        "FASHION_STORAGE_URL": str(root / "store"),
-        "FASHION_WARMUP": "false",
-        "FASHION_LIMITS__MAX_INSTRUCTION_CHARS": "120",
-        "FASHION_BATCHING__MAX_LATENCY_MS": "5000",
-    }
-    served = Server("services.gateway:Studio", env, root / "server.log")
-    try:
-        served.wait_ready(timeout=300)
-        yield served
-    finally:
-        served.stop()
+def server(shared_gateway):
+    """The shared gateway on the shipped fashion-mini models (conftest.py)."""
+    return shared_gateway
 
 
 def post(server, path: str, body: dict, timeout: float = 180) -> httpx.Response:

@@ -149,14 +149,9 @@ def test_no_training_figure_wears_a_held_out_combination_and_every_evaluation_fi
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The gateway and its model services on the shipped fashion-mini models."""
-    from tests.helpers import serving
-
-    root = tmp_path_factory.mktemp("segment")
-    env = {"FASHION_STORAGE_URL": str(root / "store"), "FASHION_WARMUP": "false", "FASHION_BATCHING__MAX_LATENCY_MS": "2000"}
-    with serving("services.gateway:Studio", env, root / "server.log", timeout=300) as served:
-        yield served
+def server(shared_gateway):
+    """The shared gateway on the shipped fashion-mini models (conftest.py)."""
+    return shared_gateway
 
 
 def post(server, body: dict) -> httpx.Response:

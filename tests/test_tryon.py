@@ -169,13 +169,9 @@ def test_the_evaluation_records_both_directions_and_writes_the_card(tmp_path, mo
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from tests.helpers import serving
-
-    root = tmp_path_factory.mktemp("tryon")
-    env = {"FASHION_STORAGE_URL": str(root / "store"), "FASHION_WARMUP": "false", "FASHION_BATCHING__MAX_LATENCY_MS": "2000"}
-    with serving("services.gateway:Studio", env, root / "server.log", timeout=300) as served:
-        yield served
+def server(shared_gateway):
+    """The shared gateway on the shipped fashion-mini models (conftest.py)."""
+    return shared_gateway
 
 
 def post(server, path: str, body: dict) -> httpx.Response:
