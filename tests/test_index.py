@@ -170,11 +170,40 @@ def test_the_qdrant_adapter_answers_as_the_embedded_store(built, shop, tmp_path)
             a = [h.product_id for h in local.search(query, 5, condition)]
             b = [h.product_id for h in qdrant.search(query, 5, condition)]
             assert a == b, condition
+            expanded = [[h.product_id for h in ProductIndex(store).search(query, 5, condition, expand=2)] for store in (local, qdrant)]
+            assert expanded[0] == expanded[1], condition
     assert qdrant.delete([ids[0], "never-there"]) == 1 and qdrant.count() == 399
     assert set(qdrant.fingerprints()) == set(ids[1:400])
     qdrant.upsert([Entry(ids[1], vectors[2], {**metadata[ids[1]], "price": 3.5})])
     assert qdrant.get([ids[1]])[ids[1]]["price"] == 3.5 and qdrant.count() == 399
     qdrant.close()
+
+
+def test_an_expanded_image_query_is_the_exact_search_of_the_query_plus_its_neighbours(built, shop):
+    """Average query expansion: the first N hits' mean vector joins the query at its weight, the unit sum
+    is searched exactly under the same filter; N = 0 is the plain search."""
+    index, _, _, images, texts = built
+    vectors = fuse(images, texts, index.text_weight)
+    row = {p.product_id: i for i, p in enumerate(shop.products)}
+    types = np.array([p.product_type for p in shop.products])
+    outside = render_demo_catalog(6, shop.root.parent / "expansion-queries", seed=77, workers=1)
+    from fashion_studio.scoring import Scorer
+
+    queries = Scorer.load(Settings(torch_threads=2)).embed_images(outside.load_images())
+    changed = 0
+    for query in queries:
+        for condition, allowed in ((Filters(), np.ones(SHOP, bool)), (Filters(product_type="dress"), types == "dress")):
+            plain = [row[h.product_id] for h in index.search(query, 5, condition)]
+            assert [row[h.product_id] for h in index.search(query, 5, condition, expand=0)] == plain
+            for expand, weight in ((1, 1.0), (3, 0.5)):
+                first = _exact(vectors, query, allowed, expand)
+                expanded = query + weight * vectors[first].mean(0)
+                expected = _exact(vectors, expanded / np.linalg.norm(expanded), allowed, 5)
+                hits = index.search(query, 5, condition, expand=expand, expand_weight=weight)
+                assert [row[h.product_id] for h in hits] == expected, (condition, expand)
+                assert all(condition.matches(h.metadata) for h in hits)
+                changed += expected != plain
+    assert changed, "no expansion changed any ranking: the test does not tell the two apart"
 
 
 def test_index_commands(tmp_path):

@@ -85,6 +85,28 @@ def test_an_image_finds_its_product_and_text_finds_its_kind(gateway, shop):
     assert all(t == "jacket" or c == "blue" for t, c in found), found
 
 
+def test_an_image_query_is_expanded_as_the_settings_say_and_a_text_query_is_not(gateway, shop):
+    """The served ranking is `ProductIndex.search` with the settings' expansion for an image (the same
+    embedding, in this process), and the plain search for a text."""
+    from fashion_studio.scoring import Scorer
+
+    server, root = gateway
+    settings = Settings(torch_threads=2)
+    assert settings.index_query_expansion > 0
+    index = ProductIndex.open(settings, str(root / "index"))
+    scorer = Scorer.load(settings)
+    outside = render_demo_catalog(4, root / "outside", seed=8, workers=1)
+    for image in outside.load_images():
+        reply = httpx.post(f"{server.url}/recommend", json={"image": _b64(image), "k": 6}, timeout=60)
+        assert reply.status_code == 200, reply.text
+        vector = scorer.embed_images([image])[0]
+        expanded = [h.product_id for h in index.search(vector, 6, expand=settings.index_query_expansion, expand_weight=settings.index_expansion_weight)]
+        assert [p["product_id"] for p in reply.json()["products"]] == expanded
+    text = "a photo of a green dress"
+    reply = httpx.post(f"{server.url}/recommend", json={"text": text, "k": 6}, timeout=60)
+    assert [p["product_id"] for p in reply.json()["products"]] == [h.product_id for h in index.search(scorer.embed_texts([text])[0], 6)]
+
+
 def test_a_stored_image_by_id_and_jpeg_bytes(gateway, shop):
     server, root = gateway
     product = shop.products[11]

@@ -264,7 +264,7 @@ class LocalStore:
             mask &= self._prices[:n] <= filters.max_price
         return mask
 
-    def search(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[Hit]:
+    def search(self, vector: np.ndarray, k: int, filters: Filters | None = None, with_vectors: bool = False) -> list[Hit]:
         query = np.asarray(vector, np.float32).reshape(-1)
         with self._lock:
             self._fresh()
@@ -287,9 +287,10 @@ class LocalStore:
                 return []
             top = np.argpartition(-scores, k - 1)[:k] if len(scores) > k else np.arange(len(scores))
             top = top[np.argsort(-scores[top], kind="stable")]
-            found = [(self._ids[int(rows[i] if rows is not None else i)], float(scores[i])) for i in top]
-        metadata = self.get([pid for pid, _ in found])
-        return [Hit(pid, score, metadata[pid]) for pid, score in found if pid in metadata]
+            positions = [int(rows[i] if rows is not None else i) for i in top]
+            found = [(self._ids[p], float(scores[i]), self._vectors[p].copy() if with_vectors else None) for p, i in zip(positions, top)]
+        metadata = self.get([pid for pid, _, _ in found])
+        return [Hit(pid, score, metadata[pid], vector) for pid, score, vector in found if pid in metadata]
 
     def get(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not product_ids:

@@ -37,7 +37,7 @@ class VectorStore(Protocol):
     def dim(self) -> int | None: ...
     def upsert(self, entries: Sequence[Entry]) -> None: ...
     def delete(self, product_ids: Sequence[str]) -> int: ...
-    def search(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[Hit]: ...
+    def search(self, vector: np.ndarray, k: int, filters: Filters | None = None, with_vectors: bool = False) -> list[Hit]: ...
     def get(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
     def fingerprints(self) -> dict[str, str]: ...
     def count(self) -> int: ...
@@ -86,25 +86,46 @@ class BuildReport:
 
 
 class ProductIndex:
-    def __init__(self, store: VectorStore, embedder: Embedder | None = None, model: str = "", text_weight: float = 0.5) -> None:
+    def __init__(
+        self, store: VectorStore, embedder: Embedder | None = None, model: str = "", text_weight: float = 0.5, expand: int = 0, expand_weight: float = 1.0
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.text_weight = text_weight
+        self.expand, self.expand_weight = expand, expand_weight  # for image queries (`search`)
         self.tag = embedder_tag(model, text_weight)
 
     @classmethod
     def open(cls, settings: Settings, url: str | None = None, embedder: Embedder | None = None, create: bool = False) -> ProductIndex:
         """The index of the settings (`index_url` unless `url`); `embedder` only where articles are added."""
         store = open_store(url or settings.index_url, settings, create=create)
-        return cls(store, embedder, model=settings.scorer, text_weight=settings.index_text_weight)
+        return cls(
+            store,
+            embedder,
+            model=settings.scorer,
+            text_weight=settings.index_text_weight,
+            expand=settings.index_query_expansion,
+            expand_weight=settings.index_expansion_weight,
+        )
 
     # -- queries ------------------------------------------------------------------------------------
 
     def __len__(self) -> int:
         return self.store.count()
 
-    def search(self, vector: np.ndarray, k: int = 5, filters: Filters | None = None) -> list[Hit]:
-        return self.store.search(vector, k, filters)
+    def search(self, vector: np.ndarray, k: int = 5, filters: Filters | None = None, expand: int = 0, expand_weight: float = 1.0) -> list[Hit]:
+        """The `k` products nearest `vector` within `filters`. With `expand` > 0, average query expansion
+        (Chum et al., ICCV 2007): the query plus `expand_weight` times the mean vector of its first
+        `expand` hits, made unit length, is searched again under the same filters. A generated image's
+        own vector holds no text, the index's vectors do: its nearest products lend it theirs. Scores
+        are then cosines with the expanded query."""
+        if expand <= 0:
+            return self.store.search(vector, k, filters)
+        first = self.store.search(vector, expand, filters, with_vectors=True)
+        if not first:
+            return first
+        query = np.asarray(vector, np.float32) + expand_weight * np.mean([hit.vector for hit in first], axis=0)
+        return self.store.search(query / max(float(np.linalg.norm(query)), 1e-12), k, filters)
 
     def get(self, product_id: str) -> dict[str, Any] | None:
         return self.store.get([product_id]).get(product_id)
@@ -115,7 +136,7 @@ class ProductIndex:
         return self.embedder
 
     def search_image(self, image: Image.Image, k: int = 5, filters: Filters | None = None) -> list[Hit]:
-        return self.search(self._embedder().embed_images([image])[0], k, filters)
+        return self.search(self._embedder().embed_images([image])[0], k, filters, self.expand, self.expand_weight)
 
     def search_text(self, text: str, k: int = 5, filters: Filters | None = None) -> list[Hit]:
         return self.search(self._embedder().embed_texts([text])[0], k, filters)

@@ -103,13 +103,18 @@ class QdrantStore:
             must.append(models.FieldCondition(key="price", range=models.Range(gte=filters.min_price, lte=filters.max_price)))
         return models.Filter(must=must)
 
-    def search(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[Hit]:
+    def search(self, vector: np.ndarray, k: int, filters: Filters | None = None, with_vectors: bool = False) -> list[Hit]:
         if not self.client.collection_exists(self.collection):
             return []
         points = self.client.query_points(
-            self.collection, query=np.asarray(vector, np.float32).tolist(), limit=k, query_filter=self._filter(filters), with_payload=True
+            self.collection,
+            query=np.asarray(vector, np.float32).tolist(),
+            limit=k,
+            query_filter=self._filter(filters),
+            with_payload=True,
+            with_vectors=with_vectors,
         ).points
-        return [Hit(p.payload["product_id"], float(p.score), dict(p.payload)) for p in points]
+        return [Hit(p.payload["product_id"], float(p.score), dict(p.payload), np.asarray(p.vector, np.float32) if with_vectors else None) for p in points]
 
     def get(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not product_ids or not self.client.collection_exists(self.collection):

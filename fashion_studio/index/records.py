@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fashion_studio.products import Product
@@ -45,6 +45,7 @@ class Hit:
     product_id: str
     score: float  # cosine similarity of the query and the product's vector
     metadata: dict[str, Any]
+    vector: Any = field(default=None, repr=False, compare=False)  # the product's vector, when asked for
 
 
 @dataclass(frozen=True)

@@ -119,10 +119,11 @@ def _handle() -> IndexHandle:
     return studio().product_index
 
 
-def _search(handle: IndexHandle, vector: np.ndarray, k: int, filters: Filters) -> tuple[list[Hit], float]:
+def _search(handle: IndexHandle, vector: np.ndarray, k: int, filters: Filters, expand: bool) -> tuple[list[Hit], float]:
+    """Image queries are expanded (`ProductIndex.search`), text queries searched as they are."""
     index = handle.get()
     start = time.perf_counter()
-    hits = index.search(vector, k, filters)
+    hits = index.search(vector, k, filters, index.expand if expand else 0, index.expand_weight)
     seconds = time.perf_counter() - start
     metrics.INDEX_QUERY_DURATION.labels(store=index.store.kind, filtered=str(not filters.empty).lower()).observe(seconds)
     if not hits and len(index) == 0:
@@ -167,7 +168,7 @@ async def recommend_products(
             [vector] = await call_model(lambda: studio().scorer.to_async.embed_texts([text]), timeout)
     embed_s = time.perf_counter() - start
     with metrics.time_stage("search"):
-        hits, search_s = await run_in_threadpool(_search, handle, np.asarray(vector, np.float32), k, conditions)
+        hits, search_s = await run_in_threadpool(_search, handle, np.asarray(vector, np.float32), k, conditions, image is not None)
     query = "image" if image is not None else "text"
     metrics.RECOMMEND_RESULTS.labels(query=query).observe(len(hits))
     return RecommendResponse(
