@@ -47,7 +47,8 @@ def heldout_prompts(count: int, config: MiniConfig) -> tuple[list[tuple[str, obj
     seen_german = {i.german for i in train} | {de for de, _ in text_pairs(config.translation_pairs, config.seed, TRAIN)}
     seen_combos = {(i.spec.product_type, i.spec.colour, i.spec.pattern) for i in train}
     items = make_items(count * 25, config.seed, HELDOUT, exclude=seen_german)
-    chosen, chosen_items, candidates, in_training = [], [], 0, 0
+    chosen, chosen_items, candidates, in_training, repeated = [], [], 0, 0, 0
+    chosen_texts: set[str] = set()
     for item in items:
         # the short free captions name type, colour and pattern; the first unseen one is the prompt
         for caption in item.captions[2:]:
@@ -55,6 +56,10 @@ def heldout_prompts(count: int, config: MiniConfig) -> tuple[list[tuple[str, obj
             if caption.text in seen_captions:
                 in_training += 1
                 continue
+            if caption.text in chosen_texts:  # each prompt once: the test and validation sets share none
+                repeated += 1
+                continue
+            chosen_texts.add(caption.text)
             chosen.append((caption.text, item.spec))
             chosen_items.append(item)
             break
@@ -66,6 +71,7 @@ def heldout_prompts(count: int, config: MiniConfig) -> tuple[list[tuple[str, obj
         "training_captions": len(seen_captions),
         "candidate_captions": candidates,
         "candidates_found_in_training_captions": in_training,
+        "candidates_already_chosen": repeated,
         "queries": len(chosen),
         "query_prompts_in_training_captions": sum(p in seen_captions for p, _ in chosen),
         "query_german_descriptions_in_training": sum(1 for i in chosen_items if i.german in seen_german),
@@ -232,7 +238,7 @@ fashion_studio/mini/data.py draws training and held-out products from separate s
 held-out German description that occurs in training; it holds out texts, not kinds of product. Here the
 prompts are the short English captions of held-out products, and a caption whose exact text is among the
 {h["training_captions"]:,} captions of the generator's {h["training_items"]:,} training items is skipped: of {h["candidate_captions"]} candidate
-captions {h["candidates_found_in_training_captions"]} were in training and skipped; {h["query_prompts_in_training_captions"]} of the {h["queries"] + h["validation_queries"]} test and validation prompts are training
+captions {h["candidates_found_in_training_captions"]} were in training and skipped, and {h["candidates_already_chosen"]} repeated a prompt already chosen; {h["query_prompts_in_training_captions"]} of the {h["queries"] + h["validation_queries"]} test and validation prompts are training
 captions, {h["query_german_descriptions_in_training"]} of their products' German descriptions are training descriptions. The (type, colour, pattern)
 combinations are not held out: the prompts cover {h["query_type_colour_pattern_combinations"]} combinations, {h["of_which_seen_in_training"]} of them seen in training
 (the training items cover {h["training_combinations"]} of the vocabulary's {h["vocabulary_combinations"]} combinations). Examples: {example}.

@@ -235,7 +235,10 @@ class Settings(BaseSettings):
     index_api_key: SecretStr | None = None
     index_text_weight: float = Field(0.3, ge=0.0, le=1.0, description="Share of an article's text in its vector, beside its image (docs/recommend.md).")
     index_query_expansion: int = Field(
-        2, ge=0, le=50, description="Image queries: the first N products' vectors join the query before the final search (docs/recommend.md); 0: off."
+        1, ge=0, le=50, description="Image queries: the first N products' vectors join the query before the final search (docs/recommend.md); 0: off."
+    )
+    index_search_threads: int = Field(
+        2, ge=1, le=64, description="BLAS threads of one search of the embedded index: its scan is memory-bound, two halve it at 100,000 products."
     )
     index_expansion_weight: float = Field(1.0, ge=0.0, le=10.0, description="Weight of the first products' mean vector in an expanded image query.")
     recommend_max_k: int = Field(50, ge=1, description="Most products one /recommend answer may ask for.")

@@ -69,8 +69,9 @@ class _Codes:
 class LocalStore:
     kind = "local"
 
-    def __init__(self, folder: Path | str, create: bool = False) -> None:
+    def __init__(self, folder: Path | str, create: bool = False, threads: int = 1) -> None:
         self.folder = Path(folder)
+        self.threads = threads  # BLAS threads of one search (a large index's scan is memory-bound)
         self.url = str(self.folder)
         path = self.folder / DB_FILE
         if not path.is_file():
@@ -274,7 +275,7 @@ class LocalStore:
                 raise ValueError(f"a query vector of dimension {len(query)} cannot search an index of dimension {self._dim}")
             mask = self._mask(filters or Filters())
             rows = None
-            with _BLAS.limit(limits=1, user_api="blas"):
+            with _BLAS.limit(limits=self.threads, user_api="blas"):
                 if mask is None:
                     scores = self._vectors[: self._n] @ query
                 elif np.count_nonzero(mask) * 4 > self._n:  # a wide filter: score every row, drop the others

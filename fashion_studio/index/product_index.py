@@ -61,7 +61,8 @@ def open_store(url: str, settings: Settings | None = None, create: bool = False)
         api_key = settings.index_api_key.get_secret_value() if settings is not None and settings.index_api_key else None
         collection = settings.index_collection if settings is not None else "products"
         return QdrantStore(url, collection, api_key=api_key, create=create)
-    return LocalStore(Path(url.removeprefix("file://")), create=create)
+    threads = settings.index_search_threads if settings is not None else 1
+    return LocalStore(Path(url.removeprefix("file://")), create=create, threads=threads)
 
 
 def fuse(image_vectors: np.ndarray, text_vectors: np.ndarray, text_weight: float) -> np.ndarray:
