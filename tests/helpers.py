@@ -82,17 +82,26 @@ def stop_group(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: fl
 class Server:
     """`bentoml serve TARGET` as a subprocess with its own environment and log file."""
 
+    BIND_RETRIES = 3  # a free port found by `free_port` can be taken by another process before the server binds it
+
     def __init__(self, target: str, env: dict[str, str], log: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
+        self.target, self.env, self.log = target, env, log
+        self.fixed_port = port is not None
+        self.binds = 0
+        self._start(port or free_port())
+
+    def _start(self, port: int) -> None:
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
+        self.binds += 1
+        self.log_start = self.log.stat().st_size if self.log.exists() else 0  # this attempt's part of the log
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "bentoml", "serve", self.target, "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=ROOT,
             # Each server gets its own BENTOML_HOME: `bentoml serve` wipes and shares the Prometheus
             # multiprocess folder under it, so two servers with one home would mix their metrics.
-            env={**os.environ, "BENTOML_DO_NOT_TRACK": "True", "BENTOML_HOME": str(log.parent / f"bentoml-home-{self.port}"), **env},
-            stdout=log.open("wb"),
+            env={**os.environ, "BENTOML_DO_NOT_TRACK": "True", "BENTOML_HOME": str(self.log.parent / f"bentoml-home-{self.port}"), **self.env},
+            stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -103,6 +112,11 @@ class Server:
     def wait_ready(self, timeout: float = 180) -> None:
         def ready() -> bool:
             if not self.alive():
+                lost_port = "Could not bind" in self.log.read_text(errors="replace")[self.log_start :]
+                if lost_port and not self.fixed_port and self.binds < self.BIND_RETRIES:
+                    stop_group(self.process, timeout=10)  # its workers, if any started
+                    self._start(free_port())
+                    return False
                 raise RuntimeError(f"server exited with {self.process.returncode}: {self.log_tail()}")
             return status_of(f"{self.url}/readyz") == 200
 
