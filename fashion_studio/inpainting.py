@@ -16,9 +16,9 @@ inputs and seed. An input of any size runs at the model's native area (aspect ke
 of 8), and the answer comes back at the input's size.
 
 Real weights: `FASHION_INPAINTER` may name any `StableDiffusionInpaintPipeline` folder or hub id
-(stable-diffusion-v1-5/stable-diffusion-inpainting); CatVTON's released try-on weights are attention
-weights over such a base and need their loader (not written yet), fashion-mini's inpainter is trained
-for both tasks.
+(stable-diffusion-v1-5/stable-diffusion-inpainting); CatVTON's released try-on weights are
+self-attention weights over such a base, loaded into a copy of its UNet for try-on only
+(`FASHION_TRYON_ATTENTION`, `fashion_studio.catvton`); fashion-mini's inpainter is trained for both tasks.
 """
 
 from __future__ import annotations
@@ -165,10 +165,15 @@ def group_by_shape(requests: Sequence[Any]) -> list[list[int]]:
 class Inpainter:
     """A loaded inpainting pipeline plus what it needs to serve batches of inpaint and try-on requests."""
 
-    def __init__(self, pipeline: Any, ref: models.ModelRef) -> None:
+    def __init__(self, pipeline: Any, ref: models.ModelRef, tryon_unet: Any = None, tryon_vae: Any = None, tryon_ref: str | None = None) -> None:
+        """`tryon_unet` and `tryon_vae`, when given, run `/tryon` in place of the pipeline's own (CatVTON's
+        weights: `fashion_studio.catvton`); `tryon_ref` names them in results."""
         self.pipeline = pipeline
         self.ref = ref
         self.name = short_name(ref.ref)
+        self.tryon_unet = tryon_unet if tryon_unet is not None else pipeline.unet
+        self.tryon_vae = tryon_vae if tryon_vae is not None else pipeline.vae
+        self.tryon_name = f"{self.name}+{short_name(tryon_ref)}" if tryon_ref else self.name
         self._lock = threading.Lock()
         pipeline.set_progress_bar_config(disable=True)
         if int(pipeline.unet.config.in_channels) != 9:
@@ -189,7 +194,23 @@ class Inpainter:
         pipeline = StableDiffusionInpaintPipeline.from_pretrained(model_ref.path, torch_dtype=models.torch_dtype(settings.dtype))
         pipeline.to(settings.device)
         logger.info("inpainter %s loaded from %s", model_ref.ref, model_ref.path)
-        return cls(pipeline, model_ref)
+        tryon_unet = tryon_vae = None
+        if settings.tryon_attention:
+            import copy
+
+            from fashion_studio import catvton
+
+            tryon_unet = catvton.apply(copy.deepcopy(pipeline.unet), catvton.resolve(settings.tryon_attention, settings.models_dir))
+        if settings.tryon_vae:
+            from diffusers import AutoencoderKL
+
+            vae_ref = models.resolve("tryon_vae", settings.tryon_vae, settings)
+            tryon_vae = AutoencoderKL.from_pretrained(vae_ref.path, torch_dtype=pipeline.vae.dtype).to(settings.device)
+            if tryon_vae.config.latent_channels != pipeline.vae.config.latent_channels:
+                raise ModelNotFoundError(
+                    f"FASHION_TRYON_VAE {settings.tryon_vae!r} makes {tryon_vae.config.latent_channels} latent channels; the inpainter's UNet reads {pipeline.vae.config.latent_channels}"
+                )
+        return cls(pipeline, model_ref, tryon_unet, tryon_vae, settings.tryon_attention)
 
     @property
     def native_size(self) -> tuple[int, int]:
@@ -276,7 +297,8 @@ class Inpainter:
         factor = pipe.vae_scale_factor
         latent_hw = (height // factor, width // factor)
         guided = first.guidance > 1.0
-        device, dtype = pipe.unet.device, pipe.unet.dtype
+        unet, vae = self.tryon_unet, self.tryon_vae
+        device, dtype = unet.device, unet.dtype
         with self._lock, torch.inference_mode():
             self._check_deadline(deadline)
             start = time.perf_counter()
@@ -286,9 +308,9 @@ class Inpainter:
             masks = torch.stack([torch.from_numpy(np.asarray(mask_image(r.mask).resize((width, height), Image.Resampling.NEAREST)) >= 128) for r in requests])[
                 :, None
             ].to(device, dtype)
-            scaling = pipe.vae.config.scaling_factor
-            masked = pipe.vae.encode(persons * (masks < 0.5)).latent_dist.mode() * scaling
-            garment_latents = pipe.vae.encode(garments).latent_dist.mode() * scaling
+            scaling = vae.config.scaling_factor
+            masked = vae.encode(persons * (masks < 0.5)).latent_dist.mode() * scaling
+            garment_latents = vae.encode(garments).latent_dist.mode() * scaling
             mask_latents = torch.nn.functional.interpolate(masks, size=latent_hw)
             condition = torch.cat([masked, garment_latents], dim=-2)
             mask_canvas = torch.cat([mask_latents, torch.zeros_like(mask_latents)], dim=-2)
@@ -296,7 +318,7 @@ class Inpainter:
                 condition = torch.cat([torch.cat([masked, torch.zeros_like(garment_latents)], dim=-2), condition])
                 mask_canvas = torch.cat([mask_canvas, mask_canvas])
             context, _ = pipe.encode_prompt("", device, len(condition), False)
-            shape = (pipe.unet.config.out_channels, 2 * latent_hw[0], latent_hw[1])
+            shape = (unet.config.out_channels, 2 * latent_hw[0], latent_hw[1])
             noise = torch.stack([torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s)) for s in seeds]).to(device, dtype)
             scheduler.set_timesteps(first.steps, device=device)
             latents = noise * scheduler.init_noise_sigma
@@ -306,18 +328,18 @@ class Inpainter:
                     raise DeadlineExceededError(f"try-on stopped at its deadline, after step {step} of {first.steps}")
                 model_input = torch.cat([latents, latents]) if guided else latents
                 model_input = scheduler.scale_model_input(model_input, t)
-                prediction = pipe.unet(torch.cat([model_input, mask_canvas, condition], dim=1), t, encoder_hidden_states=context).sample
+                prediction = unet(torch.cat([model_input, mask_canvas, condition], dim=1), t, encoder_hidden_states=context).sample
                 if guided:
                     unconditional, conditional = prediction.chunk(2)
                     prediction = unconditional + first.guidance * (conditional - unconditional)
                 latents = scheduler.step(prediction, t, latents).prev_sample
             denoised = time.perf_counter()
-            decoded = pipe.vae.decode(latents[..., : latent_hw[0], :] / scaling).sample
+            decoded = vae.decode(latents[..., : latent_hw[0], :] / scaling).sample
             drawn = pipe.image_processor.postprocess(decoded, output_type="pil")
             end = time.perf_counter()
         timings = {"encode": encoded - start, "denoise": denoised - encoded, "decode": end - denoised, "total": end - start}
         return [
-            InpaintResult(paste(original, image, r.mask), seed, timings, len(requests), self.name, int(r.mask.sum()))
+            InpaintResult(paste(original, image, r.mask), seed, timings, len(requests), self.tryon_name, int(r.mask.sum()))
             for r, original, image, seed in zip(requests, originals, drawn, seeds)
         ]
 

@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     # stable-diffusion-v1-5/stable-diffusion-inpainting). Try-on runs it CatVTON's way: the person over
     # the garment in one input canvas, the prompt empty.
     inpainter: str = "fashion-mini/inpainter"
+    # CatVTON's released try-on weights over that inpainting UNet (production: the base
+    # booksforcharlie/stable-diffusion-inpainting with zhengchong/CatVTON/mix-48k-1024/attention, and its
+    # VAE stabilityai/sd-vae-ft-mse): `/tryon` then runs the UNet with these self-attention weights and no
+    # cross-attention; `/inpaint` keeps the checkpoint's own.
+    tryon_attention: str | None = None
+    tryon_vae: str | None = None
     llm: str | None = None
     lora: Annotated[list[str], NoDecode] = Field(default_factory=list, description="LoRA adapters, comma-separated: path or hub id, optionally '@weight'")
     revision: str | None = None

@@ -599,9 +599,9 @@ captions are dropped for guidance.
 
 ## Limits
 
-64x64 front-view figures and product shots only. Real try-on weights (CatVTON's released attention weights
-over an SD 1.5 inpainting base) need their own loader, not written yet; with a plain inpainting checkpoint
-`/tryon` runs the same concatenated input but the model was never trained for it.
+64x64 front-view figures and product shots only. Real try-on weights: CatVTON's released attention weights
+over an SD 1.5 inpainting base (`FASHION_TRYON_ATTENTION`, `fashion_studio/catvton.py`); with a plain
+inpainting checkpoint alone `/tryon` runs the same concatenated input, but that model was never trained for it.
 """
 
 
