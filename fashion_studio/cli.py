@@ -242,6 +242,10 @@ def eval_mini(
         record = inpainter.record_evaluation(directory, section)
         if cards:
             inpainter.write_card(directory)
+            if Path(directory).resolve() == MINI_DIR.resolve():
+                from fashion_studio.mini.report import write_docs
+
+                write_docs(directory)  # the figures in README.md and docs/fashion-mini.md
         summary = {k: record["summary"][k] for k in inpainter.summary(section)}
         typer.echo(json.dumps(summary | {"targets_met": {k: record["targets_met"][k] for k in inpainter.TARGETS}}, indent=2))
         return

@@ -468,7 +468,7 @@ def test_gpu_pods_pull_pinned_model_revisions_into_their_own_volume():
         "scorer": [settings["FASHION_SCORER"]],
         "editor": [settings["FASHION_EDITOR"]],
         "segmenter": [settings["FASHION_SEGMENTER"], settings["FASHION_PARSER"]],
-        "inpainter": [settings["FASHION_INPAINTER"]],
+        "inpainter": [settings[k] for k in ("FASHION_INPAINTER", "FASHION_TRYON_ATTENTION", "FASHION_TRYON_VAE")],
         "catalog": [settings[k] for k in ("FASHION_GENERATOR", "FASHION_TRANSLATOR", "FASHION_SCORER")],
         "index-build": [settings["FASHION_SCORER"]],
     }
@@ -562,7 +562,8 @@ def test_the_inpainter_reads_its_inpainting_pipeline_where_its_pod_has_it(overla
     """The inpainter (/inpaint and /tryon) loads one StableDiffusionInpaintPipeline, a 9-channel UNet,
     from FASHION_INPAINTER. cpu: fashion-mini's inpainter from the image. gpu:
     stable-diffusion-v1-5/stable-diffusion-inpainting, pulled by an init container into the models
-    volume at the folder the setting names, and run in PyTorch in float16 on a GPU of the pod's own."""
+    volume at the folder the setting names, and run in PyTorch in float16 on a GPU of the pod's own;
+    /tryon with CatVTON's weights and VAE (FASHION_TRYON_ATTENTION, FASHION_TRYON_VAE), pulled beside it."""
     from fashion_studio.settings import Settings
 
     docs = render(overlay)
@@ -583,7 +584,13 @@ def test_the_inpainter_reads_its_inpainting_pipeline_where_its_pod_has_it(overla
     mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "models")
     assert pipeline.startswith(mount + "/"), (pipeline, mount)
     pulled = {step[3]: step[2] for init in pod_spec(inpainter)["initContainers"] for step in calls(docs, init) if step[:2] == ["models", "pull"]}
-    assert pulled == {pipeline: "s3://fashion-studio-models/stable-diffusion-inpainting"}
+    tryon_attention = f"{env['FASHION_MODELS_DIR']}/{env['FASHION_TRYON_ATTENTION']}"
+    tryon_vae = f"{env['FASHION_MODELS_DIR']}/{env['FASHION_TRYON_VAE']}"
+    assert pulled == {
+        pipeline: "s3://fashion-studio-models/stable-diffusion-inpainting",
+        tryon_attention: "s3://fashion-studio-models/catvton-mix-48k-1024-attention",  # CatVTON's weights for /tryon
+        tryon_vae: "s3://fashion-studio-models/sd-vae-ft-mse",
+    }
     assert env["FASHION_DEVICE"] == "cuda" and env["FASHION_RUNTIME"] == "torch" and env["FASHION_DTYPE"] == "float16"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
 

@@ -156,13 +156,16 @@ def test_the_evaluation_records_both_directions_and_writes_the_card(tmp_path, mo
     shutil.copy(MINI_DIR / "training.json", models / "training.json")
     results = mini_inpainter.evaluate(models, tmp_path / "work", 12, 0, workers=1)
     assert results["tryon"]["outside_mask_max_abs_difference"] == 0 == results["inpaint"]["outside_mask_max_abs_difference"]
-    assert results["judge_on_exact_targets"]["colour"] >= 0.9
+    assert results["judge_on_exact_targets"]["colour"] >= 0.75  # 12 examples: 0.97 on the 200 of eval.json
+    # the autoencoder's ceiling lies between what reading the old garment scores and the exact targets
+    coded = results["judge_on_autoencoded_targets"]
+    assert results["judge_on_unchanged_persons"]["colour"] < coded["colour"] <= results["judge_on_exact_targets"]["colour"]
     assert results["tryon"]["colour"] > results["judge_on_unchanged_persons"]["colour"]
     record = mini_inpainter.record_evaluation(models, results)
     assert json.loads((models / "eval.json").read_text())["inpainter"] == results
     assert record["targets_met"]["tryon_colour_accuracy"] == (results["tryon"]["colour"] >= 0.85)
     card = mini_inpainter.write_card(models).read_text()
-    assert f"{results['tryon']['colour']:.3f}" in card and "CatVTON" in card
+    assert f"{results['tryon']['colour']:.3f}" in card and "CatVTON" in card and "autoencoder's ceiling" in card
 
 
 # --- over HTTP ---------------------------------------------------------------------------------------------

@@ -232,11 +232,18 @@ def inpainter_summary(training: dict[str, Any], ev: dict[str, Any]) -> str:
     if not result:
         return "The inpainter has not been evaluated yet (`fashion-studio models eval-mini --inpainter-only`)."
     t, p, exact = result["tryon"], result["inpaint"], result["judge_on_exact_targets"]
+    coded = result.get("judge_on_autoencoded_targets")
+    ceiling = (
+        f"; the exact targets through the inpainter's VAE and back, {coded['colour']:.1%} and {coded['pattern']:.1%}: the autoencoder, "
+        "not the try-on UNet, bounds what any try-on can score"
+        if coded
+        else ""
+    )
     return f"""On {result["examples"]} held-out figures (each wears a held-out (type, colour, pattern) combination), each
 dressed in a garment of another held-out combination, the figure judge reads the garment's colour inside the
 mask on **{t["colour"]:.1%}** of try-ons and its pattern on **{t["pattern"]:.1%}** (targets
 {INPAINT_TARGETS["tryon_colour_accuracy"]:.0%} and {INPAINT_TARGETS["tryon_pattern_accuracy"]:.0%}; on the exact targets the judge reads
-{exact["colour"]:.1%} and {exact["pattern"]:.1%}); inpainting from the dressed figure's caption: colour {p["colour"]:.1%}, pattern
+{exact["colour"]:.1%} and {exact["pattern"]:.1%}{ceiling}); inpainting from the dressed figure's caption: colour {p["colour"]:.1%}, pattern
 {p["pattern"]:.1%}. Outside the mask the largest difference from the input is {t["outside_mask_max_abs_difference"]} (tolerance 0)
 (`fashion-studio models eval-mini --inpainter-only`)."""
 

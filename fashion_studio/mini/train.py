@@ -85,7 +85,7 @@ class MiniConfig:
             "parser": 500,
             "inpainter": 1400,
             "inpainter_vae": 400,
-            "figure-judge": 600,
+            "figure-judge": 1200,
         }
     )
     batch_sizes: dict[str, int] = field(
@@ -99,7 +99,7 @@ class MiniConfig:
             "segmenter": 12,
             "parser": 16,
             "inpainter": 8,
-            "figure-judge": 64,
+            "figure-judge": 32,
         }
     )
     max_minutes: dict[str, float] = field(
@@ -112,7 +112,7 @@ class MiniConfig:
             "editor": 20.0,
             "segmenter": 10.0,
             "inpainter": 16.0,
-            "figure-judge": 2.5,
+            "figure-judge": 4.0,
         }
     )
     edit_pairs: int = 5000  # the editor's rendered (before, after) pairs
