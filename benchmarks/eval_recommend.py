@@ -202,6 +202,10 @@ def main() -> None:
 
 def write_page(path: Path, results: dict, settings: Settings, test: list) -> None:
     h = results["held_out"]
+
+    def expansion_words(first: float, weight: float) -> str:
+        return f"the first {first:g} product{'' if first == 1 else 's'}, weight {weight:g}"
+
     rows = "\n".join(
         f"| CLIP, text weight {w}{' (shipped)' if float(w) == settings.index_text_weight else ''}, no expansion | {v['type']:.3f} | {v['type_colour']:.3f} | {v['own_article_in_top5']:.3f} |"
         for w, v in results["clip"].items()
@@ -209,7 +213,7 @@ def write_page(path: Path, results: dict, settings: Settings, test: list) -> Non
     shipped_key = "x".join(f"{v:g}" for v in results["shipped_expansion"])
     expansion_rows = "\n".join(
         f"| {key.split('x')[0]} | {key.split('x')[1]} | {e['validation']['type_colour']:.3f} | {e['test']['type']:.3f} | {e['test']['type_colour']:.3f} | {e['own_article_in_top5']:.3f} |"
-        f"{' shipped' if key == shipped_key else ''}{' chosen on validation' if key == results['chosen_on_validation'] else ''} |"
+        f" {', '.join(n for n, on in (('shipped', key == shipped_key), ('chosen on validation', key == results['chosen_on_validation'])) if on)} |"
         for key, e in results["expansion"].items()
     )
     none = results["clip"][f"{settings.index_text_weight:g}"]
@@ -247,7 +251,7 @@ combinations are not held out: the prompts cover {h["query_type_colour_pattern_c
 | ranking | precision@5, same type | precision@5, same type and colour | a catalog shot finds its own article in the top 5 |
 |---|---|---|---|
 {rows}
-| CLIP, text weight {settings.index_text_weight}, expanded as shipped ({shipped_key.replace("x", " products, weight ")}) | {shipped["type"]:.3f} | {shipped["type_colour"]:.3f} | {results["expansion"].get(shipped_key, {}).get("own_article_in_top5", float("nan")):.3f} |
+| CLIP, text weight {settings.index_text_weight}, expanded as shipped ({expansion_words(*results["shipped_expansion"])}) | {shipped["type"]:.3f} | {shipped["type_colour"]:.3f} | {results["expansion"].get(shipped_key, {}).get("own_article_in_top5", float("nan")):.3f} |
 | Euclidean distance on raw pixels (seed) | {results["pixels"]["type"]:.3f} | {results["pixels"]["type_colour"]:.3f} | - |
 
 ### Query expansion at the shipped text weight
