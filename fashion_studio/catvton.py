@@ -22,9 +22,12 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fashion_studio.errors import ModelNotFoundError
+
+if TYPE_CHECKING:
+    from fashion_studio.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -99,18 +102,19 @@ def map_keys(keys: list[str], shapes: dict[str, tuple[int, ...]], unet: Any) -> 
     raise ModelNotFoundError(f"the try-on attention weights do not fit this UNet: {detail}")
 
 
-def resolve(ref: str, models_dir: Path) -> Path:
-    """A folder holding `model.safetensors`: a local folder (absolute, or under the models folder), or
-    `owner/name/subfolder` on the hub, e.g. `zhengchong/CatVTON/mix-48k-1024/attention`."""
-    for candidate in (Path(ref).expanduser(), Path(models_dir) / ref):
-        if (candidate / WEIGHTS_FILE).is_file():
-            return candidate
-        if candidate.is_file() and candidate.name.endswith(".safetensors"):
-            return candidate.parent
+def resolve(ref: str, settings: Settings) -> Path:
+    """A folder holding `model.safetensors`: a local folder (found as every model reference is,
+    `Settings.model_path`), or `owner/name/subfolder` on the hub, e.g.
+    `zhengchong/CatVTON/mix-48k-1024/attention`."""
+    local = Path(settings.model_path(ref)).expanduser()
+    if (local / WEIGHTS_FILE).is_file():
+        return local
+    if local.is_file() and local.name.endswith(".safetensors"):
+        return local.parent
     parts = ref.strip("/").split("/")
     if ref.startswith((".", "/", "~")) or len(parts) < 3:
         raise ModelNotFoundError(
-            f"try-on attention weights {ref!r} not found: no {WEIGHTS_FILE} in {Path(ref).expanduser()} or {Path(models_dir) / ref}. "
+            f"try-on attention weights {ref!r} not found: no {WEIGHTS_FILE} in {Path(ref).expanduser()} or {settings.models_dir / ref}. "
             f"Set FASHION_TRYON_ATTENTION to the folder holding CatVTON's {WEIGHTS_FILE} (e.g. its {VERSIONS[0]}/attention), "
             "or to zhengchong/CatVTON/mix-48k-1024/attention to take it from the hub."
         )

@@ -200,7 +200,7 @@ class Inpainter:
 
             from fashion_studio import catvton
 
-            tryon_unet = catvton.apply(copy.deepcopy(pipeline.unet), catvton.resolve(settings.tryon_attention, settings.models_dir))
+            tryon_unet = catvton.apply(copy.deepcopy(pipeline.unet), catvton.resolve(settings.tryon_attention, settings))
         if settings.tryon_vae:
             from diffusers import AutoencoderKL
 
