@@ -13,7 +13,7 @@ import io
 from PIL import Image
 
 from fashion_studio.errors import InvalidInputError, PayloadTooLargeError, UnsupportedMediaError
-from fashion_studio.settings import Limits
+from fashion_studio.settings import Limits, get_settings
 
 _MAGIC = {
     b"\x89PNG\r\n\x1a\n": "PNG",
@@ -81,5 +81,5 @@ def png_of(image: Image.Image) -> bytes:
     if isinstance(kept, bytes):
         return kept
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=get_settings().png_compress_level)
     return buffer.getvalue()

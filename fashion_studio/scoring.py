@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -34,7 +35,7 @@ class Scorer:
         model_ref = models.resolve("scorer", ref or settings.scorer, settings)
         models.limit_threads(settings)
         if settings.runtime == "torch":
-            model = CLIPModel.from_pretrained(model_ref.path)
+            model = CLIPModel.from_pretrained(model_ref.path, torch_dtype=models.torch_dtype(settings.dtype)).to(settings.device)
         else:
             from fashion_studio.runtimes import load_clip_model
 
@@ -42,6 +43,17 @@ class Scorer:
         processor = CLIPProcessor.from_pretrained(model_ref.path)
         logger.info("scorer %s (%s) loaded from %s", model_ref.ref, settings.runtime, model_ref.path)
         return cls(model, processor, model_ref)
+
+    @property
+    def device(self) -> Any:
+        """Where the model's weights are (the settings' `device` for PyTorch; the CPU for the exported runtimes)."""
+        return getattr(self.model, "device", "cpu")
+
+    @property
+    def dtype(self) -> Any:
+        import torch
+
+        return getattr(self.model, "dtype", torch.float32)
 
     @property
     def dim(self) -> int:
@@ -55,8 +67,8 @@ class Scorer:
             return np.zeros((0, self.dim), dtype=np.float32)
         batch = self.processor.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_text_tokens, return_tensors="pt")
         with self._lock, torch.inference_mode():
-            features = self.model.get_text_features(**batch)
-        return _normalise(features.float().numpy())
+            features = self.model.get_text_features(**{k: v.to(self.device) for k, v in batch.items()})
+        return _normalise(features.float().cpu().numpy())
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """L2-normalised image embeddings, shape (len(images), dim)."""
@@ -66,8 +78,8 @@ class Scorer:
             return np.zeros((0, self.dim), dtype=np.float32)
         pixels = self.processor.image_processor([im.convert("RGB") for im in images], return_tensors="pt")
         with self._lock, torch.inference_mode():
-            features = self.model.get_image_features(pixel_values=pixels["pixel_values"])
-        return _normalise(features.float().numpy())
+            features = self.model.get_image_features(pixel_values=pixels["pixel_values"].to(self.device, self.dtype))
+        return _normalise(features.float().cpu().numpy())
 
     def score(self, images: Sequence[Image.Image], texts: Sequence[str]) -> list[float]:
         """CLIP score of each (image, text) pair."""

@@ -91,7 +91,7 @@ class Translator:
         models.limit_threads(settings)
         tokenizer = MarianTokenizer.from_pretrained(model_ref.path)
         if settings.runtime == "torch":
-            model = MarianMTModel.from_pretrained(model_ref.path)
+            model = MarianMTModel.from_pretrained(model_ref.path, torch_dtype=models.torch_dtype(settings.dtype)).to(settings.device)
         else:
             from fashion_studio.runtimes import load_translation_model
 
@@ -120,7 +120,7 @@ class Translator:
         batch = self.tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True, max_length=limit)
         with self._lock, torch.inference_mode():
             output = self.model.generate(
-                **batch,
+                **{k: v.to(getattr(self.model, "device", "cpu")) for k, v in batch.items()},
                 num_beams=self.num_beams,
                 do_sample=False,
                 max_new_tokens=min(self.max_new_tokens, limit),
@@ -142,7 +142,7 @@ class Translator:
         scores = self.model.compute_transition_scores(output.sequences, output.scores, beams, normalize_logits=self.num_beams == 1)
         tokens = output.sequences[:, -scores.shape[1] :]
         eos = self.model.generation_config.eos_token_id
-        is_eos = torch.isin(tokens, torch.tensor(eos if isinstance(eos, list) else [eos]))
+        is_eos = torch.isin(tokens, torch.tensor(eos if isinstance(eos, list) else [eos], device=tokens.device))
         written = (torch.cumsum(is_eos, dim=1) - is_eos.long()) == 0  # up to the first end of sequence
         weakest = torch.where(written, scores, torch.zeros_like(scores)).min(dim=1).values
         return [float(w) for w in weakest]

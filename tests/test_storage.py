@@ -38,3 +38,27 @@ def test_safe_key_strips_path_tricks():
     assert safe_key("../../etc/passwd") == "etc_passwd"
     assert "/" not in safe_key("a/b\\c")
     assert len(safe_key("x" * 1000)) == 120
+
+
+def test_png_of_encodes_at_the_settings_zlib_level(monkeypatch):
+    import io
+
+    import numpy as np
+
+    from fashion_studio import images
+    from fashion_studio.settings import Settings
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray((np.linspace(0, 255, 128)[None, :, None] + rng.normal(0, 3, (128, 128, 3))).clip(0, 255).astype(np.uint8))
+
+    def encoded(level: int) -> bytes:
+        monkeypatch.setattr(images, "get_settings", lambda: Settings(png_compress_level=level))
+        return images.png_of(image)
+
+    assert Settings().png_compress_level == 1
+    stored, fast = encoded(0), encoded(1)
+    assert len(stored) > 128 * 128 * 3 > len(fast)  # level 0 stores, level 1 compresses
+    reference = io.BytesIO()
+    image.save(reference, format="PNG", compress_level=1)
+    assert fast == reference.getvalue()
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(stored))), np.asarray(image))  # lossless at every level
