@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -122,3 +124,22 @@ def limit_threads(settings: Settings) -> None:
         if torch.get_num_threads() != settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
             logger.info("PyTorch limited to %d CPU thread(s)", settings.torch_threads)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """PyTorch on one intra-op thread for the duration, then back to the process's budget.
+
+    For warm-ups at start: the model processes of one machine warm up at the same moment, and an
+    OpenMP pool of several threads on cores that other processes want spins while it waits for its
+    stragglers (on 2 cores, two such warm-ups cost 7 CPU-seconds each instead of 0.5). One thread
+    warms the same code paths with no pool to wait on.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -14,7 +14,7 @@ import time
 import bentoml
 from PIL import Image
 
-from fashion_studio import metrics
+from fashion_studio import metrics, models
 from fashion_studio.editing import Editor, EditRequest, EditResult, group_by_shape
 from fashion_studio.errors import DeadlineExceededError, InvalidInputError
 from fashion_studio.settings import get_settings
@@ -32,7 +32,10 @@ def load_and_warm_up() -> Editor:
     editor = Editor.load(SETTINGS.for_process("editor"))
     if SETTINGS.warmup:
         blank = Image.new("RGB", editor.native_size, (250, 250, 249))
-        editor(EditRequest(blank, "warm-up", seed=0, steps=SETTINGS.edit_steps, guidance=SETTINGS.edit_guidance, image_guidance=SETTINGS.edit_image_guidance))
+        with models.one_thread():
+            editor(
+                EditRequest(blank, "warm-up", seed=0, steps=SETTINGS.edit_steps, guidance=SETTINGS.edit_guidance, image_guidance=SETTINGS.edit_image_guidance)
+            )
     return editor
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import bentoml
 
-from fashion_studio import metrics
+from fashion_studio import metrics, models
 from fashion_studio.errors import InvalidInputError
 from fashion_studio.generation import GenerationRequest, GenerationResult, Generator, lora_names
 from fashion_studio.scheduling import CostLimits, StepScheduler
@@ -44,7 +44,8 @@ def load_and_warm_up() -> Loaded:
     request (and the seconds-per-image SLO) does not pay for lazy allocations and kernel selection."""
     generator = Generator.load(SETTINGS.for_process("generator"))
     if SETTINGS.warmup:
-        generator.generate([GenerationRequest(prompt="warm-up", seed=0)])
+        with models.one_thread():
+            generator.generate([GenerationRequest(prompt="warm-up", seed=0)])
     # As many images per UNet call as a batch of `max_batch_size` requests could hold before.
     scheduler = StepScheduler(generator, max_batch_images=SETTINGS.batching.max_batch_size * SETTINGS.limits.max_images_per_prompt)
     return Loaded(scheduler, CostLimits.for_model(generator.ref.path, SETTINGS))

@@ -32,3 +32,25 @@ def test_a_model_process_runs_with_its_budget():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-1] == "1"
+
+
+def test_a_warm_up_runs_on_one_thread_and_the_budget_comes_back():
+    """The generator's and editor's warm-ups run on one PyTorch thread (no OpenMP pool spinning on
+    cores that the other starting processes want), then the process has its budget again, also
+    when the warm-up fails."""
+    code = (
+        "import torch\n"
+        "from fashion_studio import models\n"
+        "torch.set_num_threads(2)\n"
+        "with models.one_thread():\n"
+        "    inside = torch.get_num_threads()\n"
+        "try:\n"
+        "    with models.one_thread():\n"
+        "        raise RuntimeError('warm-up failed')\n"
+        "except RuntimeError:\n"
+        "    pass\n"
+        "print(inside, torch.get_num_threads())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["1", "2"]
