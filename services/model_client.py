@@ -24,6 +24,38 @@ T = TypeVar("T")
 RETRY_PAUSES_S = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5)
 
 
+def keep_calls_across_session_refresh() -> None:
+    """Let BentoML's client replace its session without stranding the calls still on the old one.
+
+    The client (`_bentoml_impl.client.proxy2.SessionManager`) replaces its aiohttp session every
+    `runner_connection.max_requests` calls or `max_age` seconds, which spreads the gateway's
+    connections over new model-service replicas, and closes the old session at once. A call whose
+    answer was still being read on that session then waits for its timeout instead of failing (one
+    `/generate_image` answered 504 after 300 s in `make bench-serving`, the generator having answered
+    in 1.2 s; `tests/test_model_client.py` reproduces it). Here the old session is closed only after the
+    client's own timeout, when every call on it has ended; new calls get the new session at once.
+    Idempotent; the pinned BentoML's attributes are checked by the test."""
+    from _bentoml_impl.client.proxy2 import SessionManager
+
+    if getattr(SessionManager, "_closes_old_sessions_late", False):
+        return
+    replace = SessionManager.get_session
+
+    async def get_session(self: SessionManager) -> aiohttp.ClientSession:
+        old = self._session
+        if old is not None and self._should_refresh():
+            self._session = None  # the original makes a new one without closing this
+            delay = self._timeout.total or SETTINGS.batching.timeout_s
+            asyncio.get_running_loop().call_later(delay, lambda: asyncio.ensure_future(old.close()))
+        return await replace(self)
+
+    SessionManager.get_session = get_session
+    SessionManager._closes_old_sessions_late = True
+
+
+keep_calls_across_session_refresh()
+
+
 def request_deadline() -> float:
     """Work for a request is worthless past its timeout; the generator stops there."""
     return time.time() + SETTINGS.batching.timeout_s
