@@ -386,6 +386,8 @@ def studio_on_cuda(results: dict, device: str) -> None:
             "scores": scorer.score(runs["cpu"]["pipeline"] if "cpu" in runs else flat, texts),
             "translations": translator.translate(german),
             "scorer_device": str(scorer.device),
+            "scorer_dtype": str(scorer.dtype).removeprefix("torch."),
+            "translator_dtype": str(translator.model.dtype).removeprefix("torch."),
             "translator_device": str(translator.model.device),
             "generator_device": str(generator.pipeline.device),
         }
@@ -416,6 +418,8 @@ def studio_on_cuda(results: dict, device: str) -> None:
         gpu_stepped_vs_pipeline_pixels=pixel_gap(gpu["stepped"], gpu["pipeline"]),
         cpu_stepped_vs_pipeline_pixels=pixel_gap(cpu["stepped"], cpu["pipeline"]),
         score_gap_max=max(abs(a - b) for a, b in zip(gpu["scores"], cpu["scores"])),
+        gpu_scorer_dtype=gpu["scorer_dtype"],
+        gpu_translator_dtype=gpu["translator_dtype"],
         scores_cpu=cpu["scores"],
         translations_cpu=cpu["translations"],
         translations_gpu=gpu["translations"],
@@ -564,8 +568,8 @@ def markdown(results: dict) -> str:
             ),
             f"| step scheduler vs pipeline call, GPU | {studio['gpu_stepped_vs_pipeline_pixels']['mean']:.2f} (worst {studio['gpu_stepped_vs_pipeline_pixels']['max_image_mean']:.2f}) |",
             f"| step scheduler vs pipeline call, CPU | {studio['cpu_stepped_vs_pipeline_pixels']['mean']:.2f} (worst {studio['cpu_stepped_vs_pipeline_pixels']['max_image_mean']:.2f}) |",
-            f"| scorer: largest CLIP-score difference, GPU fp16 vs CPU fp32, same images | {studio['score_gap_max']:.3f} (scores {min(studio['scores_cpu']):.1f}-{max(studio['scores_cpu']):.1f}) |",
-            f"| translator: same English from GPU fp16 and CPU fp32 | {'yes' if studio['translations_equal'] else 'no'} |",
+            f"| scorer: largest CLIP-score difference, GPU {studio.get('gpu_scorer_dtype', 'float16')} vs CPU float32, same images | {studio['score_gap_max']:.3f} (scores {min(studio['scores_cpu']):.1f}-{max(studio['scores_cpu']):.1f}) |",
+            f"| translator: same English from GPU {studio.get('gpu_translator_dtype', 'float16')} and CPU float32 | {'yes' if studio['translations_equal'] else 'no'} |",
             f"| one call of {studio['images']} images, median of 3 | "
             + ", ".join(f"{k.replace('_', ' ').replace('float', 'fp').upper().replace('FP', 'fp')} {v:.3f} s" for k, v in studio["batch_s"].items())
             + " |",

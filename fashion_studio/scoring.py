@@ -35,7 +35,9 @@ class Scorer:
         model_ref = models.resolve("scorer", ref or settings.scorer, settings)
         models.limit_threads(settings)
         if settings.runtime == "torch":
-            model = CLIPModel.from_pretrained(model_ref.path, torch_dtype=models.torch_dtype(settings.dtype)).to(settings.device)
+            # float32 on any device: the quality gate compares these scores with a threshold, and the
+            # index keeps these embeddings; the model is small next to the generator.
+            model = CLIPModel.from_pretrained(model_ref.path).to(settings.device)
         else:
             from fashion_studio.runtimes import load_clip_model
 

@@ -163,7 +163,7 @@ class Settings(BaseSettings):
         ge=0,
         le=9,
         description="zlib level of the PNGs the services encode (once per image). Level 1 against PIL's default 6: a quarter of the time, "
-        "about 17% more bytes (1024x1024: 0.18 s against 0.66-0.89 s on one core, docs/benchmarks-gpu.md).",
+        "about 17% more bytes (1024x1024: 0.18 s against 0.66 s on one core, docs/benchmarks-gpu.md).",
     )
     warmup: bool = Field(True, description="Run one generation at the default shape before a generator reports ready.")
     model_wait_s: float = Field(0.0, description="How long a service waits for a missing model folder to appear (a volume still being filled) before failing.")

@@ -91,7 +91,8 @@ class Translator:
         models.limit_threads(settings)
         tokenizer = MarianTokenizer.from_pretrained(model_ref.path)
         if settings.runtime == "torch":
-            model = MarianMTModel.from_pretrained(model_ref.path, torch_dtype=models.torch_dtype(settings.dtype)).to(settings.device)
+            # float32 on any device: a translation's confidence is compared with a threshold.
+            model = MarianMTModel.from_pretrained(model_ref.path).to(settings.device)
         else:
             from fashion_studio.runtimes import load_translation_model
 

@@ -33,23 +33,42 @@ def keep_calls_across_session_refresh() -> None:
     answer was still being read on that session then waits for its timeout instead of failing (one
     `/generate_image` answered 504 after 300 s in `make bench-serving`, the generator having answered
     in 1.2 s; `tests/test_model_client.py` reproduces it). Here the old session is closed only after the
-    client's own timeout, when every call on it has ended; new calls get the new session at once.
+    client's own timeout, when every call on it has ended, or when the client itself closes; new calls
+    get the new session at once.
     Idempotent; the pinned BentoML's attributes are checked by the test."""
     from _bentoml_impl.client.proxy2 import SessionManager
 
     if getattr(SessionManager, "_closes_old_sessions_late", False):
         return
-    replace = SessionManager.get_session
+    replace, close_current = SessionManager.get_session, SessionManager.close
+
+    def replaced(manager: SessionManager) -> dict[aiohttp.ClientSession, asyncio.TimerHandle]:
+        if "_replaced" not in manager.__dict__:
+            manager._replaced = {}
+        return manager._replaced
+
+    async def close_later(manager: SessionManager, session: aiohttp.ClientSession) -> None:
+        replaced(manager).pop(session, None)
+        await session.close()
 
     async def get_session(self: SessionManager) -> aiohttp.ClientSession:
         old = self._session
         if old is not None and self._should_refresh():
             self._session = None  # the original makes a new one without closing this
             delay = self._timeout.total or SETTINGS.batching.timeout_s
-            asyncio.get_running_loop().call_later(delay, lambda: asyncio.ensure_future(old.close()))
+            loop = asyncio.get_running_loop()
+            replaced(self)[old] = loop.call_later(delay, lambda: loop.create_task(close_later(self, old)))
         return await replace(self)
 
+    async def close(self: SessionManager) -> None:
+        """The client's own close, and the replaced sessions' closes that have not come yet."""
+        for session, timer in list(replaced(self).items()):
+            timer.cancel()
+            await close_later(self, session)
+        await close_current(self)
+
     SessionManager.get_session = get_session
+    SessionManager.close = close
     SessionManager._closes_old_sessions_late = True
 
 

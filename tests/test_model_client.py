@@ -62,6 +62,25 @@ async def calls_through_refreshes(calls: int) -> tuple[Counter, list]:
         await runner.cleanup()
 
 
+def test_closing_the_client_closes_the_sessions_it_replaced():
+    """At shutdown the replaced sessions close with the client, not at their timers."""
+
+    async def scenario() -> tuple[list, bool]:
+        manager = SessionManager("http://127.0.0.1:9", timeout=300.0, headers={}, max_requests=1)
+        sessions = []
+        for _ in range(4):
+            session = await manager.get_session()
+            if session not in sessions:
+                sessions.append(session)
+        open_before = not any(session.closed for session in sessions)
+        await manager.close()
+        return sessions, open_before
+
+    sessions, open_before = asyncio.run(scenario())
+    assert len(sessions) >= 2 and open_before  # replaced, and kept open for calls still on them
+    assert all(session.closed for session in sessions)
+
+
 def test_calls_in_flight_survive_the_client_replacing_its_session():
     outcomes, sessions = asyncio.run(calls_through_refreshes(60))
     assert outcomes == Counter({"answered": 60})
