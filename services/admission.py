@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 import uuid
@@ -39,6 +40,47 @@ logger = logging.getLogger(__name__)
 SETTINGS = get_settings()
 LIMITS = SETTINGS.limits
 KEYS = Keyring.from_settings(SETTINGS)
+
+
+class Shedding:
+    """The Retry-After of a request turned away at capacity: about when a slot will be free for it.
+
+    A constant 1 s has every waiting client knock once a second: at four times capacity the gateway
+    answers three 429s for every request it admits, and on a small machine that work is taken from
+    the models. Clients waiting W (the sheds of the last seconds, each counted for the Retry-After it
+    was given) with slots freeing at the admission rate A wait about W / A; half of that keeps their
+    retries arriving faster than slots free, so no slot stands idle. At most `most_s`, at least 1 s.
+    """
+
+    def __init__(self, window_s: float = 5.0, most_s: int = 10) -> None:
+        self.window_s = window_s
+        self.most_s = most_s
+        self.admitted = 0.0  # admissions in the last `window_s`, decayed exponentially
+        self.waiting = 0.0  # sum of the Retry-After given in the last `window_s`, likewise
+        self.last = time.monotonic()
+
+    def _decay(self) -> None:
+        now = time.monotonic()
+        keep = math.exp(-(now - self.last) / self.window_s)
+        self.admitted *= keep
+        self.waiting *= keep
+        self.last = now
+
+    def admit(self) -> None:
+        self._decay()
+        self.admitted += 1.0
+
+    def retry_after_s(self) -> int:
+        self._decay()
+        waiting_clients = self.waiting / self.window_s
+        admitted_per_s = self.admitted / self.window_s
+        seconds = waiting_clients / (2.0 * admitted_per_s) if admitted_per_s > 0 else 1.0
+        value = max(1, min(self.most_s, math.ceil(seconds)))
+        self.waiting += value
+        return value
+
+
+SHEDDING = Shedding()
 
 
 @dataclass(frozen=True)
@@ -146,7 +188,7 @@ class Guard:
                 "overloaded",
                 endpoint,
                 {"field": "concurrency", "value": TRAFFIC.in_flight, "limit": f"at most {SETTINGS.batching.max_concurrency} requests in flight"},
-                {"Retry-After": "1"},
+                {"Retry-After": str(SHEDDING.retry_after_s())},
             )
             return await response(scope, receive, send)
         if length is None and scope.get("method") not in ("GET", "HEAD"):
@@ -169,6 +211,7 @@ class Guard:
 
         task = asyncio.current_task()
         TRAFFIC.in_flight += 1
+        SHEDDING.admit()
         if task is not None:
             TRAFFIC.tasks.add(task)
         metrics.IN_FLIGHT.labels(service="studio").inc()

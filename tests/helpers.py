@@ -109,18 +109,26 @@ class Server:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def wait_ready(self, timeout: float = 180) -> None:
+    # How a lost port shows in the log: the HTTP port (uvicorn), or one of the ports BentoML's process
+    # manager (circus) picks for its own ZeroMQ endpoints.
+    LOST_PORT = ("Could not bind", "Address already in use")
+
+    def wait_ready(self, timeout: float = 180, path: str = "/readyz") -> None:
+        """Until `path` answers 200; a server that died because a port it chose was taken meanwhile
+        is started again on a new port (`BIND_RETRIES` times), any other death is an error."""
+
         def ready() -> bool:
             if not self.alive():
-                lost_port = "Could not bind" in self.log.read_text(errors="replace")[self.log_start :]
+                log = self.log.read_text(errors="replace")[self.log_start :]
+                lost_port = any(sign in log for sign in self.LOST_PORT)
                 if lost_port and not self.fixed_port and self.binds < self.BIND_RETRIES:
                     stop_group(self.process, timeout=10)  # its workers, if any started
                     self._start(free_port())
                     return False
                 raise RuntimeError(f"server exited with {self.process.returncode}: {self.log_tail()}")
-            return status_of(f"{self.url}/readyz") == 200
+            return status_of(f"{self.url}{path}") == 200
 
-        wait_until(ready, timeout, f"{self.url}/readyz")
+        wait_until(ready, timeout, f"{self.url}{path}")
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:]

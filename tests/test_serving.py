@@ -43,7 +43,7 @@ def server(tiny_models, tmp_path_factory):
     }
     served = Server("services.gateway:Studio", env, root / "server.log")
     try:
-        wait_until(lambda: status_of(f"{served.url}/livez") == 200, 180, "the gateway's /livez")
+        served.wait_ready(timeout=180, path="/livez")
         served.not_ready_status = status_of(f"{served.url}/readyz")
         # The scorer waits for its model folder: put it in place in one rename, as a volume would appear.
         staging = root / "staging"
