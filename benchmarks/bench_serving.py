@@ -285,9 +285,8 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def ratios(report: dict[str, Any]) -> dict[str, float]:
-    inproc = {int(b): v["images_per_s"] for b, v in report["in_process"].items()}
-    served = {int(c): v["images_per_s"] for c, v in report["closed_loop"].items()}
+def closed_loop_ratios(inproc: dict[int, float], served: dict[int, float]) -> dict[str, float]:
+    """The targets' ratios of in-process images/s by batch and served images/s by client count."""
     return {
         "served8_over_inprocess8": served[8] / inproc[8],
         "served_scaling_8_over_1": served[8] / served[1],
@@ -295,8 +294,14 @@ def ratios(report: dict[str, Any]) -> dict[str, float]:
         "scaling_ratio": (served[8] / served[1]) / (inproc[8] / inproc[1]),
         "served16_over_served8": served[16] / served[8],
         "served32_over_served8": served[32] / served[8],
-        "open70_p95_over_unloaded": report["open_loop"]["70%"]["p95_s"] / report["unloaded_s"],
     }
+
+
+def ratios(report: dict[str, Any]) -> dict[str, float]:
+    """The ratios of the medians over the rounds, and the open loop's."""
+    inproc = {int(b): v["images_per_s"] for b, v in report["in_process"].items()}
+    served = {int(c): v["images_per_s"] for c, v in report["closed_loop"].items()}
+    return {**closed_loop_ratios(inproc, served), "open70_p95_over_unloaded": report["open_loop"]["70%"]["p95_s"] / report["unloaded_s"]}
 
 
 def round_ratios(report: dict[str, Any]) -> dict[str, list[float]]:
@@ -305,12 +310,8 @@ def round_ratios(report: dict[str, Any]) -> dict[str, list[float]]:
     inproc = {int(b): v["runs"] for b, v in report["in_process"].items()}
     served = {int(c): [run["images_per_s"] for run in v["runs"]] for c, v in report["closed_loop"].items()}
     rounds = range(min(len(runs) for runs in (*inproc.values(), *served.values())))
-    return {
-        "served8_over_inprocess8": [served[8][i] / inproc[8][i] for i in rounds],
-        "scaling_ratio": [(served[8][i] / served[1][i]) / (inproc[8][i] / inproc[1][i]) for i in rounds],
-        "served16_over_served8": [served[16][i] / served[8][i] for i in rounds],
-        "served32_over_served8": [served[32][i] / served[8][i] for i in rounds],
-    }
+    per_round = [closed_loop_ratios({b: v[i] for b, v in inproc.items()}, {c: v[i] for c, v in served.items()}) for i in rounds]
+    return {name: [r[name] for r in per_round] for name in per_round[0]} if per_round else {}
 
 
 def spread(values: list[float]) -> str:

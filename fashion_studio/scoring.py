@@ -52,12 +52,6 @@ class Scorer:
         return getattr(self.model, "device", "cpu")
 
     @property
-    def dtype(self) -> Any:
-        import torch
-
-        return getattr(self.model, "dtype", torch.float32)
-
-    @property
     def dim(self) -> int:
         return int(self.model.config.projection_dim)
 
@@ -80,7 +74,7 @@ class Scorer:
             return np.zeros((0, self.dim), dtype=np.float32)
         pixels = self.processor.image_processor([im.convert("RGB") for im in images], return_tensors="pt")
         with self._lock, torch.inference_mode():
-            features = self.model.get_image_features(pixel_values=pixels["pixel_values"].to(self.device, self.dtype))
+            features = self.model.get_image_features(pixel_values=pixels["pixel_values"].to(self.device))
         return _normalise(features.float().cpu().numpy())
 
     def score(self, images: Sequence[Image.Image], texts: Sequence[str]) -> list[float]:

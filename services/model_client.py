@@ -42,12 +42,15 @@ def keep_calls_across_session_refresh() -> None:
         return
     replace, close_current = SessionManager.get_session, SessionManager.close
 
-    def replaced(manager: SessionManager) -> dict[aiohttp.ClientSession, asyncio.TimerHandle]:
+    def replaced(manager: SessionManager) -> dict[aiohttp.ClientSession, asyncio.Task]:
+        """The replaced sessions still open, each with the task that closes it (held here, so that
+        the event loop's weak reference is not the only one)."""
         if "_replaced" not in manager.__dict__:
             manager._replaced = {}
         return manager._replaced
 
-    async def close_later(manager: SessionManager, session: aiohttp.ClientSession) -> None:
+    async def close_after(manager: SessionManager, session: aiohttp.ClientSession, delay: float) -> None:
+        await asyncio.sleep(delay)
         replaced(manager).pop(session, None)
         await session.close()
 
@@ -56,15 +59,15 @@ def keep_calls_across_session_refresh() -> None:
         if old is not None and self._should_refresh():
             self._session = None  # the original makes a new one without closing this
             delay = self._timeout.total or SETTINGS.batching.timeout_s
-            loop = asyncio.get_running_loop()
-            replaced(self)[old] = loop.call_later(delay, lambda: loop.create_task(close_later(self, old)))
+            replaced(self)[old] = asyncio.get_running_loop().create_task(close_after(self, old, delay))
         return await replace(self)
 
     async def close(self: SessionManager) -> None:
         """The client's own close, and the replaced sessions' closes that have not come yet."""
-        for session, timer in list(replaced(self).items()):
-            timer.cancel()
-            await close_later(self, session)
+        for session, task in list(replaced(self).items()):
+            task.cancel()
+            replaced(self).pop(session, None)
+            await session.close()
         await close_current(self)
 
     SessionManager.get_session = get_session

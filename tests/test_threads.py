@@ -19,6 +19,13 @@ def test_the_default_budget_gives_the_generator_every_core_and_the_others_one():
     assert Settings().for_process("scorer").torch_threads == 1
 
 
+def printed_by(code: str) -> list[str]:
+    """What `code` prints, split into words, run in a fresh Python process (a fresh PyTorch pool)."""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.split()
+
+
 def test_a_model_process_runs_with_its_budget():
     """In a fresh process, as the scorer service loads: its PyTorch pool has its one thread, not
     PyTorch's default of every core."""
@@ -29,9 +36,7 @@ def test_a_model_process_runs_with_its_budget():
         "Scorer.load(Settings(threads={'scorer': 1}).for_process('scorer'))\n"
         "print(torch.get_num_threads())\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split()[-1] == "1"
+    assert printed_by(code)[-1] == "1"
 
 
 def test_a_warm_up_runs_on_one_thread_and_the_budget_comes_back():
@@ -51,6 +56,4 @@ def test_a_warm_up_runs_on_one_thread_and_the_budget_comes_back():
         "    pass\n"
         "print(inside, torch.get_num_threads())\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split()[-2:] == ["1", "2"]
+    assert printed_by(code)[-2:] == ["1", "2"]
