@@ -15,7 +15,8 @@ them on the same machine.
 
 Part 2, the project's own code on CUDA: fashion-mini's generator (one pipeline call and the step
 scheduler), scorer and translator loaded through `fashion_studio` with `FASHION_DEVICE=cuda` in
-float16, against the same code on the CPU in float32, same seeds.
+float16, against the same code on the CPU in float32, same seeds; and the person side (segmenter,
+editor, inpainter with try-on) in float32 against the CPU.
 
 `--small` shrinks every configuration so that the script can be tried on a CPU in seconds (its
 figures mean nothing; the document says so).
@@ -32,7 +33,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,15 @@ SMALL = {
 }
 
 
-PART_KEYS = {"host": "host", "studio": "studio", "encoders": "text_encoders", "vae": "vae_decode", "scorer": "scorer", "transformer": "transformer"}
+PART_KEYS = {
+    "host": "host",
+    "studio": "studio",
+    "person": "person",
+    "encoders": "text_encoders",
+    "vae": "vae_decode",
+    "scorer": "scorer",
+    "transformer": "transformer",
+}
 
 
 class Clock:
@@ -429,6 +438,130 @@ def studio_on_cuda(results: dict, device: str) -> None:
     print(f"studio: {section}", flush=True)
 
 
+PERSON_MODELS = ("segmenter", "editor", "inpainter")
+
+
+def person_on_cuda(results: dict, device: str, small: bool, models: Sequence[str] = PERSON_MODELS) -> None:
+    """fashion-mini's person side (the segmenter from clicks and by category, the editor, the inpainter
+    inpainting and trying on) through the project's own loaders on `device` in float32, against the
+    same calls on the CPU, same inputs and seeds. `models` chooses which (a lent GPU machine carries
+    only so many weights at once); a run's JSON keeps the others' earlier figures (`--keep`)."""
+    import numpy as np
+    import torch
+
+    from fashion_studio.mini.figures import random_figure, random_garment, render_figure
+    from fashion_studio.mini.render import render
+    from fashion_studio.settings import Settings
+
+    rng = np.random.default_rng(7)
+    count = 2 if small else 4
+    figures = [render_figure(random_figure(rng, dress_share=0.0)) for _ in range(count)]
+    garments = [render(random_garment(rng, ("t-shirt", "shirt", "jacket"))) for _ in range(count)]
+    masks = [f.masks["upper"] for f in figures]
+    clicks = []
+    for mask in masks:
+        ys, xs = np.nonzero(mask)
+        chosen = rng.choice(len(xs), size=3, replace=False)
+        clicks.append(tuple((float(xs[i]), float(ys[i])) for i in chosen))
+    steps = 4 if small else 20
+    section: dict[str, Any] = results.setdefault("person", {})
+    section.update(device=device, figures=count, steps=steps)
+
+    def pixel_gap(a: list, b: list) -> dict[str, float]:
+        diffs = [np.abs(np.asarray(x, dtype=np.int16) - np.asarray(y, dtype=np.int16)) for x, y in zip(a, b)]
+        return {"mean": float(np.mean([d.mean() for d in diffs])), "max_image_mean": float(max(d.mean() for d in diffs))}
+
+    def iou(a: np.ndarray, b: np.ndarray) -> float:
+        union = np.logical_or(a, b).sum()
+        return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+    def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+        start = time.perf_counter()
+        out = fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return out, time.perf_counter() - start
+
+    def on_both(run: Callable[[Settings], dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        out = {name: run(Settings(device=dev, dtype="float32")) for name, dev in (("cpu", "cpu"), ("gpu", device))}
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return out
+
+    if "segmenter" in models:
+        from fashion_studio.segmentation import Segmenter, SegmentRequest
+
+        def segment(settings: Settings) -> dict[str, Any]:
+            segmenter = Segmenter.from_settings(settings)
+            requests = [segmenter.check(SegmentRequest(f.image, c, (1, 1, 1), multimask=False)) for f, c in zip(figures, clicks)]
+            segmenter.segment(requests[:1])  # warm-up
+            answered, seconds = timed(lambda: segmenter.segment(requests))
+            parsed = [segmenter.by_category(f.image, ["upper", "lower"]) for f in figures]
+            return {"clicked": [r.masks[0].mask for r in answered], "parsed": parsed, "s": seconds, "on": str(next(segmenter.sam.parameters()).device)}
+
+        both = on_both(segment)
+        cpu, gpu = both["cpu"], both["gpu"]
+        section["segmenter"] = {
+            "on": gpu["on"],
+            "click_mask_iou_gpu_vs_cpu": min(iou(a, b) for a, b in zip(gpu["clicked"], cpu["clicked"])),
+            "click_mask_iou_vs_rendered_gpu": float(np.mean([iou(m, truth) for m, truth in zip(gpu["clicked"], masks)])),
+            "parsed_iou_gpu_vs_cpu": min(iou(a[c], b[c]) for a, b in zip(gpu["parsed"], cpu["parsed"]) for c in ("upper", "lower")),
+            "seconds": {"cpu": cpu["s"], "gpu": gpu["s"]},
+        }
+    if "editor" in models:
+        from fashion_studio.editing import Editor, EditRequest
+
+        def edit(settings: Settings) -> dict[str, Any]:
+            editor = Editor.load(settings)
+            requests = [EditRequest(g, "make it red", seed=11 + i, steps=steps) for i, g in enumerate(garments)]
+            editor.edit(requests[:1])  # warm-up
+            answered, seconds = timed(lambda: editor.edit(requests))
+            return {"images": [r.image for r in answered], "s": seconds, "on": str(editor.pipeline.device)}
+
+        both = on_both(edit)
+        section["editor"] = {
+            "on": both["gpu"]["on"],
+            "pixels_gpu_vs_cpu": pixel_gap(both["gpu"]["images"], both["cpu"]["images"]),
+            "seconds": {"cpu": both["cpu"]["s"], "gpu": both["gpu"]["s"]},
+        }
+    if "inpainter" in models:
+        from fashion_studio.inpainting import Inpainter, InpaintRequest, TryOnRequest
+
+        def inpaint(settings: Settings) -> dict[str, Any]:
+            inpainter = Inpainter.load(settings)
+            inpaints = [
+                InpaintRequest(f.image, m, "a green plain t-shirt", seed=21 + i, steps=steps).check(settings.limits)
+                for i, (f, m) in enumerate(zip(figures, masks))
+            ]
+            tryons = [TryOnRequest(f.image, g, m, seed=31 + i, steps=steps).check(settings.limits) for i, (f, g, m) in enumerate(zip(figures, garments, masks))]
+            inpainter.run(tryons[:1])  # warm-up
+            inpainted, inpaint_s = timed(lambda: inpainter.run(inpaints))
+            worn, tryon_s = timed(lambda: inpainter.run(tryons))
+            return {
+                "inpaints": [r.image for r in inpainted],
+                "tryons": [r.image for r in worn],
+                "s": {"inpaint": inpaint_s, "tryon": tryon_s},
+                "on": str(inpainter.pipeline.device),
+            }
+
+        both = on_both(inpaint)
+        cpu, gpu = both["cpu"], both["gpu"]
+        outside = [
+            bool(np.any(np.asarray(result)[~mask] != np.asarray(figure.image)[~mask]))
+            for kind in ("inpaints", "tryons")
+            for result, figure, mask in zip(gpu[kind], figures, masks)
+        ]
+        section["inpainter"] = {
+            "on": gpu["on"],
+            "inpaint_pixels_gpu_vs_cpu": pixel_gap(gpu["inpaints"], cpu["inpaints"]),
+            "tryon_pixels_gpu_vs_cpu": pixel_gap(gpu["tryons"], cpu["tryons"]),
+            "gpu_results_changing_pixels_outside_the_mask": sum(outside),
+            "gpu_results": len(outside),
+            "seconds": {"cpu": cpu["s"], "gpu": gpu["s"]},
+        }
+    print(f"person: {section}", flush=True)
+
+
 def environment(device: str) -> dict[str, Any]:
     import diffusers
     import torch
@@ -577,6 +710,44 @@ def markdown(results: dict) -> str:
         ]
         if not studio["translations_equal"]:
             lines += ["Translations: CPU " + json.dumps(studio["translations_cpu"]) + "; GPU " + json.dumps(studio["translations_gpu"]), ""]
+    person = results.get("person")
+    if person:
+        lines += [
+            "## The person side on CUDA",
+            "",
+            f"fashion-mini's segmenter, editor and inpainter loaded through `fashion_studio` with `device={person['device']}`, `dtype=float32`,",
+            f"against `device=cpu`; {person['figures']} rendered figures (three clicks inside the top each; the top's mask for inpainting and",
+            f'try-on) and as many product shots (edited with "make it red", worn in try-on), {person["steps"]} steps, same seeds.',
+            "",
+            "| model | check | result |",
+            "|---|---|---|",
+        ]
+        segmenter, editor, inpainter = (person.get(k) for k in PERSON_MODELS)
+        if segmenter:
+            lines += [
+                f"| segmenter (`{segmenter['on']}`) | from three clicks: lowest mask IoU, GPU vs CPU | {segmenter['click_mask_iou_gpu_vs_cpu']:.3f} |",
+                f"| | from three clicks: mean IoU with the rendered mask, GPU | {segmenter['click_mask_iou_vs_rendered_gpu']:.3f} |",
+                f"| | clothes parser (upper, lower): lowest mask IoU, GPU vs CPU | {segmenter['parsed_iou_gpu_vs_cpu']:.3f} |",
+                f"| | {person['figures']} click prompts in one call, CPU / GPU | {segmenter['seconds']['cpu']:.3f} s / {segmenter['seconds']['gpu']:.3f} s |",
+            ]
+        if editor:
+            gap = editor["pixels_gpu_vs_cpu"]
+            lines += [
+                f"| editor (`{editor['on']}`) | GPU vs CPU, mean absolute pixel difference (0-255) | {gap['mean']:.2f} (worst image {gap['max_image_mean']:.2f}) |",
+                f"| | {person['figures']} edits in one call, CPU / GPU | {editor['seconds']['cpu']:.3f} s / {editor['seconds']['gpu']:.3f} s |",
+            ]
+        if inpainter:
+            lines += [
+                f"| inpainter (`{inpainter['on']}`) | inpainting: GPU vs CPU, mean absolute pixel difference (0-255) | "
+                f"{inpainter['inpaint_pixels_gpu_vs_cpu']['mean']:.2f} (worst image {inpainter['inpaint_pixels_gpu_vs_cpu']['max_image_mean']:.2f}) |",
+                f"| | try-on: GPU vs CPU, mean absolute pixel difference (0-255) | "
+                f"{inpainter['tryon_pixels_gpu_vs_cpu']['mean']:.2f} (worst image {inpainter['tryon_pixels_gpu_vs_cpu']['max_image_mean']:.2f}) |",
+                f"| | GPU results that change a pixel outside the mask | {inpainter['gpu_results_changing_pixels_outside_the_mask']} of {inpainter['gpu_results']} |",
+                f"| | {person['figures']} inpaintings / try-ons in one call, CPU | {inpainter['seconds']['cpu']['inpaint']:.3f} s / {inpainter['seconds']['cpu']['tryon']:.3f} s |",
+                f"| | the same on the GPU | {inpainter['seconds']['gpu']['inpaint']:.3f} s / {inpainter['seconds']['gpu']['tryon']:.3f} s |",
+            ]
+        missing = [k for k in PERSON_MODELS if k not in person]
+        lines += ["", *([f"Not run on this machine yet: {', '.join(missing)}.", ""] if missing else [""])]
     for name, error in results.get("errors", {}).items():
         lines += [f"**{name} failed:** `{error}`", ""]
     return "\n".join(lines)
@@ -668,7 +839,8 @@ def main() -> int:
     parser.add_argument("--small", action="store_true", help="shrunk configurations, to try the script on a CPU")
     parser.add_argument("--keep", type=Path, help="an earlier run's JSON: the parts skipped now are taken from it, with its command named")
     parser.add_argument("--render", type=Path, help="write the document again from a run's JSON (beside it), computing nothing")
-    parser.add_argument("--skip", default="", help="comma-separated parts to leave out: transformer,encoders,vae,scorer,host,studio")
+    parser.add_argument("--person", default=",".join(PERSON_MODELS), help="the person side's models to run: segmenter,editor,inpainter")
+    parser.add_argument("--skip", default="", help="comma-separated parts to leave out: transformer,encoders,vae,scorer,host,studio,person")
     args = parser.parse_args()
     if args.render:
         results = json.loads(args.render.read_text())
@@ -694,6 +866,11 @@ def main() -> int:
             if key in earlier:
                 results[key] = earlier[key]
                 results.setdefault("kept", {})[key] = earlier["command"]
+        chosen = args.person.split(",")
+        for model in PERSON_MODELS:
+            if "person" not in skip and model not in chosen and model in earlier.get("person", {}):
+                results.setdefault("person", {})[model] = earlier["person"][model]
+                results.setdefault("kept", {})[f"person.{model}"] = earlier["command"]
 
     def save() -> None:
         results["budget"] = budget(results)
@@ -704,6 +881,7 @@ def main() -> int:
     parts: list[tuple[str, Callable[[], None]]] = [
         ("host", lambda: bench_host(results, image, args.repeats)),
         ("studio", lambda: studio_on_cuda(results, device)),
+        ("person", lambda: person_on_cuda(results, device, args.small, args.person.split(","))),
         ("encoders", lambda: bench_encoders(results, device, dtype, args.small, args.repeats)),
         ("vae", lambda: bench_vae(results, device, dtype, args.small, args.repeats)),
         ("scorer", lambda: bench_scorer(results, device, dtype, args.small, args.repeats, image)),

@@ -122,6 +122,12 @@ IN_FLIGHT = Gauge(
     ["service"],
     multiprocess_mode="livesum",
 )
+QUEUED = Gauge(
+    f"{PREFIX}_queued_requests",
+    "Requests waiting for a slot because max_concurrency are in flight; past max_queued they are shed with 429.",
+    ["service"],
+    multiprocess_mode="livesum",
+)
 GENERATION_CANCELLATIONS = Counter(
     f"{PREFIX}_generation_cancellations_total",
     "Generation requests dropped before they finished: reason client (gone) or deadline (passed); stage queued or running.",

@@ -66,12 +66,20 @@ class Batching(BaseSettings):
     max_latency_ms: int = 60_000
     timeout_s: int = 300
     max_concurrency: int = 64
+    # Requests past `max_concurrency` wait for a slot, first come first served, up to this many
+    # (None: as many as `max_concurrency`) for at most `queue_wait_s`; the rest are shed with 429.
+    max_queued: int | None = Field(None, ge=0)
+    queue_wait_s: float = Field(3.0, ge=0)
     # A model service is shared by every gateway replica, so it admits more than one gateway does;
     # it should not turn away work a gateway has already accepted.
     service_max_concurrency: int = 256
     # A short model call (scoring, embedding, popularity) that gets no answer in this long is made
     # again rather than left to hold its request until `timeout_s`.
     short_call_timeout_s: float = Field(30.0, gt=0)
+
+    @property
+    def queue_length(self) -> int:
+        return self.max_concurrency if self.max_queued is None else self.max_queued
 
 
 ModelRole = Literal["generator", "scorer", "translator", "editor", "segmenter", "inpainter"]

@@ -48,13 +48,16 @@ class Shedding:
     A constant 1 s has every waiting client knock once a second: at four times capacity the gateway
     answers three 429s for every request it admits, and on a small machine that work is taken from
     the models. Clients waiting W (the sheds of the last seconds, each counted for the Retry-After it
-    was given) with slots freeing at the admission rate A wait about W / A; half of that keeps their
-    retries arriving faster than slots free, so no slot stands idle. At most `most_s`, at least 1 s.
+    was given) with slots freeing at the admission rate A wait about W / A. With a queue in front of
+    the slots (`Traffic.take_slot`) they are told all of it: the queued requests keep the slots busy
+    meanwhile. Without one, half (`share` 0.5), so that retries arrive faster than slots free and no
+    slot stands idle. At most `most_s`, at least 1 s.
     """
 
-    def __init__(self, window_s: float = 5.0, most_s: int = 10) -> None:
+    def __init__(self, window_s: float = 5.0, most_s: int = 10, share: float = 1.0) -> None:
         self.window_s = window_s
         self.most_s = most_s
+        self.share = share
         self.admitted = 0.0  # admissions in the last `window_s`, decayed exponentially
         self.waiting = 0.0  # sum of the Retry-After given in the last `window_s`, likewise
         self.last = time.monotonic()
@@ -74,13 +77,13 @@ class Shedding:
         self._decay()
         waiting_clients = self.waiting / self.window_s
         admitted_per_s = self.admitted / self.window_s
-        seconds = waiting_clients / (2.0 * admitted_per_s) if admitted_per_s > 0 else 1.0
+        seconds = self.share * waiting_clients / admitted_per_s if admitted_per_s > 0 else 1.0
         value = max(1, min(self.most_s, math.ceil(seconds)))
         self.waiting += value
         return value
 
 
-SHEDDING = Shedding()
+SHEDDING = Shedding(share=1.0 if SETTINGS.batching.queue_length and SETTINGS.batching.queue_wait_s else 0.5)
 
 
 @dataclass(frozen=True)
@@ -147,10 +150,7 @@ class Guard:
 
     async def _guarded(self, scope: dict, receive: Any, send: Any, endpoint: str, status: dict) -> None:
         if TRAFFIC.draining:
-            response = error_response(
-                503, "shutting_down", endpoint, {"message": "this instance is shutting down; retry on another"}, {"Retry-After": "1", "Connection": "close"}
-            )
-            return await response(scope, receive, send)
+            return await _shutting_down(endpoint)(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         if KEYS.enabled:
             authorization = headers.get(b"authorization")
@@ -182,15 +182,42 @@ class Guard:
                 413, "too_large", endpoint, {"field": "body", "value": f"{int(length)} bytes", "limit": f"body must be at most {limit} bytes"}
             )
             return await response(scope, receive, send)
-        if TRAFFIC.in_flight >= SETTINGS.batching.max_concurrency:
+        batching = SETTINGS.batching
+        queued = metrics.QUEUED.labels(service="studio")
+        queued.inc()
+        try:
+            admitted = await TRAFFIC.take_slot(batching.max_concurrency, batching.queue_length, batching.queue_wait_s)
+        finally:
+            queued.dec()
+        if not admitted:
+            if TRAFFIC.draining:  # it waited for a slot when the drain began
+                return await _shutting_down(endpoint)(scope, receive, send)
+            limit = f"at most {batching.max_concurrency} requests in flight and {batching.queue_length} waiting up to {batching.queue_wait_s:g} s for a slot"
             response = error_response(
                 429,
                 "overloaded",
                 endpoint,
-                {"field": "concurrency", "value": TRAFFIC.in_flight, "limit": f"at most {SETTINGS.batching.max_concurrency} requests in flight"},
+                {"field": "concurrency", "value": TRAFFIC.in_flight + len(TRAFFIC.waiting), "limit": limit},
                 {"Retry-After": str(SHEDDING.retry_after_s())},
             )
             return await response(scope, receive, send)
+        SHEDDING.admit()
+        metrics.IN_FLIGHT.labels(service="studio").inc()
+        slot = {"held": True}
+
+        def release() -> None:
+            if slot["held"]:
+                slot["held"] = False
+                TRAFFIC.free_slot()
+                metrics.IN_FLIGHT.labels(service="studio").dec()
+
+        try:
+            await self._in_slot(scope, receive, send, endpoint, status, length, release)
+        finally:
+            release()
+
+    async def _in_slot(self, scope: dict, receive: Any, send: Any, endpoint: str, status: dict, length: bytes | None, release: Any) -> None:
+        limit = LIMITS.max_body_bytes
         if length is None and scope.get("method") not in ("GET", "HEAD"):
             # No Content-Length (chunked): read the body here, up to the limit, so the limit answers 413.
             chunks, size = [], 0
@@ -210,20 +237,9 @@ class Guard:
             receive = _replay(b"".join(chunks), receive)
 
         task = asyncio.current_task()
-        TRAFFIC.in_flight += 1
-        SHEDDING.admit()
         if task is not None:
             TRAFFIC.tasks.add(task)
-        metrics.IN_FLIGHT.labels(service="studio").inc()
         REQUEST_ID.set(uuid.uuid4().hex)
-        slot = {"held": True}
-
-        def release() -> None:
-            if slot["held"]:
-                slot["held"] = False
-                TRAFFIC.in_flight -= 1
-                metrics.IN_FLIGHT.labels(service="studio").dec()
-
         inner_send = send
 
         async def send(message: dict) -> None:
@@ -253,7 +269,6 @@ class Guard:
                 )
                 await response(scope, receive, send)
         finally:
-            release()
             TRAFFIC.tasks.discard(task)  # type: ignore[arg-type]
 
     async def _until_disconnect(self, scope: dict, receive: Any, send: Any, endpoint: str, status: dict) -> None:
@@ -280,6 +295,12 @@ class Guard:
             await route
         except (asyncio.CancelledError, Exception) as exc:  # nobody reads its answer
             logger.debug("cancelled route ended with %s", type(exc).__name__)
+
+
+def _shutting_down(endpoint: str) -> Any:
+    return error_response(
+        503, "shutting_down", endpoint, {"message": "this instance is shutting down; retry on another"}, {"Retry-After": "1", "Connection": "close"}
+    )
 
 
 class _DisconnectWatch:

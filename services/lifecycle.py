@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,12 +28,64 @@ GATEWAY_NAME = "studio"
 
 @dataclass
 class Traffic:
-    """What the gateway is doing: requests in flight and, after SIGTERM, draining."""
+    """What the gateway is doing: requests in flight, those queued for a slot, and, after SIGTERM,
+    draining.
+
+    A request that finds every slot taken waits in a short first-come queue rather than being turned
+    away at once: a slot that frees goes straight to the head of the queue, whose body is already
+    read, so the model's batch stays full without clients' retries (each a round trip the gateway
+    answers with 429 on the same cores as the models). Past the queue's length, or its wait, the
+    request is shed with 429 as before.
+    """
 
     in_flight: int = 0
     draining: bool = False
     cut: bool = False
     tasks: set[asyncio.Task] = field(default_factory=set)
+    waiting: deque[asyncio.Future[bool]] = field(default_factory=deque)
+
+    async def take_slot(self, slots: int, queue: int, wait_s: float) -> bool:
+        """Take one of `slots`, queueing for at most `wait_s` behind at most `queue` others; False
+        when none came (queue full, wait over, or draining). Every True is matched by `free_slot()`."""
+        if self.in_flight < slots and not self.waiting:
+            self.in_flight += 1
+            return True
+        if len(self.waiting) >= queue or wait_s <= 0 or self.draining:
+            return False
+        handed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.waiting.append(handed)
+        try:
+            async with asyncio.timeout(wait_s):
+                return await asyncio.shield(handed)
+        except TimeoutError:
+            if handed.done():  # a slot came as the wait ended: it is this request's
+                return handed.result()
+            handed.cancel()
+            return False
+        except asyncio.CancelledError:  # the request itself is cancelled: pass on a slot it was handed
+            if handed.done() and handed.result():
+                self.free_slot()
+            handed.cancel()
+            raise
+        finally:
+            if handed in self.waiting:
+                self.waiting.remove(handed)
+
+    def free_slot(self) -> None:
+        """Give the slot to the first request still waiting, or back to the pool."""
+        while self.waiting:
+            head = self.waiting.popleft()
+            if not head.done():
+                head.set_result(True)  # in_flight stays: the slot changes hands
+                return
+        self.in_flight -= 1
+
+    def turn_away_waiting(self) -> None:
+        """Draining: whoever waits for a slot gets none."""
+        while self.waiting:
+            head = self.waiting.popleft()
+            if not head.done():
+                head.set_result(False)
 
 
 TRAFFIC = Traffic()
@@ -87,6 +140,7 @@ _WATCHERS: set[asyncio.Task] = set()
 
 async def drain_gateway(hand_over: Callable[[], None]) -> None:
     TRAFFIC.draining = True
+    TRAFFIC.turn_away_waiting()
     grace = SETTINGS.shutdown_grace_s
     deadline = time.monotonic() + grace
     logger.info("SIGTERM: taking no new work; %d request(s) in flight get up to %.0f s", TRAFFIC.in_flight, grace)

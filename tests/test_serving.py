@@ -37,6 +37,7 @@ def server(tiny_models, tmp_path_factory):
         "FASHION_DEFAULT_HEIGHT": "32",
         "FASHION_DEFAULT_GUIDANCE": "0",
         "FASHION_BATCHING__MAX_CONCURRENCY": str(MAX_CONCURRENCY),
+        "FASHION_BATCHING__QUEUE_WAIT_S": "60",
         "FASHION_BATCHING__TIMEOUT_S": str(TIMEOUT_S),
         "FASHION_BATCHING__MAX_LATENCY_MS": "30000",
         "FASHION_LIMITS__MAX_BODY_BYTES": "200000",
@@ -197,15 +198,31 @@ def test_unsupported_image_type_is_415_and_pixel_bomb_is_413(server):
     assert response.status_code == 413 and "5000x5000" in response.json()["value"]
 
 
-def test_beyond_max_concurrency_is_429_with_retry_after(server):
+def test_beyond_max_concurrency_and_the_queue_is_429_with_retry_after(server):
+    """Slots for MAX_CONCURRENCY and as many waiting for them: of four times that at once, at least
+    the last quarter is shed, naming the limits."""
     body = {"prompt": "a heavy coat", "steps": 4, "width": 64, "height": 64}
-    with concurrent.futures.ThreadPoolExecutor(3 * MAX_CONCURRENCY) as pool:
-        responses = list(pool.map(lambda _: post(server, "/generate_image", body), range(3 * MAX_CONCURRENCY)))
+    with concurrent.futures.ThreadPoolExecutor(4 * MAX_CONCURRENCY) as pool:
+        responses = list(pool.map(lambda _: post(server, "/generate_image", body), range(4 * MAX_CONCURRENCY)))
     codes = [r.status_code for r in responses]
     assert codes.count(429) >= MAX_CONCURRENCY and set(codes) <= {200, 429}, codes
     rejected = next(r for r in responses if r.status_code == 429)
     assert int(rejected.headers["retry-after"]) >= 1
+    assert rejected.json()["field"] == "concurrency"
+    assert f"at most {MAX_CONCURRENCY} requests in flight and {MAX_CONCURRENCY} waiting" in rejected.json()["limit"]
     assert status_of(f"{server.url}/readyz") == 200
+
+
+def test_a_burst_the_queue_holds_is_served_whole(server):
+    """Twice MAX_CONCURRENCY at once: half take the slots, half wait for them, none is shed; the
+    queue empties."""
+    body = {"prompt": "a queued scarf", "steps": 4, "width": 64, "height": 64}
+    with concurrent.futures.ThreadPoolExecutor(2 * MAX_CONCURRENCY) as pool:
+        codes = [r.status_code for r in pool.map(lambda _: post(server, "/generate_image", body), range(2 * MAX_CONCURRENCY))]
+    assert codes == [200] * len(codes), codes
+    metrics_text = httpx.get(f"{server.url}/metrics", timeout=30).text
+    queued = [line for line in metrics_text.splitlines() if line.startswith('fashion_queued_requests{service="studio"}')]
+    assert queued and all(float(line.rsplit(" ", 1)[1]) == 0 for line in queued), queued
 
 
 def test_clients_at_capacity_sending_back_to_back_are_never_shed(server):
