@@ -21,7 +21,7 @@ between its runs; the figures are medians over the rounds.
 
 Writes docs/benchmarks.md and its raw figures docs/benchmarks.json, whole.
 
-    python -m benchmarks.bench_serving [--seconds 8] [--rounds 3] [--open-seconds 40] [--capacity 8]
+    python -m benchmarks.bench_serving [--seconds 16] [--rounds 3] [--open-seconds 40] [--capacity 8]
 """
 
 from __future__ import annotations
@@ -408,7 +408,7 @@ def document(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of each closed-loop run (in-process: half of it)")
+    parser.add_argument("--seconds", type=float, default=16.0, help="length of each closed-loop run (in-process: half of it)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every in-process and closed-loop configuration, in turns")
     parser.add_argument("--open-seconds", type=float, default=40.0, help="length of each open-loop run")
     parser.add_argument("--capacity", type=int, default=8, help="requests the gateway admits at once")
