@@ -19,7 +19,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -216,7 +216,7 @@ class Guard:
         finally:
             release()
 
-    async def _in_slot(self, scope: dict, receive: Any, send: Any, endpoint: str, status: dict, length: bytes | None, release: Any) -> None:
+    async def _in_slot(self, scope: dict, receive: Any, send: Any, endpoint: str, status: dict, length: bytes | None, release: Callable[[], None]) -> None:
         limit = LIMITS.max_body_bytes
         if length is None and scope.get("method") not in ("GET", "HEAD"):
             # No Content-Length (chunked): read the body here, up to the limit, so the limit answers 413.
