@@ -351,10 +351,17 @@ def bench_host(results: dict, image: Any, repeats: int) -> None:
     print(f"host: {section}", flush=True)
 
 
+def pixel_gap(a: list, b: list) -> dict[str, float]:
+    """Mean absolute difference (0-255) between paired images: over all pairs, and the worst pair's."""
+    import numpy as np
+
+    diffs = [np.abs(np.asarray(x, dtype=np.int16) - np.asarray(y, dtype=np.int16)) for x, y in zip(a, b)]
+    return {"mean": float(np.mean([d.mean() for d in diffs])), "max_image_mean": float(max(d.mean() for d in diffs))}
+
+
 def studio_on_cuda(results: dict, device: str) -> None:
     """fashion-mini's generator, step scheduler, scorer and translator through the project's own
     loaders on `device` in float16, against the same calls on the CPU in float32."""
-    import numpy as np
     import torch
 
     from fashion_studio.generation import GenerationRequest, Generator
@@ -403,10 +410,6 @@ def studio_on_cuda(results: dict, device: str) -> None:
         del generator, scorer, translator
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-    def pixel_gap(a: list, b: list) -> dict[str, float]:
-        diffs = [np.abs(np.asarray(x, dtype=np.int16) - np.asarray(y, dtype=np.int16)) for x, y in zip(a, b)]
-        return {"mean": float(np.mean([d.mean() for d in diffs])), "max_image_mean": float(max(d.mean() for d in diffs))}
 
     cpu, gpu = runs["cpu"], runs["gpu"]
     judge = Judge.load(ROOT / "models" / "fashion-mini" / "judge")
@@ -466,10 +469,6 @@ def person_on_cuda(results: dict, device: str, small: bool, models: Sequence[str
     steps = 4 if small else 20
     section: dict[str, Any] = results.setdefault("person", {})
     section.update(device=device, figures=count, steps=steps)
-
-    def pixel_gap(a: list, b: list) -> dict[str, float]:
-        diffs = [np.abs(np.asarray(x, dtype=np.int16) - np.asarray(y, dtype=np.int16)) for x, y in zip(a, b)]
-        return {"mean": float(np.mean([d.mean() for d in diffs])), "max_image_mean": float(max(d.mean() for d in diffs))}
 
     def iou(a: np.ndarray, b: np.ndarray) -> float:
         union = np.logical_or(a, b).sum()
@@ -859,6 +858,7 @@ def main() -> int:
     command = "python benchmarks/bench_gpu.py" + "".join(f" {a}" for a in sys.argv[1:] if not a.startswith("--out-dir") and not str(a).startswith("/"))
     results: dict[str, Any] = {"command": command, "small": args.small, "environment": environment(device), "errors": {}}
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    chosen = args.person.split(",")
     if args.keep:
         earlier = json.loads(args.keep.read_text())
         for name in skip:
@@ -866,7 +866,6 @@ def main() -> int:
             if key in earlier:
                 results[key] = earlier[key]
                 results.setdefault("kept", {})[key] = earlier["command"]
-        chosen = args.person.split(",")
         for model in PERSON_MODELS:
             if "person" not in skip and model not in chosen and model in earlier.get("person", {}):
                 results.setdefault("person", {})[model] = earlier["person"][model]
@@ -881,7 +880,7 @@ def main() -> int:
     parts: list[tuple[str, Callable[[], None]]] = [
         ("host", lambda: bench_host(results, image, args.repeats)),
         ("studio", lambda: studio_on_cuda(results, device)),
-        ("person", lambda: person_on_cuda(results, device, args.small, args.person.split(","))),
+        ("person", lambda: person_on_cuda(results, device, args.small, chosen)),
         ("encoders", lambda: bench_encoders(results, device, dtype, args.small, args.repeats)),
         ("vae", lambda: bench_vae(results, device, dtype, args.small, args.repeats)),
         ("scorer", lambda: bench_scorer(results, device, dtype, args.small, args.repeats, image)),

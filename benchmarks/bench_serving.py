@@ -246,7 +246,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "scorer": settings.scorer,
         },
         "capacity": args.capacity,
-        "queue": {"length": args.capacity if settings.batching.max_queued is None else settings.batching.max_queued, "wait_s": settings.batching.queue_wait_s},
+        "queue": {"length": settings.batching.model_copy(update={"max_concurrency": args.capacity}).queue_length, "wait_s": settings.batching.queue_wait_s},
         "seconds": args.seconds,
         "rounds": args.rounds,
     }

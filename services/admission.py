@@ -183,13 +183,7 @@ class Guard:
             )
             return await response(scope, receive, send)
         batching = SETTINGS.batching
-        queued = metrics.QUEUED.labels(service="studio")
-        queued.inc()
-        try:
-            admitted = await TRAFFIC.take_slot(batching.max_concurrency, batching.queue_length, batching.queue_wait_s)
-        finally:
-            queued.dec()
-        if not admitted:
+        if not await TRAFFIC.take_slot(batching.max_concurrency, batching.queue_length, batching.queue_wait_s):
             if TRAFFIC.draining:  # it waited for a slot when the drain began
                 return await _shutting_down(endpoint)(scope, receive, send)
             limit = f"at most {batching.max_concurrency} requests in flight and {batching.queue_length} waiting up to {batching.queue_wait_s:g} s for a slot"

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fashion_studio import metrics
 from fashion_studio.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class Traffic:
             return False
         handed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.waiting.append(handed)
+        queued = metrics.QUEUED.labels(service=GATEWAY_NAME)
+        queued.inc()
         try:
             async with asyncio.timeout(wait_s):
                 return await asyncio.shield(handed)
@@ -68,6 +71,7 @@ class Traffic:
             handed.cancel()
             raise
         finally:
+            queued.dec()
             if handed in self.waiting:
                 self.waiting.remove(handed)
 
