@@ -148,7 +148,7 @@ tools:
 # mini-train retrains the family on this CPU (its stages' time caps add up to 38 minutes, plus rendering; the
 # steps, not the time, decide the weights) and evaluates it; OpenMP threads wait passively, which gives the
 # same weights and keeps a shared machine from starving the training (6x in a micro-benchmark under load);
-# mini-eval re-measures the shipped weights; mini-grid redraws docs/images/fashion-mini-grid.png.
+# mini-eval re-measures the shipped weights; mini-grid redraws docs/images/fashion-mini-grid.png and model-shots.png.
 .PHONY: mini-train mini-eval mini-grid
 
 mini-train: $(STAMP)
@@ -159,6 +159,7 @@ mini-eval: $(STAMP)
 
 mini-grid: $(STAMP)
 	$(VENV)/bin/fashion-studio models grid-mini
+	$(VENV)/bin/fashion-studio models shots-mini
 
 # --- LoRA adapters (docs/lora.md) -----------------------------------------------------------------
 # lora-demo trains models/fashion-mini/lora-zigzag on rendered zigzag products (skipped when an adapter of

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -168,7 +168,8 @@ def train_mini(
     work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="Cache of rendered data and intermediate weights (default var/fashion-mini).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     only: Annotated[
-        Optional[list[str]], typer.Option(help="Run only these stages: data, judge, marian, clip, vae, unet, sd, editor, segmenter, inpainter, figure-judge.")
+        Optional[list[str]],
+        typer.Option(help="Run only these stages: data, judge, marian, clip, vae, unet, shots, sd, editor, segmenter, inpainter, figure-judge."),
     ] = None,
     force: Annotated[bool, typer.Option(help="Retrain even what is complete.")] = False,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
@@ -198,6 +199,22 @@ def train_mini(
         write_docs(directory)  # the figures in README.md and docs/fashion-mini.md
 
 
+def _record_one_model(directory: Path, module: Any, section: dict[str, Any], write_card: Any) -> None:
+    """`eval-mini --X-only`: put one model's section into eval.json, write its card (`write_card`, None
+    for none) and, for the shipped family, the documents' figures; print its summary and targets."""
+    from fashion_studio.mini import MINI_DIR
+
+    record = module.record_evaluation(directory, section)
+    if write_card is not None:
+        write_card(directory)
+        if Path(directory).resolve() == MINI_DIR.resolve():
+            from fashion_studio.mini.report import write_docs
+
+            write_docs(directory)  # the figures in README.md and docs/fashion-mini.md
+    summary = {k: record["summary"][k] for k in module.summary(section)}
+    typer.echo(json.dumps(summary | {"targets_met": {k: record["targets_met"][k] for k in module.TARGETS}}, indent=2))
+
+
 @models_app.command("eval-mini")
 def eval_mini(
     directory: Annotated[Optional[Path], typer.Argument(help="The fashion-mini folder (default models/fashion-mini).")] = None,
@@ -215,6 +232,9 @@ def eval_mini(
     ] = False,
     segmenter_only: Annotated[
         bool, typer.Option("--segmenter-only", help="Measure only the segmenter (SAM and the parser) and update its part of eval.json and its card.")
+    ] = False,
+    shots_only: Annotated[
+        bool, typer.Option("--shots-only", help="Measure only the model shots (dressed figures from prompts) and update their part of eval.json.")
     ] = False,
     select_guidance: Annotated[
         bool,
@@ -239,15 +259,17 @@ def eval_mini(
             _fail(
                 FileNotFoundError(f"no inpainter or figure judge in {directory}: run `fashion-studio models train-mini --only inpainter --only figure-judge`")
             )
-        record = inpainter.record_evaluation(directory, section)
-        if cards:
-            inpainter.write_card(directory)
-            if Path(directory).resolve() == MINI_DIR.resolve():
-                from fashion_studio.mini.report import write_docs
+        _record_one_model(directory, inpainter, section, inpainter.write_card if cards else None)
+        return
+    if shots_only:
+        from fashion_studio.mini import shots
 
-                write_docs(directory)  # the figures in README.md and docs/fashion-mini.md
-        summary = {k: record["summary"][k] for k in inpainter.summary(section)}
-        typer.echo(json.dumps(summary | {"targets_met": {k: record["targets_met"][k] for k in inpainter.TARGETS}}, indent=2))
+        section = shots.evaluate_family(directory, work_dir or WORK_DIR, seed)
+        if section is None:
+            _fail(
+                FileNotFoundError(f"no segmenter or figure judge in {directory}: run `fashion-studio models train-mini --only segmenter --only figure-judge`")
+            )
+        _record_one_model(directory, shots, section, write_cards if cards else None)
         return
     if segmenter_only:
         from fashion_studio.mini import segmenter
@@ -255,15 +277,7 @@ def eval_mini(
         if not segmenter.has_segmenter(directory):
             _fail(FileNotFoundError(f"no segmenter in {directory}: run `fashion-studio models train-mini --only segmenter`"))
         section = segmenter.evaluate_family(directory, work_dir or WORK_DIR, seed)
-        record = segmenter.record_evaluation(directory, section)
-        if cards:
-            segmenter.write_card(directory)
-            if Path(directory).resolve() == MINI_DIR.resolve():
-                from fashion_studio.mini.report import write_docs
-
-                write_docs(directory)
-        summary = {k: record["summary"][k] for k in segmenter.summary(section)}
-        typer.echo(json.dumps(summary | {"targets_met": {k: record["targets_met"][k] for k in segmenter.TARGETS}}, indent=2))
+        _record_one_model(directory, segmenter, section, segmenter.write_card if cards else None)
         return
     if editor_only:
         from fashion_studio.mini import editor
@@ -335,6 +349,22 @@ def grid_mini(
         guidance=settings.default_guidance if guidance is None else guidance,
         seed=seed,
     )
+    typer.echo(f"wrote {path}")
+
+
+@models_app.command("shots-mini")
+def shots_mini(
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="PNG to write (default docs/images/model-shots.png).")] = None,
+    directory: Annotated[Optional[Path], typer.Option("--models", help="The fashion-mini folder (default models/fashion-mini).")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Draw model shots of a few described outfits (German and English) into a labelled sheet."""
+    from fashion_studio.mini import MINI_DIR, PROJECT_ROOT
+    from fashion_studio.mini.evaluate import mini_settings
+    from fashion_studio.mini.grid import model_shots_sheet
+
+    settings = mini_settings(directory or MINI_DIR)
+    path = model_shots_sheet(settings, output or PROJECT_ROOT / "docs" / "images" / "model-shots.png", settings.default_steps, settings.default_guidance, seed)
     typer.echo(f"wrote {path}")
 
 

@@ -94,11 +94,11 @@ LoraNames = Annotated[
 # --- generation ----------------------------------------------------------------------------------------
 
 
-class GenerateRequest(BaseModel):
-    """The public request for images: the library's `GenerationRequest` (its defaults from the settings,
-    its bounds the settings' limits, stated here for OpenAPI) and how the answer is ranked."""
+class GenerationParams(BaseModel):
+    """How images are drawn, whatever the prompt: the library's `GenerationRequest` fields (their
+    defaults from the settings, their bounds the settings' limits, stated here for OpenAPI) and how the
+    answer is ranked."""
 
-    prompt: Prompt
     negative_prompt: OptionalText | None = None
     num_images: Annotated[int, Field(ge=1, le=LIMITS.max_images_per_prompt)] = 1
     seed: Seed | None = None
@@ -123,6 +123,12 @@ class GenerateRequest(BaseModel):
                 raise ValueError(exc.limit if exc.field == "steps" else f"{exc.field} {exc.limit}") from None
         return steps
 
+
+class GenerateRequest(GenerationParams):
+    """The public request for images: a prompt and how to draw it."""
+
+    prompt: Prompt
+
     def to_request(self) -> GenerationRequest:
         """The library's request: this body's fields that the library's request has."""
         return GenerationRequest(**{field.name: getattr(self, field.name) for field in dataclasses.fields(GenerationRequest)})
@@ -143,6 +149,34 @@ class GenerateResponse(BaseModel):
     model: str
     timings: dict[str, float]
     blocked: int = Field(0, description="Images the safety check removed from this answer (never stored).")
+
+
+# --- model shots ---------------------------------------------------------------------------------------
+
+MAX_GARMENT_CHARS = 300
+GarmentText = Annotated[str, Field(min_length=1, max_length=MAX_GARMENT_CHARS, json_schema_extra=TEXT_SCHEMA), AfterValidator(plain_text)]
+
+
+class ModelShotRequest(GenerationParams):
+    """A person wearing a described outfit: the top (or a dress) and the bottom, in German or English."""
+
+    top: GarmentText = Field(description='The top, outerwear or dress, e.g. "rotes gestreiftes T-Shirt" or "a yellow dress with dots".')
+    bottom: GarmentText | None = Field(None, description='Trousers, shorts or a skirt, e.g. "navy trousers"; none under a dress.')
+    body: Literal["woman", "man"] = "woman"
+    language: Literal["de", "en", "auto"] = Field("auto", description="The descriptions' language; auto detects it.")
+
+
+class OutfitGarment(BaseModel):
+    description: str
+    product_type: str
+    colour: str | None
+    pattern: str | None
+
+
+class ModelShotResponse(GenerateResponse):
+    prompt: str = Field(description="The generation prompt made from the outfit.")
+    top: OutfitGarment
+    bottom: OutfitGarment | None
 
 
 # --- editing -------------------------------------------------------------------------------------------

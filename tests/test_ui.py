@@ -1,6 +1,6 @@
 """The page at /ui, driven in headless Chromium against a live deployment on the fashion-mini models,
 with API keys on: a user types a prompt and sees the images, runs a German description through the
-catalog, sees the API's own error for a bad value, uploads a sheet and downloads the job's results,
+catalog, draws a model shot of a described outfit, sees the API's own error for a bad value, uploads a sheet and downloads the job's results,
 finds stored images in the gallery, edits one of them in words, finds the products of a small demo
 shop that look like an uploaded shot or a text, holds a conversation that survives a reload, clicks
 on a garment (or names its category) for its masks, and dresses a person in a garment shot inside the mask
@@ -171,6 +171,23 @@ def test_an_invalid_value_shows_the_apis_own_error(page, server):
     shown = alert.inner_text()
     assert shown.startswith("width = 30") and expected["limit"] in shown, (shown, expected)
     assert page.locator("#generate-form button[type=submit]").is_enabled()
+
+
+def test_a_described_outfit_is_drawn_as_a_model_shot_and_a_misfit_names_its_field(page):
+    page.click("#tabs button[data-view=model-shot]")
+    page.fill("#model-shot-form [name=top]", "rotes gestreiftes T-Shirt")
+    page.fill("#model-shot-form [name=bottom]", "Marineblaue Hose")
+    page.fill("#model-shot-form [name=seed]", "5")
+    page.click("#model-shot-form button[type=submit]")
+    page.wait_for_selector("#model-shot-results img[src^=blob]", timeout=WORK_S)
+    assert page.inner_text("#model-shot-prompt") == "Prompt: a woman wearing a red striped t-shirt and navy trousers"
+    assert "seed 5" in page.inner_text("#model-shot-results figcaption")
+    page.fill("#model-shot-form [name=top]", "gelbes Kleid")  # a dress takes no bottom
+    page.click("#model-shot-form button[type=submit]")
+    alert = page.locator("#model-shot-form .error")
+    alert.wait_for(state="visible", timeout=WORK_S)
+    assert alert.inner_text().startswith("bottom = "), alert.inner_text()
+    assert "needs no bottom" in alert.inner_text()
 
 
 def test_an_uploaded_sheet_runs_to_the_end_and_its_results_download(page, tmp_path):
@@ -381,7 +398,7 @@ def test_views_follow_the_gateways_openapi(page, server):
         ("Similar products", ["/recommend"]),
         ("Conversation", ["/sessions", "/sessions/{session_id}", "/sessions/{session_id}/messages"]),
     ]
-    expected = ["Generate", "Catalog", "Gallery"] + [label for label, needs in optional if all(p in paths for p in needs)]
+    expected = ["Generate", "Model shot", "Catalog", "Gallery"] + [label for label, needs in optional if all(p in paths for p in needs)]
     assert tabs == expected
     assert page.locator("#view-popularity").count() == ("/popularity" in paths)
     assert {"Edit", "Masks", "Try-on", "Similar products", "Conversation"} <= set(tabs)  # this gateway serves them all

@@ -30,7 +30,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 # Fewer denoising steps than the service default: the screenshots show the page, not the model's best.
 SERVER_ENV = {"FASHION_DEFAULT_STEPS": "8", "FASHION_EDIT_STEPS": "10", "FASHION_MAX_ATTEMPTS": "2"}
 SHOP = 120  # demo articles in the product index behind Similar products and the conversation
-VIEWS = ("generate", "catalog", "gallery", "popularity", "edit", "segment", "tryon", "recommend", "conversation")
+VIEWS = ("generate", "model-shot", "catalog", "gallery", "popularity", "edit", "segment", "tryon", "recommend", "conversation")
 # The views that start from an image generated first (taken from the gallery).
 FROM_GENERATED = {"generate", "gallery", "popularity", "edit", "segment"}
 SHEET = (
@@ -116,6 +116,16 @@ def shoot(url: str, out: Path, work: Path, views: Collection[str] = VIEWS) -> li
             page.wait_for_function("document.querySelectorAll('#generate-results img[src^=blob]').length == 4", timeout=300_000)
             if "generate" in views:
                 snap("generate")
+
+        if "model-shot" in views:
+            page.click("#tabs button[data-view=model-shot]")
+            page.fill("#model-shot-form [name=top]", "rotes gestreiftes T-Shirt")
+            page.fill("#model-shot-form [name=bottom]", "Marineblaue Hose")
+            page.fill("#model-shot-form [name=num_images]", "4")
+            page.fill("#model-shot-form [name=seed]", "3")
+            page.click("#model-shot-form button[type=submit]")
+            page.wait_for_function("document.querySelectorAll('#model-shot-results img[src^=blob]').length == 4", timeout=300_000)
+            snap("model-shot")
 
         if "catalog" in views:
             page.click("#tabs button[data-view=catalog]")

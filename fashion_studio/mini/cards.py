@@ -142,8 +142,9 @@ def sd_card(training: dict[str, Any], ev: dict[str, Any] | None) -> str:
     from fashion_studio.mini.sd import SCHEDULER_CONFIG, UNET_CONFIG, VAE_CONFIG
 
     stages = training.get("stages", {})
-    vae, unet = stages.get("vae", {}), stages.get("unet", {})
-    return f"""{_header("fashion-mini/sd", "A Stable-Diffusion-1.x-shaped text-to-image pipeline (`StableDiffusionPipeline`) trained from scratch on rendered garments: it draws 64x64 flat-lay product shots of the product type, colour and pattern a prompt names.")}
+    vae, unet, shots = stages.get("vae", {}), stages.get("unet", {}), stages.get("shots", {})
+    shots_vae, shots_unet = shots.get("vae", {}), shots.get("unet", {})
+    return f"""{_header("fashion-mini/sd", "A Stable-Diffusion-1.x-shaped text-to-image pipeline (`StableDiffusionPipeline`) trained from scratch on rendered garments: it draws 64x64 flat-lay product shots of the product type, colour and pattern a prompt names, and model shots: a person wearing a described outfit.")}
 ## Use
 
 ```python
@@ -151,9 +152,10 @@ from diffusers import DiffusionPipeline
 pipe = DiffusionPipeline.from_pretrained("models/fashion-mini/sd")
 image = pipe("Professional product photography of a women's dress, featuring red, stripes, placed on a clean white background",
              num_inference_steps={_STEPS}, guidance_scale={_GUIDANCE}).images[0]
+shot = pipe("a woman wearing a red striped t-shirt and navy trousers", num_inference_steps={_STEPS}, guidance_scale={_GUIDANCE}).images[0]
 ```
 
-It is the default generator of `make serve` and `fashion-studio generate`. No safety checker (the model only knows garments).
+It is the default generator of `make serve` and `fashion-studio generate`; `/model_shot` makes the second kind of prompt from garment descriptions. No safety checker (the model only knows garments).
 
 ## Architecture
 
@@ -168,10 +170,18 @@ It is the default generator of `make serve` and `fashion-studio generate`. No sa
 
 ## Training
 
-`{TRAIN_COMMAND}` (stages `vae`, `unet`, `sd`; seed {training.get("config", {}).get("seed", 0)}):
+`{TRAIN_COMMAND}` (stages `vae`, `unet`, `shots`, `sd`; seed {training.get("config", {}).get("seed", 0)}):
 
 {_stage_line("VAE (L1 + L2 reconstruction + 1e-6 KL)", vae)}
 {_stage_line("UNet (DDPM epsilon objective with offset noise 0.1, min-SNR-5 weights, EMA 0.999, 10% captions dropped)", unet)}
+
+Model shots (stage `shots`): the VAE and the UNet above, fine-tuned on {shots.get("figures", "n/a")} rendered dressed figures
+(`fashion_studio/mini/figures.py`; none wears a held-out combination, checked) captioned like "a woman wearing a
+red striped t-shirt and navy trousers", {shots.get("figure_share", 0):.0%} of the UNet's examples beside the product shots, so that flat-lays keep working,
+and the VAE's error on a figure's garment pixels weighing {shots_vae.get("garment_weight", "n/a")}x:
+
+{_stage_line("VAE fine-tuning on figures and products", {**shots_vae, "wall_seconds": shots_vae.get("seconds")})}
+{_stage_line("UNet fine-tuning on figures and products", {**shots_unet, "wall_seconds": shots_unet.get("seconds")})}
 
 VAE reconstruction error on held-out renders: {vae.get("heldout_reconstruction_mae", "n/a")} (mean absolute, 0-255).
 
@@ -181,7 +191,9 @@ VAE reconstruction error on held-out renders: {vae.get("heldout_reconstruction_m
 
 ## Limits
 
-64x64 only, a closed vocabulary of {len(TYPE_NAMES)} product types, {len(COLOUR_NAMES)} colours and {len(PATTERNS)} patterns; other words in a prompt are ignored. For real product images, set `FASHION_GENERATOR` to a real model.
+64x64 only, a closed vocabulary of {len(TYPE_NAMES)} product types, {len(COLOUR_NAMES)} colours and {len(PATTERNS)} patterns; other words in a prompt are ignored.
+Model shots are one front-view figure; a bottom is a few pixels wide, and its colour is read right far less
+often than the top's (eval.json, `model_shots`). For real product images, set `FASHION_GENERATOR` to a real model.
 """
 
 
@@ -320,7 +332,7 @@ def overview(training: dict[str, Any], ev: dict[str, Any] | None, size_bytes: in
     stages = training.get("stages", {})
     lines = "\n".join(
         _stage_line(name, stages.get(name))
-        for name in ("data", "judge", "marian", "clip", "vae", "unet", "sd", "editor", "segmenter", "inpainter", "figure-judge")
+        for name in ("data", "judge", "marian", "clip", "vae", "unet", "shots", "sd", "editor", "segmenter", "inpainter", "figure-judge")
         if name in stages
     )
     return f"""# fashion-mini
@@ -330,7 +342,7 @@ architectures, so that the default service draws real garments on a laptop witho
 
 | Folder | What | Setting |
 |---|---|---|
-| `sd/` | Stable Diffusion pipeline (VAE, UNet, CLIP text encoder, DPM-Solver++) | `FASHION_GENERATOR=fashion-mini/sd` |
+| `sd/` | Stable Diffusion pipeline (VAE, UNet, CLIP text encoder, DPM-Solver++): product shots and model shots | `FASHION_GENERATOR=fashion-mini/sd` |
 | `clip/` | CLIP (ViT + text tower), the quality gate's scorer | `FASHION_SCORER=fashion-mini/clip` |
 | `marian/` | MarianMT German -> English | `FASHION_TRANSLATOR=fashion-mini/marian` |
 | `editor/` | InstructPix2Pix editor (8-channel UNet from the generator's, its own VAE and text encoder) | `FASHION_EDITOR=fashion-mini/editor` |

@@ -37,6 +37,7 @@ from fashion_studio.attributes import Attributes
 from fashion_studio.mini import editor as mini_editor
 from fashion_studio.mini import inpainter as mini_inpainter
 from fashion_studio.mini import segmenter as mini_segmenter
+from fashion_studio.mini import shots as mini_shots
 from fashion_studio.mini.common import write_json
 from fashion_studio.mini.data import HELDOUT, TRAIN, Item, heldout_sets, text_pairs, training_set
 from fashion_studio.mini.split import split_summary
@@ -58,6 +59,7 @@ TARGETS = {
     "clip_zero_shot_colour_accuracy_training_templates": 0.90,
     **mini_editor.TARGETS,
     **mini_segmenter.TARGETS,
+    **mini_shots.TARGETS,
     **mini_inpainter.TARGETS,
 }
 # The cheap sampling the service defaults are compared with.
@@ -299,6 +301,10 @@ def evaluate(models_dir: Path, work_dir: Path, config: EvalConfig | None = None,
     results["segmenter"] = mini_segmenter.evaluate_family(models_dir, work_dir, config.seed)
     if results["segmenter"] is not None:
         summary.update(mini_segmenter.summary(results["segmenter"]))
+    # model shots: held-out figures' captions drawn by the generator, read garment by garment (fashion_studio/mini/shots.py)
+    results["model_shots"] = mini_shots.evaluate_family(models_dir, work_dir, config.seed)
+    if results["model_shots"] is not None:
+        summary.update(mini_shots.summary(results["model_shots"]))
     # inpainter: try-on and inpainting on held-out figures and garments (fashion_studio/mini/inpainter.py)
     results["inpainter"] = mini_inpainter.evaluate_family(models_dir, work_dir, config.seed)
     if results["inpainter"] is not None:

@@ -29,7 +29,8 @@ from PIL import Image
 
 from fashion_studio.mini import render as product
 from fashion_studio.mini.render import IMAGE_SIZE, Spec, random_variation
-from fashion_studio.mini.vocab import COLOUR_NAMES, PATTERN_ENGLISH, PATTERNS
+from fashion_studio.mini.vocab import COLOUR_NAMES, PATTERNS
+from fashion_studio.model_shots import Garment
 
 Point = tuple[float, float]
 
@@ -529,17 +530,9 @@ def dress_figure(person: FigureSpec, garment: Spec | Mapping[str, Any], companio
 
 
 def _garment_phrase(garment: Spec, with_phrase: bool = False) -> str:
-    """ "a red striped t-shirt", "navy trousers", "an orange skirt with dots"."""
-    words = PATTERN_ENGLISH.get(garment.pattern)
-    if words and not with_phrase:
-        text = f"{garment.colour} {words['adjective']} {garment.product_type}"
-    else:
-        text = f"{garment.colour} {garment.product_type}"
-    if words and with_phrase:
-        text += f" with {words['with']}"
-    if garment.product_type in ("trousers", "shorts"):
-        return text
-    return ("an " if text[0] in "aeiou" else "a ") + text
+    """ "a red striped t-shirt", "navy trousers", "an orange skirt with dots": the service's model-shot
+    phrasing (`fashion_studio.model_shots`), so the generator learns the prompts it is given."""
+    return Garment(garment.product_type, garment.colour, None if garment.pattern == "plain" else garment.pattern).phrase(with_phrase)
 
 
 def figure_caption(spec: FigureSpec, rng: np.random.Generator | None = None) -> str:

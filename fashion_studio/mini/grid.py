@@ -98,3 +98,49 @@ def renders_grid(out: Path, seed: int = 0, zoom: int = 2) -> Path:
         )
     Image.fromarray(np.concatenate(rows, axis=0)).save(out)
     return out
+
+
+# Model shots: German and English outfit descriptions as a designer types them (no umlauts: the default
+# font has none). The first three are seen in training; in each of the last three one garment is a
+# held-out (type, colour, pattern) combination that no training figure wears (labelled "unseen").
+SHOT_OUTFITS: tuple[tuple[str, str, str | None], ...] = (
+    ("woman", "rotes gestreiftes T-Shirt", "Marineblaue Hose"),
+    ("man", "a white shirt", "green shorts"),
+    ("woman", "gelbes Kleid mit Punkten", None),
+    ("man", "schwarze Jacke", "green trousers"),
+    ("woman", "blaues Hemd", "gelber Rock"),
+    ("woman", "orange dress with stripes", None),
+)
+
+
+def model_shots_sheet(
+    settings: Settings, out: Path, steps: int, guidance: float, seed: int = 0, zoom: int = 2, per_outfit: int = 3, family_seed: int = 0
+) -> Path:
+    """Model shots of `SHOT_OUTFITS` through `fashion_studio.model_shots` (the service's prompts), a few
+    seeds each, one row per outfit with its descriptions and prompt beside it."""
+    from fashion_studio.generation import GenerationRequest, Generator
+    from fashion_studio.model_shots import Outfit
+
+    held = set(held_out_combinations(family_seed))
+    generator = Generator.load(settings)
+    cell = 64 * zoom
+    label_w, pad = 330, 4
+    sheet = Image.new("RGB", (label_w + per_outfit * (cell + pad), len(SHOT_OUTFITS) * (cell + pad)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for i, (body, top, bottom) in enumerate(SHOT_OUTFITS):
+        outfit = Outfit.from_descriptions(body, top, bottom)
+        y = i * (cell + pad)
+        draw.text((4, y + cell // 2 - 22), f"top: {top}", fill=(40, 40, 40))
+        draw.text((4, y + cell // 2 - 8), f"bottom: {bottom or '-'}", fill=(40, 40, 40))
+        draw.text((4, y + cell // 2 + 8), outfit.prompt(), fill=(110, 110, 110))
+        if any((g.product_type, g.colour, g.pattern or "plain") in held for g in outfit.garments):
+            draw.text((4, y + cell // 2 + 24), "unseen combination", fill=UNSEEN_FRAME)
+        requests = [
+            GenerationRequest(prompt=outfit.prompt(), negative_prompt=settings.negative_prompt or None, seed=seed + 10 * i + j, steps=steps, guidance=guidance)
+            for j in range(per_outfit)
+        ]
+        for j, result in enumerate(generator.generate(requests)):
+            sheet.paste(result.images[0].resize((cell, cell), Image.Resampling.NEAREST), (label_w + j * (cell + pad), y))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.quantize(256, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
+    return out

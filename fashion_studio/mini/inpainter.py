@@ -36,12 +36,13 @@ from fashion_studio.mini.common import Budget, count_parameters, lr_at, seed_eve
 from fashion_studio.mini.data import HELDOUT, TRAIN, split_seed
 from fashion_studio.mini.figures import FULL_TYPES, LOWER_TYPES, UPPER_TYPES, FigureSpec, dress_figure, figure_caption, random_garment, render_figure
 from fashion_studio.mini.render import Spec, render_array
+from fashion_studio.mini.shots import GARMENT_WEIGHT, VAE_LR
 from fashion_studio.mini.split import combination, held_out_combinations
 
 logger = logging.getLogger(__name__)
 
 INPAINT_DATA_VERSION = 1
-INPAINTER_RECIPE_VERSION = 3  # the training recipe (task mix, mask jitter, loss weights, VAE fine-tuning): part of the stage's key
+INPAINTER_RECIPE_VERSION = 4  # the training recipe (task mix, mask jitter, loss weights, VAE fine-tuning): part of the stage's key
 TYPES_BY_CATEGORY: dict[str, tuple[str, ...]] = {"upper": UPPER_TYPES, "lower": LOWER_TYPES, "full": FULL_TYPES}
 TRYON_SHARE = 0.75  # of the training steps; the rest are masked re-generation from captions
 # The loss inside the mask weighs this many times more than outside it: what lies outside is given to
@@ -217,8 +218,12 @@ def _jitter_masks(masks: Any, generator: Any) -> Any:
     return out
 
 
-def finetune_vae(vae: Any, images: np.ndarray, seed: int, steps: int, max_seconds: float, batch_size: int = 12, lr: float = 2e-4) -> dict[str, Any]:
-    """Fine-tune the generator's VAE (in place) on figures and product shots; the objective of `sd.train_vae`."""
+def finetune_vae(
+    vae: Any, images: np.ndarray, seed: int, steps: int, max_seconds: float, batch_size: int = 12, lr: float = 2e-4, pixel_weights: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Fine-tune the generator's VAE (in place) on figures and product shots; the objective of `sd.train_vae`.
+    `pixel_weights` (n, 64, 64) weighs each image's reconstruction error pixel by pixel (mean 1 per image
+    is not required: they multiply the error as given)."""
     import torch
 
     from fashion_studio.mini.sd import _to_tensor, reconstruction_error
@@ -233,11 +238,16 @@ def finetune_vae(vae: Any, images: np.ndarray, seed: int, steps: int, max_second
     budget = Budget(steps, max_seconds)
     losses: list[float] = []
     for step in budget:
-        x = _to_tensor(images[rng.integers(0, len(images), batch_size)])
+        index = rng.integers(0, len(images), batch_size)
+        x = _to_tensor(images[index])
         set_lr(optimizer, lr_at(step, steps, lr, warmup=min(50, steps // 10)))
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample()).sample
-        loss_rec = (recon - x).abs().mean() + ((recon - x) ** 2).mean()
+        if pixel_weights is None:
+            loss_rec = (recon - x).abs().mean() + ((recon - x) ** 2).mean()
+        else:
+            w = torch.from_numpy(pixel_weights[index]).float()[:, None]
+            loss_rec = ((recon - x).abs() * w).mean() + (((recon - x) ** 2) * w).mean()
         loss = loss_rec + 1e-6 * posterior.kl().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -289,12 +299,18 @@ def train_inpainter(
     started = time.perf_counter()
     seed_everything(seed)
     vae, text_encoder, tokenizer, generator_unet = _components(Path(sd_dir))
+    half = len(data.targets) // 2
+    # The garment region weighs as in the generator's shots stage (`shots.GARMENT_WEIGHT`): it is what a
+    # try-on or an inpainting is judged on, and a few pixels wide on a figure.
+    garment_weight = 1.0 + (GARMENT_WEIGHT - 1.0) * data.masks.astype(np.float32)
     vae_info = finetune_vae(
         vae,
-        np.concatenate([data.persons, data.targets[: len(data.targets) // 2], data.garments[: len(data.garments) // 2]]),
+        np.concatenate([data.persons, data.targets[:half], data.garments[: len(data.garments) // 2]]),
         seed,
         steps["vae"],
         0.2 * max_seconds,
+        lr=VAE_LR,
+        pixel_weights=np.concatenate([garment_weight, garment_weight[:half], np.ones((len(data.garments) // 2, *data.masks.shape[1:]), np.float32)]),
     )
     scaling = float(vae.config.scaling_factor)
     pixel_masks = torch.from_numpy(data.masks[:, None].astype(np.float32))

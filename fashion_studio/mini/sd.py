@@ -200,17 +200,23 @@ def train_unet(
     checkpoint: Path | None = None,
     checkpoint_key: dict[str, Any] | None = None,
     checkpoint_every: int = 100,
+    unet: Any | None = None,
+    weights: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train the UNet; with `checkpoint`, its whole state (weights, EMA, optimizer, random streams) is
     saved there every `checkpoint_every` steps, and a run ended part-way resumes from it to the same
-    weights as an uninterrupted one (when the checkpoint's key is `checkpoint_key`)."""
+    weights as an uninterrupted one (when the checkpoint's key is `checkpoint_key`).
+
+    `items` are catalog items (their captions) or each latent's caption texts. `unet` fine-tunes that
+    UNet instead of a new one; `weights` (summing to 1) draws the examples with those probabilities."""
     import torch
     import torch.nn.functional as F
     from diffusers import DDPMScheduler
 
     seed_everything(seed)
-    unet = build_unet(text_encoder.config.hidden_size, seed)
-    unet.train()
+    texts = [tuple(c.text for c in item.captions) if hasattr(item, "captions") else tuple(item) for item in items]
+    unet = build_unet(text_encoder.config.hidden_size, seed) if unet is None else unet
+    unet.train().requires_grad_(True)
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
     noise_scheduler = DDPMScheduler(**SCHEDULER_CONFIG)
     alphas = noise_scheduler.alphas_cumprod
@@ -237,8 +243,8 @@ def train_unet(
     for step in budget:
         if step < start:
             continue
-        index = rng.integers(0, len(items), batch_size)
-        prompts = [items[i].captions[rng.integers(len(items[i].captions))].text for i in index]
+        index = rng.integers(0, len(texts), batch_size) if weights is None else rng.choice(len(texts), batch_size, p=weights)
+        prompts = [texts[i][rng.integers(len(texts[i]))] for i in index]
         context = encode_prompts(text_encoder, tokenizer, prompts)
         drop = rng.random(batch_size) < UNCONDITIONAL_RATE
         for k in np.flatnonzero(drop):

@@ -1,7 +1,7 @@
 """`fashion-studio models train-mini`: the whole fashion-mini family, stage by stage, on a CPU.
 
-Stages: data (render and cache) -> judge -> marian -> clip -> vae -> unet -> sd (assemble the
-pipeline) -> editor (InstructPix2Pix from the generator's UNet, on rendered edit pairs) -> segmenter (SAM and a
+Stages: data (render and cache) -> judge -> marian -> clip -> vae -> unet -> shots (the VAE and UNet
+fine-tuned to draw dressed figures, model shots, beside the products) -> sd (assemble the pipeline) -> editor (InstructPix2Pix from the generator's UNet, on rendered edit pairs) -> segmenter (SAM and a
 clothes parser on dressed figures) -> inpainter (a 9-channel inpainting UNet from the generator's, for
 masked re-generation and CatVTON-style try-on) -> eval. Each stage runs a fixed number of steps from fixed seeds and also stops at its time
 cap (a safety net: the caps add up to well under an hour on two cores); a stage that stopped at its cap
@@ -32,12 +32,13 @@ from fashion_studio.mini.data import TRAIN, all_combinations_set, heldout_sets, 
 from fashion_studio.mini.editor import EDIT_DATA_VERSION
 from fashion_studio.mini.inpainter import INPAINT_DATA_VERSION, INPAINTER_RECIPE_VERSION
 from fashion_studio.mini.segmenter import FIGURE_DATA_VERSION, SEGMENTER_RECIPE_VERSION
+from fashion_studio.mini.shots import SHOTS_RECIPE_VERSION
 from fashion_studio.mini.split import SPLIT_VERSION, check_held_out, held_out_combinations, split_summary
 
 logger = logging.getLogger(__name__)
 
 TRAINER_VERSION = 1
-STAGES: tuple[str, ...] = ("data", "judge", "marian", "clip", "vae", "unet", "sd", "editor", "segmenter", "figure-judge", "inpainter")
+STAGES: tuple[str, ...] = ("data", "judge", "marian", "clip", "vae", "unet", "shots", "sd", "editor", "segmenter", "figure-judge", "inpainter")
 MODEL_STAGES = {
     "figure-judge": "figure-judge",
     "judge": "judge",
@@ -56,7 +57,8 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
     "clip": ("data",),
     "vae": ("data",),
     "unet": ("clip", "vae"),
-    "sd": ("clip", "vae", "unet"),
+    "shots": ("clip", "vae", "unet"),  # fine-tunes the product generator's VAE and UNet on figures and products
+    "sd": ("clip", "shots"),
     "editor": ("sd",),  # starts from the generator's UNet; renders its own edit pairs
     "segmenter": (),  # renders its own figures
     "figure-judge": (),  # renders its own figures (every combination: it reads, it is not evaluated)
@@ -80,6 +82,8 @@ class MiniConfig:
             "clip": 600,
             "vae": 1200,
             "unet": 2000,
+            "shots": 2400,
+            "shots_vae": 1200,
             "editor": 1200,
             "segmenter": 1000,
             "parser": 500,
@@ -95,6 +99,7 @@ class MiniConfig:
             "clip": 128,
             "vae": 12,
             "unet": 64,
+            "shots": 64,
             "editor": 48,
             "segmenter": 12,
             "parser": 16,
@@ -109,6 +114,7 @@ class MiniConfig:
             "clip": 4.5,
             "vae": 5.5,
             "unet": 21.0,
+            "shots": 30.0,
             "editor": 20.0,
             "segmenter": 10.0,
             "inpainter": 16.0,
@@ -117,6 +123,7 @@ class MiniConfig:
     )
     edit_pairs: int = 5000  # the editor's rendered (before, after) pairs
     figures: int = 2000  # the segmenter's rendered training figures
+    shot_figures: int = 6000  # the shots stage's rendered training figures
     inpaint_examples: int = 3000  # the inpainter's rendered (person, garment, dressed person) examples
     threads: int = 2
     workers: int = 2
@@ -125,9 +132,9 @@ class MiniConfig:
     def key(self, stage: str) -> dict[str, Any]:
         """What a stage's result depends on (time caps are not part of it)."""
         key: dict[str, Any] = {"trainer_version": TRAINER_VERSION, "seed": self.seed, "stage": stage}
-        if stage in ("data", "judge", "clip", "vae", "unet", "sd"):
+        if stage in ("data", "judge", "clip", "vae", "unet", "shots", "sd"):
             key.update(train_images=self.train_images, heldout_images=self.heldout_images)
-        if stage in ("data", "clip", "unet", "sd"):  # what reads the split (the judge and the VAE see every combination)
+        if stage in ("data", "clip", "unet", "shots", "sd"):  # what reads the split (the judge and the VAE see every combination)
             key["split_version"] = SPLIT_VERSION
         if stage == "marian":
             key["translation_pairs"] = self.translation_pairs
@@ -140,6 +147,13 @@ class MiniConfig:
                 recipe=SEGMENTER_RECIPE_VERSION,
                 split_version=SPLIT_VERSION,
                 parser_steps=self.steps["parser"],
+            )
+        if stage == "shots":
+            key.update(
+                shot_figures=self.shot_figures,
+                figure_data_version=FIGURE_DATA_VERSION,
+                recipe=SHOTS_RECIPE_VERSION,
+                vae_steps=self.steps["shots_vae"],
             )
         if stage == "inpainter":
             key.update(
@@ -197,15 +211,24 @@ class Trainer:
     def heldout_set(self):
         return self.heldout_sets()[0]
 
-    def vae_folder(self) -> Path:
-        """The trained VAE: the vae stage's folder, restored from the assembled pipeline when the work
-        folder is gone (a fresh checkout retraining CLIP and the UNet only)."""
-        folder = self.work_dir / "vae"
-        shipped = self.out_dir / MODEL_STAGES["sd"] / "vae"
-        if not (folder / "config.json").is_file() and "vae" in self.record["stages"] and (shipped / "config.json").is_file():
-            logger.info("restoring the trained VAE from %s", shipped)
+    def _restored(self, stage: str) -> Path:
+        """A stage's weights in the work folder (the vae or unet stage's). A family assembled before the
+        shots stage existed shipped them in its pipeline: restored from there when the work folder is gone."""
+        folder = self.work_dir / stage
+        shipped = self.out_dir / MODEL_STAGES["sd"] / stage
+        if (folder / "config.json").is_file():
+            return folder
+        if stage in self.record["stages"] and "shots" not in self.record["stages"] and (shipped / "config.json").is_file():
+            logger.info("restoring the trained %s from %s", stage, shipped)
             shutil.copytree(shipped, folder, dirs_exist_ok=True)
-        return folder
+            return folder
+        raise RuntimeError(f"the {stage} stage's weights are not in {folder}: run train-mini --only {stage} (and the stages after it) first")
+
+    def vae_folder(self) -> Path:
+        return self._restored("vae")
+
+    def unet_folder(self) -> Path:
+        return self._restored("unet")
 
     def translation_pairs(self) -> list[tuple[str, str]]:
         return text_pairs(self.config.translation_pairs, self.config.seed, TRAIN)
@@ -295,16 +318,38 @@ class Trainer:
         info["latent_encoding_seconds"] = round(encode_seconds, 1)
         return info
 
+    def _shots(self, folder: Path) -> dict[str, Any]:
+        from fashion_studio.mini import shots
+        from fashion_studio.mini.segmenter import figure_set
+
+        c = self.config
+        vae_dir, unet_dir = self.vae_folder(), self.unet_folder()
+        figures = figure_set(self.work_dir, c.shot_figures, c.seed, TRAIN, c.workers)
+        steps = {"unet": c.steps["shots"], "vae": c.steps["shots_vae"]}
+        return shots.train(
+            folder,
+            vae_dir,
+            unet_dir,
+            self.out_dir / "clip",
+            self.train_set(),
+            figures,
+            c.seed,
+            steps,
+            60 * c.max_minutes["shots"],
+            self.record["stages"]["vae"]["scaling_factor"],
+            batch_size=c.batch_sizes["shots"],
+        )
+
     def _sd(self, folder: Path) -> dict[str, Any]:
         from diffusers import AutoencoderKL, UNet2DConditionModel
 
         from fashion_studio.mini import sd
 
-        vae = AutoencoderKL.from_pretrained(self.vae_folder())
-        unet = UNet2DConditionModel.from_pretrained(self.work_dir / "unet")
+        vae = AutoencoderKL.from_pretrained(self.work_dir / "shots" / "vae")
+        unet = UNet2DConditionModel.from_pretrained(self.work_dir / "shots" / "unet")
         text_encoder, tokenizer = sd.text_encoder_from_clip(self.out_dir / "clip")
         sd.assemble(folder, vae, unet, text_encoder, tokenizer, self.record["stages"]["vae"]["scaling_factor"])
-        return {"vae": self.record["stages"]["vae"], "unet": self.record["stages"]["unet"]}
+        return {"vae": self.record["stages"]["vae"], "unet": self.record["stages"]["unet"], "shots": self.record["stages"]["shots"]}
 
     def _editor(self, folder: Path) -> dict[str, Any]:
         from fashion_studio.mini import editor
@@ -376,8 +421,11 @@ class Trainer:
         unknown = wanted - set(STAGES)
         if unknown:
             raise ValueError(f"unknown stages {sorted(unknown)}; known: {list(STAGES)}")
-        if wanted & {"unet", "sd"}:
-            self.vae_folder()  # before the sd stage empties the pipeline folder it may be restored from
+        if wanted & {"unet", "shots", "sd"}:
+            # before the sd stage empties the pipeline folder they may be restored from
+            for stage in ("vae", "unet"):
+                if stage in self.record["stages"] and "shots" not in self.record["stages"]:
+                    self._restored(stage)
         for stage in STAGES:
             if stage not in wanted:
                 continue
@@ -425,9 +473,11 @@ WEIGHTS: dict[str, str] = {
     "clip": "clip/model.safetensors",
     "vae": "work/vae/diffusion_pytorch_model.safetensors",
     "unet": "work/unet/diffusion_pytorch_model.safetensors",
+    "shots": "work/shots/unet/diffusion_pytorch_model.safetensors",
 }
-# The same weights inside the assembled pipeline, where the shipped family keeps them.
-SHIPPED_WEIGHTS = {**WEIGHTS, "vae": "sd/vae/diffusion_pytorch_model.safetensors", "unet": "sd/unet/diffusion_pytorch_model.safetensors"}
+# Where the shipped family keeps them: the pipeline holds the shots stage's UNet (the vae and unet
+# stages' weights stay in the work folder, compared there).
+SHIPPED_WEIGHTS = {**WEIGHTS, "shots": "sd/unet/diffusion_pytorch_model.safetensors"}
 
 
 def file_digest(path: Path) -> str:
@@ -461,6 +511,9 @@ def check_reproducible(out_dir: Path, work_dir: Path, stages: Iterable[str], scr
         family.mkdir(parents=True)
         work.mkdir()
         (work / "data").symlink_to((work_dir / "data").resolve(), target_is_directory=True)
+        for name in ("vae", "unet"):  # what the shots stage fine-tunes
+            if name != stage and (work_dir / name).is_dir():
+                shutil.copytree(work_dir / name, work / name)
         for name in ("clip", "sd"):
             if (out_dir / name).is_dir():
                 shutil.copytree(out_dir / name, family / name)
@@ -471,7 +524,8 @@ def check_reproducible(out_dir: Path, work_dir: Path, stages: Iterable[str], scr
         started = time.perf_counter()
         trainer.run([stage], force=True)
         rerun = (work if WEIGHTS[stage].startswith("work/") else family) / WEIGHTS[stage].removeprefix("work/")
-        shipped, again = file_digest(out_dir / SHIPPED_WEIGHTS[stage]), file_digest(rerun)
+        kept = SHIPPED_WEIGHTS[stage]
+        shipped, again = file_digest(work_dir / kept.removeprefix("work/") if kept.startswith("work/") else out_dir / kept), file_digest(rerun)
         results[stage] = {
             "identical": shipped == again,
             "shipped_sha256": shipped,

@@ -1,16 +1,19 @@
-"""`/generate` and `/generate_image`: a prompt -> images, scored by CLIP, safety-checked, stored."""
+"""`/generate` and `/generate_image`: a prompt -> images, scored by CLIP, safety-checked, stored; and
+`/model_shot`: the same for a person wearing a described outfit."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from fashion_studio import metrics
-from services.api import GenerateRequest, GenerateResponse, ImageOut
+from fashion_studio.model_shots import Garment, Outfit
+from services.api import GenerateRequest, GenerateResponse, GenerationParams, ImageOut, ModelShotRequest, ModelShotResponse, OutfitGarment
 from services.routes import studio
 from services.routes.popularity import popularity_scores
 from services.schemas import png_bytes
@@ -22,6 +25,31 @@ router = APIRouter()
 async def generate(body: GenerateRequest) -> GenerateResponse:
     """Generate 1..4 images for a prompt; each is scored by CLIP, safety-checked and stored with its
     metadata. Blocked images are left out (`blocked` counts them); none left is 422 `content_blocked`."""
+    images, model, timings, blocked = await _generate_and_store(body, {})
+    return GenerateResponse(images=images, model=model, timings=timings, blocked=blocked)
+
+
+@router.post("/model_shot", response_model=ModelShotResponse)
+async def model_shot(body: ModelShotRequest) -> ModelShotResponse:
+    """A person wearing the described top (or dress) and bottom: each description's attributes (German
+    or English, no translation needed), the generation prompt made from them, then as `/generate`.
+    422 names the field when a description names no garment, or one that does not fit its slot."""
+    outfit = Outfit.from_descriptions(body.body, body.top, body.bottom, body.language)
+    request = GenerateRequest(prompt=outfit.prompt(), **body.model_dump(include=set(GenerationParams.model_fields)))
+    garments = {"top": _garment_out(body.top, outfit.top)}
+    garments["bottom"] = _garment_out(body.bottom, outfit.bottom) if body.bottom and outfit.bottom else None
+    extra = {"model_shot": {"body": body.body, **{slot: g.model_dump() if g else None for slot, g in garments.items()}}}
+    images, model, timings, blocked = await _generate_and_store(request, extra)
+    return ModelShotResponse(images=images, model=model, timings=timings, blocked=blocked, prompt=request.prompt, **garments)
+
+
+def _garment_out(description: str, garment: Garment) -> OutfitGarment:
+    return OutfitGarment(description=description, product_type=garment.product_type, colour=garment.colour, pattern=garment.pattern)
+
+
+async def _generate_and_store(body: GenerateRequest, extra: dict[str, Any]) -> tuple[list[ImageOut], str, dict[str, float], int]:
+    """Generate, score, check and (ranked by predicted popularity when asked) store each image that
+    passed the safety check, with its metadata and `extra`; (images, model, timings, blocked)."""
     service = studio()
     output, scores, verdicts = await service.generate_images(body)
     popularity: list[float | None] = [None] * len(output.images)
@@ -50,6 +78,7 @@ async def generate(body: GenerateRequest) -> GenerateResponse:
                 "lora": output.lora,
                 "timings": output.timings,
                 "created_at": created,
+                **extra,
             }
             if predicted is not None:
                 metadata["popularity"] = round(predicted, 4)
@@ -65,7 +94,7 @@ async def generate(body: GenerateRequest) -> GenerateResponse:
                     popularity=None if predicted is None else round(predicted, 4),
                 )
             )
-    return GenerateResponse(images=images, model=output.model, timings=output.timings, blocked=sum(v.blocked for v in verdicts))
+    return images, output.model, output.timings, sum(v.blocked for v in verdicts)
 
 
 @router.post("/generate_image", response_class=Response, responses={200: {"content": {"image/png": {}}}})

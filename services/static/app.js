@@ -332,6 +332,33 @@ function setUpGenerate() {
   });
 }
 
+// --- Model shot: a person wearing a described outfit ------------------------------------------------
+
+function setUpModelShot() {
+  const form = $("#model-shot-form");
+  if (!form) return;
+  applyDefaults(form, requestSchema("/model_shot").properties || {});
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const body = { top: form.elements.top.value, body: form.elements.body.value };
+    if (form.elements.bottom.value.trim()) body.bottom = form.elements.bottom.value;
+    for (const name of ["num_images", "seed", "steps"]) {
+      const raw = form.elements[name].value.trim();
+      if (raw !== "") body[name] = Number(raw);
+    }
+    busy(form, "Drawing", async () => {
+      const answer = await postJSON("model_shot", body);
+      const prompt = $("#model-shot-prompt");
+      prompt.textContent = `Prompt: ${answer.prompt}`;
+      prompt.hidden = false;
+      $("#model-shot-results").replaceChildren(...answer.images.map((image) => {
+        const id = image.id || imageIdOf(image.url);
+        return withActions(imageCard(id, [`CLIP ${score(image.clip_score)}`, `seed ${image.seed}`]), id);
+      }));
+    });
+  });
+}
+
 // --- Catalog: one article, and spreadsheet jobs ----------------------------------------------------
 
 function attributeTable(attributes) {
@@ -1146,6 +1173,7 @@ async function start() {
   }
   discover();
   setUpGenerate();
+  setUpModelShot();
   setUpCatalog();
   setUpGallery();
   setUpPopularity();
