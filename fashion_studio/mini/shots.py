@@ -4,8 +4,9 @@ wearing a red striped t-shirt and navy trousers") beside its product shots.
 The `shots` stage fine-tunes the product generator (the `vae` and `unet` stages) on a mix of dressed
 figures (`figures.render_figure`, captioned by `figures.figure_caption`) and the product shots it was
 trained on, so flat-lays keep working: first its VAE, on figures and products, with a figure's garment
-pixels weighing more (the product-shot VAE loses the colour of small garments on a figure), then the UNet on the re-encoded latents, with
-the generator's own text encoder. The `sd` stage assembles the pipeline from this stage's VAE and UNet.
+pixels weighing more (the product-shot VAE loses the colour of small garments on a figure), then the
+UNet on the re-encoded latents, with the generator's own text encoder. The `sd` stage assembles the
+pipeline from this stage's VAE and UNet.
 
 Held out: no training figure wears a held-out (type, colour, pattern) combination (`split.py`, checked),
 and every evaluation figure wears at least one; no evaluation prompt is a training caption (checked).

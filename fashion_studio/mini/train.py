@@ -1,11 +1,13 @@
 """`fashion-studio models train-mini`: the whole fashion-mini family, stage by stage, on a CPU.
 
 Stages: data (render and cache) -> judge -> marian -> clip -> vae -> unet -> shots (the VAE and UNet
-fine-tuned to draw dressed figures, model shots, beside the products) -> sd (assemble the pipeline) -> editor (InstructPix2Pix from the generator's UNet, on rendered edit pairs) -> segmenter (SAM and a
+fine-tuned to draw dressed figures, model shots, beside the products) -> sd (assemble the pipeline) ->
+editor (InstructPix2Pix from the generator's UNet, on rendered edit pairs) -> segmenter (SAM and a
 clothes parser on dressed figures) -> inpainter (a 9-channel inpainting UNet from the generator's, for
-masked re-generation and CatVTON-style try-on) -> eval. Each stage runs a fixed number of steps from fixed seeds and also stops at its time
-cap (a safety net: the caps add up to well under an hour on two cores); a stage that stopped at its cap
-says so in the training record, which also keeps each stage's cap, time scale, threads and wall time.
+masked re-generation and CatVTON-style try-on) -> eval. Each stage runs a fixed number of steps from
+fixed seeds and also stops at its time cap (a safety net for a slow or shared machine); a stage that
+stopped at its cap says so in the training record, which also keeps each stage's cap, time scale,
+threads and wall time.
 CLIP and the UNet never see the held-out (type, colour, pattern) combinations (`split.py`, checked in
 the data stage); the judge and the VAE, which read no text, train on renders of every combination.
 Intermediate results stay under the work folder, and a finished model folder carries a marker with the
