@@ -315,7 +315,13 @@ def eval_mini(
 
 @models_app.command("check-mini")
 def check_mini(
-    stage: Annotated[list[str], typer.Option("--stage", help="Stages to retrain and compare: judge, marian, clip, vae, unet.")],
+    stage: Annotated[
+        list[str],
+        typer.Option(
+            "--stage",
+            help="Stages to retrain and compare: judge, marian, clip, vae, unet, shots (vae, unet and shots need the work folder they were trained in).",
+        ),
+    ],
     directory: Annotated[Optional[Path], typer.Argument(help="The fashion-mini folder (default models/fashion-mini).")] = None,
     work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="Rendered data, shared with train-mini (default var/fashion-mini).")] = None,
     scratch: Annotated[Path, typer.Option(help="Folder to retrain in (emptied first).")] = Path("var/fashion-mini-check"),

@@ -26,7 +26,7 @@ TOP_CATEGORIES: tuple[str, ...] = ("tops", "outerwear", "dresses")
 BOTTOM_CATEGORIES: tuple[str, ...] = ("bottoms",)
 # Patterns said as an adjective before the garment ("a striped t-shirt"); others as "with ...".
 PATTERN_ADJECTIVES: dict[str, str] = {"stripes": "striped", "dots": "dotted", "checks": "checked", "floral": "floral", "plaid": "plaid"}
-PAIR_NOUNS: tuple[str, ...] = ("trousers", "shorts", "jeans", "leggings", "pants")  # no article before them
+PAIR_NOUNS: tuple[str, ...] = ("trousers", "shorts", "jeans", "leggings", "pants", "chinos", "joggers", "tights", "culottes")  # no article before them
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class Outfit:
 
     @classmethod
     def from_descriptions(cls, body: str, top: str, bottom: str | None = None, language: str = "auto") -> Outfit:
+        bottom = bottom.strip() if bottom else None  # a blank bottom is no bottom
         if body not in BODIES:
             raise InvalidInputError("body", body, f"one of {', '.join(BODIES)}")
         top_attributes = _garment_attributes("top", top, language, TOP_CATEGORIES)

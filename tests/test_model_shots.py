@@ -37,6 +37,11 @@ def test_the_prompt_is_the_phrasing_the_generator_was_trained_on():
         assert Outfit(spec.body, garments[0], garments[1] if len(garments) > 1 else None, None, None).prompt() == figure_caption(spec)  # type: ignore[arg-type]
 
 
+def test_a_blank_bottom_under_a_dress_is_no_bottom():
+    assert Outfit.from_descriptions("woman", "rotes Kleid", "  ").prompt() == "a woman wearing a red dress"
+    assert Outfit.from_descriptions("man", "white shirt", "beige chinos").prompt() == "a man wearing a white shirt and beige chinos"
+
+
 @pytest.mark.parametrize(
     ("body", "top", "bottom", "field", "limit"),
     [
@@ -71,12 +76,37 @@ def test_the_shipped_generator_draws_held_out_outfits_that_the_parser_and_judge_
 
     results = shots.evaluate(MINI_DIR, tmp_path / "work", 0, n_figures=24, workers=1, training_figures=600)
     assert results["figures"] == 24 and results["training_captions_checked"] >= 600
+    # Every figure wears a held-out combination: as its top (or dress) or as its bottom.
+    held = results["generated"]
+    assert held["top"]["held_out_garments"]["garments"] + held["bottom"]["held_out_garments"]["garments"] >= 24
     exact, generated = results["exact_renders"], results["generated"]
     assert exact["top"]["colour_accuracy"] >= 0.9 and exact["bottom"]["colour_accuracy"] >= 0.85, exact  # the reading chain itself
     # Bounds the shipped generator stays above on 24 figures (200 in the full evaluation, eval.json: top
     # 93%, bottom 45%): the top's colour nearly always, the bottom's well above chance (1 in 12).
     assert generated["top"]["colour_accuracy"] >= 0.75 and generated["bottom"]["colour_accuracy"] >= 0.2, generated
     assert generated["top"]["parser_found_nothing"] + generated["bottom"]["parser_found_nothing"] <= 2, generated
+
+
+def test_a_fresh_checkout_reassembles_the_generator_from_its_shipped_shots_weights(tmp_path):
+    """No work folder: `train-mini --only sd` restores the shots stage's VAE and UNet from the pipeline it
+    is about to replace and assembles the same weights; the unet stage's own weights are not shipped, so
+    retraining what reads them says what to run instead of failing later."""
+    import hashlib
+    import shutil
+
+    from fashion_studio.mini import MINI_DIR
+    from fashion_studio.mini.train import MiniConfig, Trainer
+
+    family = tmp_path / "family"
+    for name in ("sd", "clip"):
+        shutil.copytree(MINI_DIR / name, family / name)
+    shutil.copy(MINI_DIR / "training.json", family / "training.json")
+    weights = "sd/unet/diffusion_pytorch_model.safetensors"
+    before = hashlib.sha256((family / weights).read_bytes()).hexdigest()
+    Trainer(family, tmp_path / "work", MiniConfig()).run(["sd"], force=True)
+    assert hashlib.sha256((family / weights).read_bytes()).hexdigest() == before
+    with pytest.raises(RuntimeError, match="not shipped"):
+        Trainer(family, tmp_path / "work", MiniConfig()).run(["shots"], force=True)
 
 
 # --- over HTTP ------------------------------------------------------------------------------------------

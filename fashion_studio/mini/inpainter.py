@@ -36,7 +36,6 @@ from fashion_studio.mini.common import Budget, count_parameters, lr_at, seed_eve
 from fashion_studio.mini.data import HELDOUT, TRAIN, split_seed
 from fashion_studio.mini.figures import FULL_TYPES, LOWER_TYPES, UPPER_TYPES, FigureSpec, dress_figure, figure_caption, random_garment, render_figure
 from fashion_studio.mini.render import Spec, render_array
-from fashion_studio.mini.shots import GARMENT_WEIGHT, VAE_LR
 from fashion_studio.mini.split import combination, held_out_combinations
 
 logger = logging.getLogger(__name__)
@@ -52,6 +51,10 @@ CONDITION_DROPOUT = 0.1  # the garment half (try-on) or the caption (inpainting)
 TRYON_GUIDANCE = 2.5  # CatVTON's default
 INPAINT_GUIDANCE = 5.0
 SAMPLING_STEPS = 20
+# The VAE fine-tune: the garment region's reconstruction error weighs this many times more (it is what a
+# try-on or an inpainting is judged on, and a few pixels wide on a figure), as in the shots stage.
+VAE_GARMENT_WEIGHT = 10.0
+VAE_LR = 3e-4
 
 
 # -- data ---------------------------------------------------------------------------------------------
@@ -300,9 +303,7 @@ def train_inpainter(
     seed_everything(seed)
     vae, text_encoder, tokenizer, generator_unet = _components(Path(sd_dir))
     half = len(data.targets) // 2
-    # The garment region weighs as in the generator's shots stage (`shots.GARMENT_WEIGHT`): it is what a
-    # try-on or an inpainting is judged on, and a few pixels wide on a figure.
-    garment_weight = 1.0 + (GARMENT_WEIGHT - 1.0) * data.masks.astype(np.float32)
+    garment_weight = 1.0 + (VAE_GARMENT_WEIGHT - 1.0) * data.masks.astype(np.float32)
     vae_info = finetune_vae(
         vae,
         np.concatenate([data.persons, data.targets[:half], data.garments[: len(data.garments) // 2]]),

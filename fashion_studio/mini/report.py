@@ -257,16 +257,26 @@ def shots_summary(training: dict[str, Any], ev: dict[str, Any]) -> str:
         return "The model shots have not been evaluated yet (`fashion-studio models eval-mini --shots-only`)."
     g, exact, coded = result["generated"], result["exact_renders"], result["autoencoded_renders"]
 
-    def pair(reading: dict[str, Any], name: str) -> str:
-        return f"{reading['top'][f'{name}_accuracy']:.1%} / {reading['bottom'][f'{name}_accuracy']:.1%}"
+    def value(reading: dict[str, Any], key: str) -> str:
+        return "n/a" if reading.get(key) is None else f"{reading[key]:.1%}"
 
-    return f"""On {result["figures"]} held-out figures' captions (each figure wears a held-out (type, colour, pattern)
-combination; no training figure wears one and no prompt is a training caption, checked), drawn at the service
-defaults ({result["steps"]} steps, guidance {result["guidance"]}), the clothes parser finds each garment and the figure judge
-reads the top's / bottom's colour on **{pair(g, "colour")}** of the model shots (target
-{SHOT_TARGETS["model_shot_top_colour_accuracy"]:.0%} each), type {pair(g, "product_type")}, pattern {pair(g, "pattern")}. The same reading of the exact renders
-gives colour {pair(exact, "colour")}, of the renders through the generator's VAE and back {pair(coded, "colour")}
-(`fashion-studio models eval-mini --shots-only`)."""
+    def pair(reading: dict[str, Any], name: str) -> str:
+        return f"{value(reading['top'], f'{name}_accuracy')} / {value(reading['bottom'], f'{name}_accuracy')}"
+
+    held = {slot: g[slot].get("held_out_garments", {}) for slot in ("top", "bottom")}
+    held_text = (
+        f" On the garments of held-out combinations alone ({held['top']['garments']} tops, {held['bottom']['garments']} bottoms): "
+        f"{value(held['top'], 'colour_accuracy')} / {value(held['bottom'], 'colour_accuracy')}."
+        if held["top"]
+        else ""
+    )
+    return f"""On {result["figures"]} held-out figures' captions (each figure wears at least one held-out (type, colour,
+pattern) combination, the other garment random; no training figure wears one and no prompt is a training caption,
+checked), drawn at the service defaults ({result["steps"]} steps, guidance {result["guidance"]}), the clothes parser finds each
+garment and the figure judge reads the top's / bottom's colour on **{pair(g, "colour")}** of the model shots
+(target {SHOT_TARGETS["model_shot_top_colour_accuracy"]:.0%} each), type {pair(g, "product_type")}, pattern {pair(g, "pattern")}.{held_text} The same
+reading of the exact renders gives colour {pair(exact, "colour")}, of the renders through the generator's VAE and
+back {pair(coded, "colour")} (`fashion-studio models eval-mini --shots-only`)."""
 
 
 BLOCKS = {

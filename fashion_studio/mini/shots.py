@@ -150,13 +150,17 @@ def _slots(spec: FigureSpec) -> dict[str, tuple[str, Any]]:
     return {"top": ("upper", spec.top), "bottom": ("lower", spec.bottom)}
 
 
-def read_outfits(segmenter: Any, judge: Any, images: Sequence[Any], specs: Sequence[FigureSpec]) -> dict[str, Any]:
+def read_outfits(segmenter: Any, judge: Any, images: Sequence[Any], specs: Sequence[FigureSpec], held: frozenset = frozenset()) -> dict[str, Any]:
     """Find each figure's garments with the clothes parser and read them with the figure judge: per slot
     (top or dress, bottom) the share read right of type, colour and pattern, and how often the parser
-    found no pixel of a garment (read as wrong)."""
+    found no pixel of a garment (read as wrong); the same over the garments of a `held` combination."""
     from PIL import Image
 
-    hits: dict[str, dict[str, list[bool]]] = {slot: {"product_type": [], "colour": [], "pattern": []} for slot in SLOTS}
+    from fashion_studio.mini.split import combination
+
+    names = ("product_type", "colour", "pattern")
+    hits: dict[str, list[dict[str, bool]]] = {slot: [] for slot in SLOTS}
+    held_out: dict[str, list[bool]] = {slot: [] for slot in SLOTS}
     empty = {slot: 0 for slot in SLOTS}
     for image, spec in zip(images, specs):
         picture = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8))
@@ -164,19 +168,26 @@ def read_outfits(segmenter: Any, judge: Any, images: Sequence[Any], specs: Seque
         masks = segmenter.by_category(picture, sorted({category for category, _ in slots.values()}))
         for slot, (category, garment) in slots.items():
             mask = masks[category]
+            held_out[slot].append(combination(garment) in held)
             if not mask.any():
                 empty[slot] += 1
-                for name in hits[slot]:
-                    hits[slot][name].append(False)
+                hits[slot].append(dict.fromkeys(names, False))
                 continue
             verdict = judge.read(picture, mask)
-            for name in hits[slot]:
-                hits[slot][name].append(getattr(verdict, name) == getattr(garment, name))
+            hits[slot].append({name: getattr(verdict, name) == getattr(garment, name) for name in names})
+
+    def accuracy(rows: list[dict[str, bool]]) -> dict[str, float | None]:
+        return {f"{name}_accuracy": round(float(np.mean([r[name] for r in rows])), 4) if rows else None for name in names}
+
     return {
         slot: {
-            "garments": len(hits[slot]["colour"]),
-            **{f"{name}_accuracy": round(float(np.mean(v)), 4) if v else None for name, v in hits[slot].items()},
+            "garments": len(hits[slot]),
+            **accuracy(hits[slot]),
             "parser_found_nothing": empty[slot],
+            "held_out_garments": {
+                "garments": sum(held_out[slot]),
+                **accuracy([r for r, h in zip(hits[slot], held_out[slot]) if h]),
+            },
         }
         for slot in SLOTS
     }
@@ -189,6 +200,7 @@ def evaluate(models_dir: Path, work: Path, seed: int, n_figures: int = EVAL_FIGU
     from fashion_studio.mini.figure_judge import FigureJudge
     from fashion_studio.mini.inpainter import autoencoded
     from fashion_studio.mini.segmenter import figure_set, make_figures
+    from fashion_studio.mini.split import held_out_combinations
     from fashion_studio.segmentation import Segmenter
 
     models_dir = Path(models_dir)
@@ -204,17 +216,19 @@ def evaluate(models_dir: Path, work: Path, seed: int, n_figures: int = EVAL_FIGU
     seconds = (time.perf_counter() - started) / max(1, len(images))
     segmenter = Segmenter.load(models_dir / "segmenter")
     judge = FigureJudge.load(models_dir / "figure-judge")
+    held = frozenset(held_out_combinations(seed))
+    prompt_check = "no prompt is a training caption (checked)" if checked else "the prompts were not checked against training captions (no training record)"
     return {
         "figures": len(prompts),
-        "held_out": "every figure wears at least one held-out (type, colour, pattern) combination; no training figure wears one, and no prompt is a training caption (checked)",
+        "held_out": f"every figure wears at least one held-out (type, colour, pattern) combination, the other garment is random; no training figure wears one (checked); {prompt_check}",
         "training_captions_checked": checked,
         "example_prompts": prompts[:5],
         "steps": steps,
         "guidance": guidance,
         "seconds_per_image": round(seconds, 4),
-        "generated": read_outfits(segmenter, judge, images, figures.specs),
-        "exact_renders": read_outfits(segmenter, judge, figures.images, figures.specs),
-        "autoencoded_renders": read_outfits(segmenter, judge, autoencoded(generator.pipeline.vae, figures.images), figures.specs),
+        "generated": read_outfits(segmenter, judge, images, figures.specs, held),
+        "exact_renders": read_outfits(segmenter, judge, figures.images, figures.specs, held),
+        "autoencoded_renders": read_outfits(segmenter, judge, autoencoded(generator.pipeline.vae, figures.images), figures.specs, held),
     }
 
 
@@ -241,13 +255,20 @@ def evaluate_family(models_dir: Path, work: Path, seed: int, workers: int = 2) -
 
 
 def summary(results: dict[str, Any]) -> dict[str, float]:
-    generated = results["generated"]
-    out = {f"model_shot_{slot}_{name}_accuracy": generated[slot][f"{name}_accuracy"] for slot in SLOTS for name in ("colour", "product_type", "pattern")}
-    return {k.replace("_product_type_", "_type_"): v for k, v in out.items()}
+    """model_shot_{top,bottom}_{colour,type,pattern}_accuracy, and the same `..._held_out_garments`; a
+    slot no figure has is left out."""
+    out: dict[str, float] = {}
+    for slot in SLOTS:
+        for name, short in (("colour", "colour"), ("product_type", "type"), ("pattern", "pattern")):
+            for suffix, reading in (("", results["generated"][slot]), ("_held_out_garments", results["generated"][slot].get("held_out_garments", {}))):
+                if reading.get(f"{name}_accuracy") is not None:
+                    out[f"model_shot_{slot}_{short}_accuracy{suffix}"] = reading[f"{name}_accuracy"]
+    return out
 
 
 def record_evaluation(models_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
     """Put the model shots' figures into an existing eval.json (`eval-mini --shots-only`)."""
     from fashion_studio.mini import cards
 
-    return cards.record_section(models_dir, "model_shots", results, summary(results), TARGETS)
+    figures = summary(results)
+    return cards.record_section(models_dir, "model_shots", results, figures, {k: v for k, v in TARGETS.items() if k in figures})

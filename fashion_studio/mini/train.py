@@ -155,7 +155,7 @@ class MiniConfig:
                 shot_figures=self.shot_figures,
                 figure_data_version=FIGURE_DATA_VERSION,
                 recipe=SHOTS_RECIPE_VERSION,
-                vae_steps=self.steps["shots_vae"],
+                shots_vae_steps=self.steps["shots_vae"],
             )
         if stage == "inpainter":
             key.update(
@@ -224,7 +224,24 @@ class Trainer:
             logger.info("restoring the trained %s from %s", stage, shipped)
             shutil.copytree(shipped, folder, dirs_exist_ok=True)
             return folder
-        raise RuntimeError(f"the {stage} stage's weights are not in {folder}: run train-mini --only {stage} (and the stages after it) first")
+        raise RuntimeError(
+            f"the {stage} stage's weights are not in {folder} and not shipped (the pipeline holds the shots stage's): "
+            f"retrain from the {stage} stage on (train-mini --only {stage} and every stage after it that you want)"
+        )
+
+    def shots_folder(self) -> Path:
+        """The shots stage's VAE and UNet: its work folder, restored from the assembled pipeline (which
+        holds exactly them) when the work folder is gone, so `--only sd` works on a fresh checkout."""
+        folder = self.work_dir / "shots"
+        shipped = self.out_dir / MODEL_STAGES["sd"]
+        if all((folder / part / "config.json").is_file() for part in ("vae", "unet")):
+            return folder
+        if "shots" in self.record["stages"] and all((shipped / part / "config.json").is_file() for part in ("vae", "unet")):
+            logger.info("restoring the shots stage's VAE and UNet from %s", shipped)
+            for part in ("vae", "unet"):
+                shutil.copytree(shipped / part, folder / part, dirs_exist_ok=True)
+            return folder
+        raise RuntimeError(f"the shots stage's weights are not in {folder}: run train-mini --only shots first")
 
     def vae_folder(self) -> Path:
         return self._restored("vae")
@@ -347,8 +364,9 @@ class Trainer:
 
         from fashion_studio.mini import sd
 
-        vae = AutoencoderKL.from_pretrained(self.work_dir / "shots" / "vae")
-        unet = UNet2DConditionModel.from_pretrained(self.work_dir / "shots" / "unet")
+        shots = self.shots_folder()
+        vae = AutoencoderKL.from_pretrained(shots / "vae")
+        unet = UNet2DConditionModel.from_pretrained(shots / "unet")
         text_encoder, tokenizer = sd.text_encoder_from_clip(self.out_dir / "clip")
         sd.assemble(folder, vae, unet, text_encoder, tokenizer, self.record["stages"]["vae"]["scaling_factor"])
         return {"vae": self.record["stages"]["vae"], "unet": self.record["stages"]["unet"], "shots": self.record["stages"]["shots"]}
@@ -428,6 +446,8 @@ class Trainer:
             for stage in ("vae", "unet"):
                 if stage in self.record["stages"] and "shots" not in self.record["stages"]:
                     self._restored(stage)
+            if "sd" in wanted and "shots" not in wanted and "shots" in self.record["stages"]:
+                self.shots_folder()
         for stage in STAGES:
             if stage not in wanted:
                 continue
@@ -505,8 +525,11 @@ def check_reproducible(out_dir: Path, work_dir: Path, stages: Iterable[str], scr
         config.steps = {**config.steps, stage: info.get("planned_steps", config.steps[stage])}
         config.batch_sizes = {**config.batch_sizes, stage: info.get("batch_size", config.batch_sizes[stage])}
         config.max_minutes = {**config.max_minutes, stage: 1e6}  # never cut short: the steps decide
-        if info.get("stopped_early"):
+        if info.get("stopped_early") or any(isinstance(part, dict) and part.get("stopped_early") for part in info.values()):
             raise ValueError(f"the shipped {stage} stopped at its time cap: its steps cannot be repeated")
+        kept = SHIPPED_WEIGHTS[stage]
+        if kept.startswith("work/") and not (work_dir / kept.removeprefix("work/")).is_file():
+            raise ValueError(f"the {stage} stage's weights are kept in the work folder, not shipped: {work_dir / kept.removeprefix('work/')} is missing")
         if scratch.exists():
             shutil.rmtree(scratch)
         family, work = scratch / "family", scratch / "work"
@@ -526,7 +549,6 @@ def check_reproducible(out_dir: Path, work_dir: Path, stages: Iterable[str], scr
         started = time.perf_counter()
         trainer.run([stage], force=True)
         rerun = (work if WEIGHTS[stage].startswith("work/") else family) / WEIGHTS[stage].removeprefix("work/")
-        kept = SHIPPED_WEIGHTS[stage]
         shipped, again = file_digest(work_dir / kept.removeprefix("work/") if kept.startswith("work/") else out_dir / kept), file_digest(rerun)
         results[stage] = {
             "identical": shipped == again,
