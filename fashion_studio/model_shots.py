@@ -64,8 +64,6 @@ class Outfit:
     body: str
     top: Garment
     bottom: Garment | None
-    top_attributes: Attributes
-    bottom_attributes: Attributes | None
 
     @property
     def garments(self) -> list[Garment]:
@@ -86,13 +84,7 @@ class Outfit:
         if not is_dress and not bottom:
             raise InvalidInputError("bottom", bottom, f"a description of trousers, shorts or a skirt: the top ({top_attributes.product_type}) is not a dress")
         bottom_attributes = _garment_attributes("bottom", bottom, language, BOTTOM_CATEGORIES) if bottom else None
-        return cls(
-            body,
-            Garment.of(top_attributes),
-            Garment.of(bottom_attributes) if bottom_attributes is not None else None,
-            top_attributes,
-            bottom_attributes,
-        )
+        return cls(body, Garment.of(top_attributes), Garment.of(bottom_attributes) if bottom_attributes is not None else None)
 
 
 def _garment_attributes(field: str, text: str, language: str, categories: tuple[str, ...]) -> Attributes:

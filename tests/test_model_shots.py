@@ -34,7 +34,7 @@ def test_the_prompt_is_the_phrasing_the_generator_was_trained_on():
     for _ in range(50):
         spec = random_figure(rng)
         garments = [Garment(g.product_type, g.colour, None if g.pattern == "plain" else g.pattern) for g in spec.garments().values()]
-        assert Outfit(spec.body, garments[0], garments[1] if len(garments) > 1 else None, None, None).prompt() == figure_caption(spec)  # type: ignore[arg-type]
+        assert Outfit(spec.body, garments[0], garments[1] if len(garments) > 1 else None).prompt() == figure_caption(spec)
 
 
 def test_a_blank_bottom_under_a_dress_is_no_bottom():

@@ -80,7 +80,6 @@ def train(
 ) -> dict[str, Any]:
     """Fine-tune the generator's VAE and UNet on figures and products; save them to `out/vae`, `out/unet`.
     `figures` is a `segmenter.FigureSet` of training figures; `steps` has "vae" and "unet"."""
-    import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     from fashion_studio.mini import sd
@@ -107,14 +106,12 @@ def train(
     texts = [tuple(c.text for c in item.captions) for item in products.items] + figure_captions(figures.specs, seed)
     n_products, n_figures = len(products.items), len(figures.specs)
     share = np.concatenate([np.full(n_products, (1 - FIGURE_SHARE) / n_products), np.full(n_figures, FIGURE_SHARE / n_figures)])
-    scaling = float(scaling_factor)
     left = max_seconds - (time.perf_counter() - started)
-    torch.manual_seed(seed)
-    _, unet_info = sd.train_unet(
+    _, unet_info = sd.train_unet(  # seeds torch itself
         out / "unet",
         texts,
         latents,
-        scaling,
+        scaling_factor,
         text_encoder,
         tokenizer,
         seed,

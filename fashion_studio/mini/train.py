@@ -213,35 +213,41 @@ class Trainer:
     def heldout_set(self):
         return self.heldout_sets()[0]
 
+    def _from_pipeline(self, folder: Path, parts: dict[str, str], allowed: bool, missing: str) -> Path:
+        """`folder` with each of `parts` (its subfolder -> the assembled pipeline's component) in place: as
+        it is, or, when `allowed`, copied from the shipped pipeline (a fresh checkout has no work folder)."""
+        shipped = self.out_dir / MODEL_STAGES["sd"]
+        if all((folder / part / "config.json").is_file() for part in parts):
+            return folder
+        if allowed and all((shipped / component / "config.json").is_file() for component in parts.values()):
+            logger.info("restoring %s from %s", folder, shipped)
+            for part, component in parts.items():
+                shutil.copytree(shipped / component, folder / part, dirs_exist_ok=True)
+            return folder
+        raise RuntimeError(missing)
+
     def _restored(self, stage: str) -> Path:
-        """A stage's weights in the work folder (the vae or unet stage's). A family assembled before the
-        shots stage existed shipped them in its pipeline: restored from there when the work folder is gone."""
+        """The vae or unet stage's weights in the work folder. A family assembled before the shots stage
+        existed shipped them in its pipeline: restored from there when the work folder is gone."""
         folder = self.work_dir / stage
-        shipped = self.out_dir / MODEL_STAGES["sd"] / stage
-        if (folder / "config.json").is_file():
-            return folder
-        if stage in self.record["stages"] and "shots" not in self.record["stages"] and (shipped / "config.json").is_file():
-            logger.info("restoring the trained %s from %s", stage, shipped)
-            shutil.copytree(shipped, folder, dirs_exist_ok=True)
-            return folder
-        raise RuntimeError(
+        return self._from_pipeline(
+            folder,
+            {"": stage},
+            stage in self.record["stages"] and "shots" not in self.record["stages"],
             f"the {stage} stage's weights are not in {folder} and not shipped (the pipeline holds the shots stage's): "
-            f"retrain from the {stage} stage on (train-mini --only {stage} and every stage after it that you want)"
+            f"retrain from the {stage} stage on (train-mini --only {stage} and every stage after it that you want)",
         )
 
     def shots_folder(self) -> Path:
         """The shots stage's VAE and UNet: its work folder, restored from the assembled pipeline (which
         holds exactly them) when the work folder is gone, so `--only sd` works on a fresh checkout."""
         folder = self.work_dir / "shots"
-        shipped = self.out_dir / MODEL_STAGES["sd"]
-        if all((folder / part / "config.json").is_file() for part in ("vae", "unet")):
-            return folder
-        if "shots" in self.record["stages"] and all((shipped / part / "config.json").is_file() for part in ("vae", "unet")):
-            logger.info("restoring the shots stage's VAE and UNet from %s", shipped)
-            for part in ("vae", "unet"):
-                shutil.copytree(shipped / part, folder / part, dirs_exist_ok=True)
-            return folder
-        raise RuntimeError(f"the shots stage's weights are not in {folder}: run train-mini --only shots first")
+        return self._from_pipeline(
+            folder,
+            {"vae": "vae", "unet": "unet"},
+            "shots" in self.record["stages"],
+            f"the shots stage's weights are not in {folder}: run train-mini --only shots first",
+        )
 
     def vae_folder(self) -> Path:
         return self._restored("vae")
@@ -502,6 +508,11 @@ WEIGHTS: dict[str, str] = {
 SHIPPED_WEIGHTS = {**WEIGHTS, "shots": "sd/unet/diffusion_pytorch_model.safetensors"}
 
 
+def weights_path(where: str, family: Path, work: Path) -> Path:
+    """A `WEIGHTS` / `SHIPPED_WEIGHTS` entry as a path: under the work folder for "work/...", else the family's."""
+    return work / where.removeprefix("work/") if where.startswith("work/") else family / where
+
+
 def file_digest(path: Path) -> str:
     import hashlib
 
@@ -527,9 +538,9 @@ def check_reproducible(out_dir: Path, work_dir: Path, stages: Iterable[str], scr
         config.max_minutes = {**config.max_minutes, stage: 1e6}  # never cut short: the steps decide
         if info.get("stopped_early") or any(isinstance(part, dict) and part.get("stopped_early") for part in info.values()):
             raise ValueError(f"the shipped {stage} stopped at its time cap: its steps cannot be repeated")
-        kept = SHIPPED_WEIGHTS[stage]
-        if kept.startswith("work/") and not (work_dir / kept.removeprefix("work/")).is_file():
-            raise ValueError(f"the {stage} stage's weights are kept in the work folder, not shipped: {work_dir / kept.removeprefix('work/')} is missing")
+        kept = weights_path(SHIPPED_WEIGHTS[stage], out_dir, work_dir)
+        if not kept.is_file():
+            raise ValueError(f"the {stage} stage's weights are not at {kept} (the vae and unet stages' are kept in the work folder, not shipped)")
         if scratch.exists():
             shutil.rmtree(scratch)
         family, work = scratch / "family", scratch / "work"
@@ -548,8 +559,7 @@ def check_reproducible(out_dir: Path, work_dir: Path, stages: Iterable[str], scr
             trainer.vae_folder()
         started = time.perf_counter()
         trainer.run([stage], force=True)
-        rerun = (work if WEIGHTS[stage].startswith("work/") else family) / WEIGHTS[stage].removeprefix("work/")
-        shipped, again = file_digest(work_dir / kept.removeprefix("work/") if kept.startswith("work/") else out_dir / kept), file_digest(rerun)
+        shipped, again = file_digest(kept), file_digest(weights_path(WEIGHTS[stage], family, work))
         results[stage] = {
             "identical": shipped == again,
             "shipped_sha256": shipped,

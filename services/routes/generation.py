@@ -25,8 +25,7 @@ router = APIRouter()
 async def generate(body: GenerateRequest) -> GenerateResponse:
     """Generate 1..4 images for a prompt; each is scored by CLIP, safety-checked and stored with its
     metadata. Blocked images are left out (`blocked` counts them); none left is 422 `content_blocked`."""
-    images, model, timings, blocked = await _generate_and_store(body, {})
-    return GenerateResponse(images=images, model=model, timings=timings, blocked=blocked)
+    return await _generate_and_store(body, {})
 
 
 @router.post("/model_shot", response_model=ModelShotResponse)
@@ -37,19 +36,19 @@ async def model_shot(body: ModelShotRequest) -> ModelShotResponse:
     outfit = Outfit.from_descriptions(body.body, body.top, body.bottom, body.language)
     request = GenerateRequest(prompt=outfit.prompt(), **body.model_dump(include=set(GenerationParams.model_fields)))
     garments = {"top": _garment_out(body.top, outfit.top)}
-    garments["bottom"] = _garment_out(body.bottom, outfit.bottom) if body.bottom and outfit.bottom else None
+    garments["bottom"] = _garment_out(body.bottom, outfit.bottom) if outfit.bottom else None
     extra = {"model_shot": {"body": body.body, **{slot: g.model_dump() if g else None for slot, g in garments.items()}}}
-    images, model, timings, blocked = await _generate_and_store(request, extra)
-    return ModelShotResponse(images=images, model=model, timings=timings, blocked=blocked, prompt=request.prompt, **garments)
+    generated = await _generate_and_store(request, extra)
+    return ModelShotResponse(**dict(generated), prompt=request.prompt, **garments)
 
 
 def _garment_out(description: str, garment: Garment) -> OutfitGarment:
     return OutfitGarment(description=description, product_type=garment.product_type, colour=garment.colour, pattern=garment.pattern)
 
 
-async def _generate_and_store(body: GenerateRequest, extra: dict[str, Any]) -> tuple[list[ImageOut], str, dict[str, float], int]:
+async def _generate_and_store(body: GenerateRequest, extra: dict[str, Any]) -> GenerateResponse:
     """Generate, score, check and (ranked by predicted popularity when asked) store each image that
-    passed the safety check, with its metadata and `extra`; (images, model, timings, blocked)."""
+    passed the safety check, with its metadata and `extra`."""
     service = studio()
     output, scores, verdicts = await service.generate_images(body)
     popularity: list[float | None] = [None] * len(output.images)
@@ -94,7 +93,7 @@ async def _generate_and_store(body: GenerateRequest, extra: dict[str, Any]) -> t
                     popularity=None if predicted is None else round(predicted, 4),
                 )
             )
-    return images, output.model, output.timings, sum(v.blocked for v in verdicts)
+    return GenerateResponse(images=images, model=output.model, timings=output.timings, blocked=sum(v.blocked for v in verdicts))
 
 
 @router.post("/generate_image", response_class=Response, responses={200: {"content": {"image/png": {}}}})
