@@ -136,6 +136,7 @@ class GenerationResult:
     batch_images: int
     model: str
     lora: dict[str, float] = field(default_factory=dict)  # the adapters applied, name -> weight
+    scores: list[float] | None = None  # CLIP score of each image against the prompt, where the generator's process scores
 
 
 def stop_at_deadline(deadline: float, steps: int, what: str) -> Callable[..., dict]:

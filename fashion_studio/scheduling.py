@@ -38,12 +38,15 @@ from collections.abc import Hashable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fashion_studio import metrics
 from fashion_studio.errors import DeadlineExceededError, InvalidInputError, RequestCancelledError
 from fashion_studio.generation import MAX_SEED, GenerationRequest, GenerationResult, Generator
 from fashion_studio.settings import Settings
+
+if TYPE_CHECKING:
+    from fashion_studio.scoring import Scorer
 
 logger = logging.getLogger(__name__)
 
@@ -235,10 +238,14 @@ class StepScheduler:
 
     `submit` returns a `concurrent.futures.Future` of the request's `GenerationResult`; `cancel` drops a
     request by id. `max_batch_images` bounds the images of one UNet call (guidance doubles the rows).
+    With a `scorer`, the images finishing at a step are CLIP-scored against their prompts on this same
+    thread before their futures settle (`GenerationResult.scores`): the scoring takes its turn between
+    steps instead of taking the cores from under one, as a process of its own on the same cores does.
     """
 
-    def __init__(self, generator: Generator, max_batch_images: int = 8) -> None:
+    def __init__(self, generator: Generator, max_batch_images: int = 8, scorer: Scorer | None = None) -> None:
         self.generator = generator
+        self.scorer = scorer
         self.pipeline = generator.pipeline
         self.max_batch_images = max(1, max_batch_images)
         self.stepwise = generator.family == "sd"
@@ -404,7 +411,9 @@ class StepScheduler:
                     self._finish(job, error=exc)
                 else:
                     job.step = job.request.steps
-                    self._finish(job, dataclasses.replace(result, timings={**result.timings, "batch_items": 1.0}))
+                    scores, score_s = self._score(result.images, [job.request.prompt] * len(result.images))
+                    timings = {**result.timings, "batch_items": 1.0, **({"score": score_s} if scores else {})}
+                    self._finish(job, dataclasses.replace(result, timings=timings, scores=scores))
                 return
             # The group key holds the adapters, so one switch serves the encode, the step and the decode.
             adapters = self.generator.use_adapters(batch[0].request.lora)
@@ -504,7 +513,7 @@ class StepScheduler:
 
     def _decode(self, jobs: list[_Job], adapters: dict[str, float]) -> list[GenerationResult]:
         """VAE decode of the requests finishing at this step in one call, the pipeline's safety
-        checker if it has one, then PIL images."""
+        checker if it has one, then PIL images, and with a scorer their CLIP scores in one call."""
         import torch
 
         pipe = self.pipeline
@@ -515,6 +524,7 @@ class StepScheduler:
         denormalize = [True] * len(decoded) if nsfw is None else [not flagged for flagged in nsfw]
         images = pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=denormalize)
         decode_s = time.perf_counter() - started
+        scores, score_s = self._score(images, [job.request.prompt for job in jobs for _ in range(job.images)])
         results = []
         for job, offset in zip(jobs, itertools.accumulate((job.images for job in jobs), initial=0)):
             job.compute_s += decode_s * job.images / len(images)
@@ -527,6 +537,8 @@ class StepScheduler:
                 "compute": job.compute_s,
                 "batch_items": float(job.batch_items),
             }
+            if scores:
+                timings["score"] = score_s
             results.append(
                 GenerationResult(
                     images=images[offset : offset + job.images],
@@ -535,6 +547,22 @@ class StepScheduler:
                     batch_images=job.batch_images,
                     model=self.generator.name,
                     lora=adapters,
+                    scores=scores[offset : offset + job.images] if scores else None,
                 )
             )
         return results
+
+    def _score(self, images: list[Any], prompts: list[str]) -> tuple[list[float] | None, float]:
+        """CLIP scores of finished images against their prompts, and the seconds they took; None without
+        a scorer, or when scoring fails (logged): the images are still good, and the gateway then asks
+        the scorer service instead."""
+        if self.scorer is None or not images:
+            return None, 0.0
+        started = time.perf_counter()
+        try:
+            scores = self.scorer.score(images, prompts)
+        except Exception:
+            logger.exception("scoring %d finished image(s) in the generator failed; the gateway scores them", len(images))
+            return None, 0.0
+        metrics.BATCH_SIZE.labels(method="score").observe(len(images))
+        return scores, time.perf_counter() - started

@@ -174,6 +174,14 @@ class Settings(BaseSettings):
         "about 17% more bytes (1024x1024: 0.18 s against 0.66 s on one core, docs/benchmarks-gpu.md).",
     )
     warmup: bool = Field(True, description="Run one generation at the default shape before a generator reports ready.")
+    generator_scores: bool = Field(
+        True,
+        description="The generator's process also holds the scorer's CLIP and scores each image against its prompt on the step "
+        "scheduler's thread, between denoising steps, for /generate, /generate_image and /model_shot (one process per "
+        "accelerator; on a shared CPU the scorer's own process took the generator's cores mid-step). Off: the gateway calls "
+        "the scorer service, as it does for every other score. The Kubernetes overlays turn it off: there the scorer is a "
+        "Deployment of its own.",
+    )
     model_wait_s: float = Field(0.0, description="How long a service waits for a missing model folder to appear (a volume still being filled) before failing.")
 
     # Generation defaults (requests may override within limits): what fashion-mini was evaluated at.

@@ -140,7 +140,9 @@ class Studio:
 
     async def generate_images(self, body: GenerateRequest) -> tuple[GenerateOutput, list[float], list[Verdict]]:
         """Generate, score against the prompt and run the safety check; the CLIP safety filter's
-        (image, concept) pairs ride in the same scorer call as the prompt's."""
+        (image, concept) pairs ride in the same scorer call as the prompt's. Scores the generator's
+        process already gave (FASHION_GENERATOR_SCORES) are used as they are, unless concepts need
+        the scorer anyway."""
         work = generate_work(body.to_request())
         with metrics.time_stage("generate"):
             output = (await call_model(lambda: self.generator.to_async.generate([work])))[0]
@@ -150,8 +152,12 @@ class Studio:
         items = [ScoreItem(png_b64=im.png_b64, text=body.prompt) for im in output.images]
         if concepts is not None:  # image-major, as `verdicts` reads them
             items += [ScoreItem(png_b64=im.png_b64, text=concept) for im in output.images for concept in concepts.concepts]
-        with metrics.time_stage("score"):
-            all_scores = await call_model(lambda: self.scorer.to_async.score(items), SETTINGS.batching.short_call_timeout_s)
+        given = [im.clip_score for im in output.images]
+        if concepts is None and None not in given:
+            all_scores = [float(score) for score in given if score is not None]
+        else:
+            with metrics.time_stage("score"):
+                all_scores = await call_model(lambda: self.scorer.to_async.score(items), SETTINGS.batching.short_call_timeout_s)
         count = len(output.images)
         scores = all_scores[:count]
         if concepts is not None:

@@ -6,7 +6,9 @@ take turns step by step, so a long request never holds a short one for more than
 The API is therefore not batchable (adaptive batching would run a batch to its end): each call waits
 on its items' futures in a thread of its own, one per call in flight. `cancel` drops a gateway
 request's work before its next step (its client went away); an item past the model's cost limits is
-refused, and an item that fails fails alone.
+refused, and an item that fails fails alone. With `FASHION_GENERATOR_SCORES` (on unless the deployment
+runs the scorer apart), each image comes back with its CLIP score against its prompt, scored between
+steps on the scheduler's thread, so `/generate` needs no call to the scorer service.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from fashion_studio import metrics, models
 from fashion_studio.errors import InvalidInputError
 from fashion_studio.generation import GenerationRequest, GenerationResult, Generator, lora_names
 from fashion_studio.scheduling import CostLimits, StepScheduler
+from fashion_studio.scoring import Scorer
 from fashion_studio.settings import get_settings
 from services.lifecycle import outlive_gateway
 from services.loading import BackgroundLoad
@@ -41,13 +44,19 @@ class Loaded:
 
 def load_and_warm_up() -> Loaded:
     """Load, then run one generation at the default shape before reporting ready, so the first
-    request (and the seconds-per-image SLO) does not pay for lazy allocations and kernel selection."""
-    generator = Generator.load(SETTINGS.for_process("generator"))
+    request (and the seconds-per-image SLO) does not pay for lazy allocations and kernel selection.
+    With `generator_scores`, the scorer's CLIP loads here too and scores on the scheduler's thread."""
+    settings = SETTINGS.for_process("generator")
+    # The scorer first: a CLIP folder still being filled is waited on before the generator loads.
+    scorer = Scorer.load(settings) if SETTINGS.generator_scores else None
+    generator = Generator.load(settings)
     if SETTINGS.warmup:
         with models.one_thread():
-            generator.generate([GenerationRequest(prompt="warm-up", seed=0)])
+            images = generator.generate([GenerationRequest(prompt="warm-up", seed=0)])[0].images
+            if scorer is not None:
+                scorer.score(images, ["warm-up"])
     # As many images per UNet call as a batch of `max_batch_size` requests could hold before.
-    scheduler = StepScheduler(generator, max_batch_images=SETTINGS.batching.max_batch_size * SETTINGS.limits.max_images_per_prompt)
+    scheduler = StepScheduler(generator, max_batch_images=SETTINGS.batching.max_batch_size * SETTINGS.limits.max_images_per_prompt, scorer=scorer)
     return Loaded(scheduler, CostLimits.for_model(generator.ref.path, SETTINGS))
 
 
@@ -98,7 +107,10 @@ class GeneratorService:
             return GenerateOutput(error=error)
         observe(result, item, loaded.scheduler.generator)
         return GenerateOutput(
-            images=[GeneratedImage(png_b64=png_b64(im), seed=seed, width=im.width, height=im.height) for im, seed in zip(result.images, result.seeds)],
+            images=[
+                GeneratedImage(png_b64=png_b64(im), seed=seed, width=im.width, height=im.height, clip_score=score)
+                for im, seed, score in zip(result.images, result.seeds, result.scores or [None] * len(result.images))
+            ],
             model=result.model,
             timings=result.timings,
             batch_images=result.batch_images,
@@ -112,8 +124,9 @@ def observe(result: GenerationResult, item: GenerateWork, generator: Generator) 
     images = len(result.images)
     if item.enqueued_at:
         metrics.STAGE_DURATION.labels(stage="queue").observe(max(time.time() - item.enqueued_at - result.timings["total"], 0.0))
-    for stage in ("encode", "denoise", "decode"):
-        metrics.STAGE_DURATION.labels(stage=stage).observe(result.timings[stage])
+    for stage in ("encode", "denoise", "decode", "score"):
+        if stage in result.timings:  # "score" where this process scores (FASHION_GENERATOR_SCORES)
+            metrics.STAGE_DURATION.labels(stage=stage).observe(result.timings[stage])
     per_image = metrics.SECONDS_PER_IMAGE.labels(model=generator.name, runtime=generator.runtime)
     for _ in range(images):  # one observation per image: the SLO counts images, not requests
         per_image.observe(result.timings.get("compute", result.timings["total"]) / images)

@@ -120,6 +120,9 @@ class GeneratedImage(BaseModel):
     seed: int
     width: int
     height: int
+    clip_score: float | None = Field(
+        None, description="CLIP score against the request's prompt, where the generator's process scores (FASHION_GENERATOR_SCORES)."
+    )
 
 
 class GenerateOutput(ItemOutput):

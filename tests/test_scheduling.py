@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 from fashion_studio.errors import DeadlineExceededError, InvalidInputError
 from fashion_studio.generation import GenerationRequest, Generator
 from fashion_studio.scheduling import CostLimits, RequestCancelledError, StepScheduler, native_size
+from fashion_studio.scoring import Scorer
 from fashion_studio.settings import Settings
 from tests.helpers import ROOT, wait_until
 
@@ -171,3 +172,43 @@ def test_a_seeded_request_submitted_again_under_its_id_joins_the_first(scheduler
     unseeded = GenerationRequest(prompt="a yellow raincoat", steps=2)
     futures = [scheduler.submit(unseeded, request_id="gateway-3") for _ in range(2)]
     assert len({tuple(f.result(timeout=60).seeds) for f in futures}) == 2, "unseeded requests drew one seed"
+
+
+def test_with_a_scorer_each_finished_image_comes_back_scored_against_its_own_prompt(generator):
+    scorer = Scorer.load(Settings())
+    scheduler = StepScheduler(generator, max_batch_images=8, scorer=scorer)
+    requests = [
+        GenerationRequest(prompt="a red striped dress", seed=31, steps=6, guidance=4.0, num_images=2),
+        GenerationRequest(prompt="a navy wool coat", seed=41, steps=4, guidance=4.0),
+    ]
+    try:
+        results = [future.result(timeout=60) for future in [scheduler.submit(r) for r in requests]]
+    finally:
+        scheduler.close()
+    for request, result in zip(requests, results):
+        assert result.scores == pytest.approx(scorer.score(result.images, [request.prompt] * len(result.images)), abs=1e-3)
+        assert result.timings["score"] > 0
+    dress, coat = results[0].images[0], results[1].images[0]
+    assert scorer.score([dress], ["a red striped dress"])[0] != pytest.approx(scorer.score([dress], ["a navy wool coat"])[0], abs=1e-3)
+    assert results[0].scores[0] != pytest.approx(scorer.score([coat], ["a red striped dress"])[0], abs=1e-3)
+
+
+class FailingScorer:
+    """Fault injection: a scorer whose every call fails."""
+
+    def score(self, images, texts):
+        raise RuntimeError("CLIP went away")
+
+
+def test_a_failing_scorer_leaves_the_images_unscored_but_delivered(generator):
+    scheduler = StepScheduler(generator, max_batch_images=8, scorer=FailingScorer())
+    try:
+        result = scheduler.submit(GenerationRequest(prompt="a white blouse", seed=3, steps=3, guidance=4.0)).result(timeout=60)
+    finally:
+        scheduler.close()
+    assert len(result.images) == 1 and result.scores is None and "score" not in result.timings
+
+
+def test_without_a_scorer_results_carry_no_scores(scheduler):
+    result = scheduler.submit(GenerationRequest(prompt="a green skirt", seed=4, steps=3, guidance=4.0)).result(timeout=60)
+    assert result.scores is None and "score" not in result.timings

@@ -88,10 +88,14 @@ def test_generate_returns_stored_images_of_the_asked_size(server):
     body = response.json()
     assert [im["seed"] for im in body["images"]] == [42, 43]
     assert body["model"].endswith("sd")
-    assert {"encode", "denoise", "decode"} <= set(body["timings"])
+    assert {"encode", "denoise", "decode", "score"} <= set(body["timings"]), "the generator's process did not score its images"
     for image in body["images"]:
         assert (image["width"], image["height"]) == (64, 32)
         assert Image.open(image["url"]).size == (64, 32)
+        # the score the generator's process gave is the scorer service's for the stored PNG and the prompt
+        scored = post(server, "/score", {"image": base64.b64encode(Path(image["url"]).read_bytes()).decode(), "text": "a red striped women's dress"})
+        assert scored.status_code == 200, scored.text
+        assert image["clip_score"] == pytest.approx(scored.json()["clip_score"], abs=1e-3)
         record = json.loads(Path(image["url"]).with_suffix(".json").read_text())
         assert record["seed"] == image["seed"]
         assert record["clip_score"] == image["clip_score"]
