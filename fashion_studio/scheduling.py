@@ -210,6 +210,7 @@ class _Job:
     compute_s: float = 0.0
     batch_images: int = 0
     batch_items: int = 0
+    score: bool = False  # CLIP-score its images against its prompt, with the scheduler's scorer
 
     @property
     def key(self) -> Hashable:
@@ -260,11 +261,12 @@ class StepScheduler:
 
     # --- the public side, called from any thread ---------------------------------------------------
 
-    def submit(self, request: GenerationRequest, request_id: str | None = None, deadline: float | None = None) -> Future:
+    def submit(self, request: GenerationRequest, request_id: str | None = None, deadline: float | None = None, score: bool = False) -> Future:
         """Queue a request; `request_id` names it for `cancel` (several requests may share one, as the
         attempts of one catalog article do). Cancelling the returned future cancels the request too, so
-        an awaiting task that is cancelled (`asyncio.wrap_future`) takes its work with it."""
-        job = _Job(id=uuid.uuid4().hex, request_id=request_id or "", request=request.with_seed(), deadline=deadline, future=Future())
+        an awaiting task that is cancelled (`asyncio.wrap_future`) takes its work with it. With `score`
+        (and a scorer), its images come back CLIP-scored against its prompt."""
+        job = _Job(id=uuid.uuid4().hex, request_id=request_id or "", request=request.with_seed(), deadline=deadline, future=Future(), score=score)
         with self._cond:
             if self._closed:
                 raise RuntimeError("the step scheduler is closed")
@@ -411,8 +413,10 @@ class StepScheduler:
                     self._finish(job, error=exc)
                 else:
                     job.step = job.request.steps
-                    scores, score_s = self._score(result.images, [job.request.prompt] * len(result.images))
-                    timings = {**result.timings, "batch_items": 1.0, **({"score": score_s} if scores else {})}
+                    scores, score_s = self._score(result.images, [job.request.prompt] * len(result.images)) if job.score else (None, 0.0)
+                    timings = {**result.timings, "batch_items": 1.0}
+                    if scores:
+                        timings["score"], timings["total"] = score_s, timings["total"] + score_s
                     self._finish(job, dataclasses.replace(result, timings=timings, scores=scores))
                 return
             # The group key holds the adapters, so one switch serves the encode, the step and the decode.
@@ -524,9 +528,14 @@ class StepScheduler:
         denormalize = [True] * len(decoded) if nsfw is None else [not flagged for flagged in nsfw]
         images = pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=denormalize)
         decode_s = time.perf_counter() - started
-        scores, score_s = self._score(images, [job.request.prompt for job in jobs for _ in range(job.images)])
+        offsets = list(itertools.accumulate((job.images for job in jobs), initial=0))
+        wanted = [(job, offset) for job, offset in zip(jobs, offsets) if job.score]
+        scores, score_s = self._score(
+            [im for job, o in wanted for im in images[o : o + job.images]], [job.request.prompt for job, _ in wanted for _ in range(job.images)]
+        )
+        scores_of = dict(zip((job.id for job, _ in wanted), _split(scores, [job.images for job, _ in wanted]))) if scores else {}
         results = []
-        for job, offset in zip(jobs, itertools.accumulate((job.images for job in jobs), initial=0)):
+        for job, offset in zip(jobs, offsets):
             job.compute_s += decode_s * job.images / len(images)
             timings = {
                 "queue": job.started - job.submitted,
@@ -537,7 +546,7 @@ class StepScheduler:
                 "compute": job.compute_s,
                 "batch_items": float(job.batch_items),
             }
-            if scores:
+            if job.id in scores_of:
                 timings["score"] = score_s
             results.append(
                 GenerationResult(
@@ -547,7 +556,7 @@ class StepScheduler:
                     batch_images=job.batch_images,
                     model=self.generator.name,
                     lora=adapters,
-                    scores=scores[offset : offset + job.images] if scores else None,
+                    scores=scores_of.get(job.id),
                 )
             )
         return results
@@ -564,5 +573,10 @@ class StepScheduler:
         except Exception:
             logger.exception("scoring %d finished image(s) in the generator failed; the gateway scores them", len(images))
             return None, 0.0
-        metrics.BATCH_SIZE.labels(method="score").observe(len(images))
+        metrics.BATCH_SIZE.labels(method="score_in_generator").observe(len(images))
         return scores, time.perf_counter() - started
+
+
+def _split(values: list[float], sizes: list[int]) -> list[list[float]]:
+    """`values` cut into consecutive runs of these sizes."""
+    return [values[start : start + size] for start, size in zip(itertools.accumulate(sizes, initial=0), sizes)]

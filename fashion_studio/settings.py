@@ -178,8 +178,8 @@ class Settings(BaseSettings):
         True,
         description="The generator's process also holds the scorer's CLIP and scores each image against its prompt on the step "
         "scheduler's thread, between denoising steps, for /generate, /generate_image and /model_shot (one process per "
-        "accelerator; on a shared CPU the scorer's own process took the generator's cores mid-step). Off: the gateway calls "
-        "the scorer service, as it does for every other score. The Kubernetes overlays turn it off: there the scorer is a "
+        "accelerator; on a shared CPU the scorer's own process takes the generator's cores mid-step). With the CLIP safety "
+        "concept filter, or off, the gateway calls the scorer service, as it does for every other score. The Kubernetes overlays turn it off: there the scorer is a "
         "Deployment of its own.",
     )
     model_wait_s: float = Field(0.0, description="How long a service waits for a missing model folder to appear (a volume still being filled) before failing.")

@@ -143,12 +143,13 @@ class Studio:
         (image, concept) pairs ride in the same scorer call as the prompt's. Scores the generator's
         process already gave (FASHION_GENERATOR_SCORES) are used as they are, unless concepts need
         the scorer anyway."""
-        work = generate_work(body.to_request())
+        safety = self.safety.get()
+        concepts = safety.concepts
+        # with the concept filter, the prompt's pair rides in the scorer call the concepts make anyway
+        work = generate_work(body.to_request(), score=concepts is None)
         with metrics.time_stage("generate"):
             output = (await call_model(lambda: self.generator.to_async.generate([work])))[0]
         raise_item_error(output)
-        safety = self.safety.get()
-        concepts = safety.concepts
         items = [ScoreItem(png_b64=im.png_b64, text=body.prompt) for im in output.images]
         if concepts is not None:  # image-major, as `verdicts` reads them
             items += [ScoreItem(png_b64=im.png_b64, text=concept) for im in output.images for concept in concepts.concepts]

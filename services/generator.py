@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import bentoml
 
 from fashion_studio import metrics, models
-from fashion_studio.errors import InvalidInputError
+from fashion_studio.errors import InvalidInputError, ModelNotFoundError
 from fashion_studio.generation import GenerationRequest, GenerationResult, Generator, lora_names
 from fashion_studio.scheduling import CostLimits, StepScheduler
 from fashion_studio.scoring import Scorer
-from fashion_studio.settings import get_settings
+from fashion_studio.settings import Settings, get_settings
 from services.lifecycle import outlive_gateway
 from services.loading import BackgroundLoad
 from services.schemas import GeneratedImage, GenerateOutput, GenerateWork, ItemError, png_b64
@@ -47,8 +47,7 @@ def load_and_warm_up() -> Loaded:
     request (and the seconds-per-image SLO) does not pay for lazy allocations and kernel selection.
     With `generator_scores`, the scorer's CLIP loads here too and scores on the scheduler's thread."""
     settings = SETTINGS.for_process("generator")
-    # The scorer first: a CLIP folder still being filled is waited on before the generator loads.
-    scorer = Scorer.load(settings) if SETTINGS.generator_scores else None
+    scorer = load_scorer(settings) if SETTINGS.generator_scores else None
     generator = Generator.load(settings)
     if SETTINGS.warmup:
         with models.one_thread():
@@ -58,6 +57,19 @@ def load_and_warm_up() -> Loaded:
     # As many images per UNet call as a batch of `max_batch_size` requests could hold before.
     scheduler = StepScheduler(generator, max_batch_images=SETTINGS.batching.max_batch_size * SETTINGS.limits.max_images_per_prompt, scorer=scorer)
     return Loaded(scheduler, CostLimits.for_model(generator.ref.path, SETTINGS))
+
+
+def load_scorer(settings: Settings) -> Scorer | None:
+    """The scorer's CLIP for this process, loaded first: a folder still being filled is waited on
+    (`ModelNotFoundError` goes to `BackgroundLoad`) before the generator loads. Any other failure
+    leaves the generator serving unscored images, which the gateway sends to the scorer service."""
+    try:
+        return Scorer.load(settings)
+    except ModelNotFoundError:
+        raise
+    except Exception:
+        logger.exception("the generator's process could not load the scorer's CLIP; the scorer service scores its images")
+        return None
 
 
 @outlive_gateway
@@ -95,7 +107,7 @@ class GeneratorService:
             request = loaded.cost.check(item.request.check(SETTINGS.limits, lora_names(SETTINGS)))
         except InvalidInputError as exc:
             return GenerateOutput(error=ItemError.of(exc))
-        return loaded.scheduler.submit(request, item.request_id, item.deadline)
+        return loaded.scheduler.submit(request, item.request_id, item.deadline, score=item.score)
 
     def _wait(self, loaded: Loaded, item: GenerateWork, future: Future) -> GenerateOutput:
         try:
@@ -124,9 +136,8 @@ def observe(result: GenerationResult, item: GenerateWork, generator: Generator) 
     images = len(result.images)
     if item.enqueued_at:
         metrics.STAGE_DURATION.labels(stage="queue").observe(max(time.time() - item.enqueued_at - result.timings["total"], 0.0))
-    for stage in ("encode", "denoise", "decode", "score"):
-        if stage in result.timings:  # "score" where this process scores (FASHION_GENERATOR_SCORES)
-            metrics.STAGE_DURATION.labels(stage=stage).observe(result.timings[stage])
+    for stage in ("encode", "denoise", "decode"):
+        metrics.STAGE_DURATION.labels(stage=stage).observe(result.timings[stage])
     per_image = metrics.SECONDS_PER_IMAGE.labels(model=generator.name, runtime=generator.runtime)
     for _ in range(images):  # one observation per image: the SLO counts images, not requests
         per_image.observe(result.timings.get("compute", result.timings["total"]) / images)

@@ -151,11 +151,12 @@ async def cancel_work(request_id: str) -> None:
         logger.warning("cancelling request %s in the generator failed: %s: %s", request_id, type(exc).__name__, exc)
 
 
-def generate_work(request: GenerationRequest) -> GenerateWork:
+def generate_work(request: GenerationRequest, score: bool = False) -> GenerateWork:
     """The generator's work for one request: enqueued now, due at the request's deadline, tagged with
     the gateway request it serves (for `cancel`), its seed drawn here, so that a call made again after
-    a lost connection is the same work and joins the first instead of running twice."""
-    return GenerateWork(request=request.with_seed(), enqueued_at=time.time(), deadline=request_deadline())
+    a lost connection is the same work and joins the first instead of running twice. `score` asks the
+    generator's process for each image's CLIP score against the prompt, where it scores."""
+    return GenerateWork(request=request.with_seed(), enqueued_at=time.time(), deadline=request_deadline(), score=score)
 
 
 def raise_item_error(output: ItemOutput) -> None:

@@ -113,6 +113,7 @@ class GenerateWork(BaseModel):
     enqueued_at: float = Field(0.0, description="Gateway wall-clock time when the work was sent; queue time starts there.")
     deadline: float | None = Field(None, description="Wall-clock time after which nobody awaits the result.")
     request_id: str = Field(default_factory=REQUEST_ID.get, description="The gateway request this work serves; `cancel` drops its work by this id.")
+    score: bool = Field(False, description="Score each image against the prompt in the generator's process, where it scores (FASHION_GENERATOR_SCORES).")
 
 
 class GeneratedImage(BaseModel):

@@ -181,10 +181,13 @@ def test_with_a_scorer_each_finished_image_comes_back_scored_against_its_own_pro
         GenerationRequest(prompt="a red striped dress", seed=31, steps=6, guidance=4.0, num_images=2),
         GenerationRequest(prompt="a navy wool coat", seed=41, steps=4, guidance=4.0),
     ]
+    unasked = GenerationRequest(prompt="a yellow cap", seed=51, steps=4, guidance=4.0)
     try:
-        results = [future.result(timeout=60) for future in [scheduler.submit(r) for r in requests]]
+        futures = [scheduler.submit(r, score=True) for r in requests] + [scheduler.submit(unasked)]
+        *results, plain = [future.result(timeout=60) for future in futures]
     finally:
         scheduler.close()
+    assert plain.scores is None and "score" not in plain.timings, "a request that did not ask was scored"
     for request, result in zip(requests, results):
         assert result.scores == pytest.approx(scorer.score(result.images, [request.prompt] * len(result.images)), abs=1e-3)
         assert result.timings["score"] > 0
@@ -203,12 +206,12 @@ class FailingScorer:
 def test_a_failing_scorer_leaves_the_images_unscored_but_delivered(generator):
     scheduler = StepScheduler(generator, max_batch_images=8, scorer=FailingScorer())
     try:
-        result = scheduler.submit(GenerationRequest(prompt="a white blouse", seed=3, steps=3, guidance=4.0)).result(timeout=60)
+        result = scheduler.submit(GenerationRequest(prompt="a white blouse", seed=3, steps=3, guidance=4.0), score=True).result(timeout=60)
     finally:
         scheduler.close()
     assert len(result.images) == 1 and result.scores is None and "score" not in result.timings
 
 
 def test_without_a_scorer_results_carry_no_scores(scheduler):
-    result = scheduler.submit(GenerationRequest(prompt="a green skirt", seed=4, steps=3, guidance=4.0)).result(timeout=60)
+    result = scheduler.submit(GenerationRequest(prompt="a green skirt", seed=4, steps=3, guidance=4.0), score=True).result(timeout=60)
     assert result.scores is None and "score" not in result.timings
