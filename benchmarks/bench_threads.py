@@ -71,11 +71,19 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 server.stop()
     report["cores"], report["python_cpu_count"] = cores, os.cpu_count()
+    report.update(ratios(report))
     text = document(report)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     args.out.write_text(text)
     print(text)
     return 0
+
+
+def ratios(report: dict) -> dict[str, float]:
+    """Images/s of the configurations, in their order, over one another: what scoring in the
+    generator's process buys, and what the thread budget buys with the scorer apart."""
+    rates = [statistics.median(r["images_per_s"] for r in runs) for runs in report["runs"].values()]
+    return {"scoring_in_generator_over_scorer_process": rates[0] / rates[1], "budget_over_default": rates[1] / rates[2]}
 
 
 def document(report: dict) -> str:
@@ -85,10 +93,8 @@ def document(report: dict) -> str:
         rate = statistics.median(r["images_per_s"] for r in runs)
         p95 = statistics.median(r["p95_s"] for r in runs)
         rows.append(f"| {name} | {rate:.2f} | {min(r['images_per_s'] for r in runs):.2f} - {max(r['images_per_s'] for r in runs):.2f} | {p95:.3f} |")
-    rates = [statistics.median(r["images_per_s"] for r in runs) for runs in report["runs"].values()]
     answered = statistics.median(r["answered"] for runs in report["runs"].values() for r in runs)
-    report["scoring_in_generator_over_scorer_process"] = rates[0] / rates[1]
-    report["budget_over_default"] = rates[1] / rates[2]
+    report = {**report, **ratios(report)}
     return "\n".join(
         [
             "# CPU threads per model process",

@@ -413,11 +413,11 @@ class StepScheduler:
                     self._finish(job, error=exc)
                 else:
                     job.step = job.request.steps
-                    scores, score_s = self._score(result.images, [job.request.prompt] * len(result.images)) if job.score else (None, 0.0)
+                    scores_of, score_s = self._score([(job, result.images)])
                     timings = {**result.timings, "batch_items": 1.0}
-                    if scores:
+                    if job.id in scores_of:
                         timings["score"], timings["total"] = score_s, timings["total"] + score_s
-                    self._finish(job, dataclasses.replace(result, timings=timings, scores=scores))
+                    self._finish(job, dataclasses.replace(result, timings=timings, scores=scores_of.get(job.id)))
                 return
             # The group key holds the adapters, so one switch serves the encode, the step and the decode.
             adapters = self.generator.use_adapters(batch[0].request.lora)
@@ -529,11 +529,7 @@ class StepScheduler:
         images = pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=denormalize)
         decode_s = time.perf_counter() - started
         offsets = list(itertools.accumulate((job.images for job in jobs), initial=0))
-        wanted = [(job, offset) for job, offset in zip(jobs, offsets) if job.score]
-        scores, score_s = self._score(
-            [im for job, o in wanted for im in images[o : o + job.images]], [job.request.prompt for job, _ in wanted for _ in range(job.images)]
-        )
-        scores_of = dict(zip((job.id for job, _ in wanted), _split(scores, [job.images for job, _ in wanted]))) if scores else {}
+        scores_of, score_s = self._score([(job, images[offset : offset + job.images]) for job, offset in zip(jobs, offsets)])
         results = []
         for job, offset in zip(jobs, offsets):
             job.compute_s += decode_s * job.images / len(images)
@@ -561,22 +557,19 @@ class StepScheduler:
             )
         return results
 
-    def _score(self, images: list[Any], prompts: list[str]) -> tuple[list[float] | None, float]:
-        """CLIP scores of finished images against their prompts, and the seconds they took; None without
-        a scorer, or when scoring fails (logged): the images are still good, and the gateway then asks
-        the scorer service instead."""
-        if self.scorer is None or not images:
-            return None, 0.0
+    def _score(self, finished: list[tuple[_Job, list[Any]]]) -> tuple[dict[str, list[float]], float]:
+        """CLIP scores, in one call, of the finished jobs' images that asked for them, against each job's
+        prompt: job id -> its images' scores, and the seconds the call took. Empty without a scorer, or
+        when scoring fails (logged): the images are still good, and the gateway then asks the scorer
+        service instead."""
+        wanted = [(job, images) for job, images in finished if job.score and images]
+        if self.scorer is None or not wanted:
+            return {}, 0.0
         started = time.perf_counter()
         try:
-            scores = self.scorer.score(images, prompts)
+            scores = iter(self.scorer.score([im for _, images in wanted for im in images], [job.request.prompt for job, images in wanted for _ in images]))
         except Exception:
-            logger.exception("scoring %d finished image(s) in the generator failed; the gateway scores them", len(images))
-            return None, 0.0
-        metrics.BATCH_SIZE.labels(method="score_in_generator").observe(len(images))
-        return scores, time.perf_counter() - started
-
-
-def _split(values: list[float], sizes: list[int]) -> list[list[float]]:
-    """`values` cut into consecutive runs of these sizes."""
-    return [values[start : start + size] for start, size in zip(itertools.accumulate(sizes, initial=0), sizes)]
+            logger.exception("scoring the images of %d finished request(s) in the generator failed; the gateway scores them", len(wanted))
+            return {}, 0.0
+        metrics.BATCH_SIZE.labels(method="score_in_generator").observe(sum(len(images) for _, images in wanted))
+        return {job.id: [next(scores) for _ in images] for job, images in wanted}, time.perf_counter() - started
