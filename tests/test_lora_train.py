@@ -230,3 +230,31 @@ def test_served_adapters_are_an_enum_chosen_per_request_and_recorded(lora_server
     (plain, plain_record), (styled, styled_record) = draw([]), draw(["shop"])
     assert plain_record["lora"] == {} and styled_record["lora"] == {"shop": 1.0}
     assert np.abs(plain - styled).max() > 4
+
+
+def test_an_adapter_of_a_retrained_base_folder_is_not_taken_for_finished(tiny_models, tmp_path):
+    """A finished adapter is found again by its fingerprint, which holds the base folder's denoiser weights:
+    the same folder retrained (same name, other weights) fingerprints another training; a hub revision
+    stands for its weights."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from fashion_studio.lora.train import _fingerprint
+    from fashion_studio.models import ModelRef
+
+    base = Path(shutil.copytree(tiny_models["sd"], tmp_path / "sd"))
+    ref = ModelRef("generator", str(base), str(base))
+    config = tiny_config()
+    before = _fingerprint(ref, "data", config)
+    assert _fingerprint(ref, "data", config) == before
+    weights = next((base / "unet").glob("*.safetensors"))
+    tensors = load_file(weights)
+    name = next(iter(tensors))
+    tensors[name] = tensors[name] + 1.0
+    save_file(tensors, weights)
+    assert _fingerprint(ref, "data", config) != before
+    pinned = ModelRef("generator", "org/model", str(base), revision="abc123")
+    assert _fingerprint(pinned, "data", config) == _fingerprint(
+        ModelRef("generator", "org/model", str(tmp_path / "elsewhere"), revision="abc123"), "data", config
+    )

@@ -121,3 +121,51 @@ def test_an_ended_unet_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     again, info = train("ended", **resume)
     assert info["resumed_from_step"] == 4 and again == whole
     assert not (tmp_path / "checkpoint" / "state.pt").exists()
+
+
+def test_a_loss_map_weighs_latent_pixels(tmp_path):
+    """`loss_maps` weighs each latent pixel's denoising error in a weighted mean: a map of ones is the plain
+    loss and a map's scale does not matter (the same weights, bit for bit), while an uneven map trains
+    other weights."""
+    import hashlib
+
+    import numpy as np
+
+    from fashion_studio.mini import MINI_DIR, sd
+
+    items = make_items(8, seed=0)
+    noise = np.random.default_rng(1)
+    latents = (noise.standard_normal((8, 4, 16, 16)).astype(np.float32), np.full((8, 4, 16, 16), 0.1, np.float32))
+    text_encoder, tokenizer = sd.text_encoder_from_clip(MINI_DIR / "clip")
+
+    def train(folder, loss_maps=None):
+        unet, _ = sd.train_unet(tmp_path / folder, items, latents, 0.86, text_encoder, tokenizer, 0, 3, 1e6, batch_size=4, loss_maps=loss_maps)
+        return hashlib.sha256(b"".join(v.numpy().tobytes() for v in unet.state_dict().values())).hexdigest()
+
+    plain = train("plain")
+    assert train("ones", np.ones((8, 16, 16), np.float32)) == plain
+    garment = np.ones((8, 16, 16), np.float32)
+    garment[:, 4:12, 6:10] = 8.0
+    weighted = train("garment", garment)
+    assert weighted != plain
+    assert train("garment-doubled", 2 * garment) == weighted  # exact: doubling is exact in floating point
+
+
+def test_model_shots_weigh_garments_and_most_the_bottom():
+    """The shots stage's UNet loss map: 1 on background and skin, the garment weight on a top, the bottom's
+    weight on a bottom, fractions where a latent pixel is part garment."""
+    import numpy as np
+
+    from fashion_studio.mini.segmenter import MASK_TARGETS
+    from fashion_studio.mini.shots import UNET_GARMENT_WEIGHT, UNET_LOWER_WEIGHT, latent_loss_maps
+
+    masks = np.zeros((1, len(MASK_TARGETS), 64, 64), bool)
+    upper, lower, full = (MASK_TARGETS.index(name) for name in ("upper", "lower", "full"))
+    masks[0, upper, 0:4, 0:4] = masks[0, full, 0:4, 0:4] = True  # latent pixel (0, 0): all top
+    masks[0, lower, 4:8, 0:4] = masks[0, full, 4:8, 0:4] = True  # (1, 0): all bottom
+    masks[0, lower, 4:6, 4:8] = masks[0, full, 4:6, 4:8] = True  # (1, 1): half bottom
+    maps = latent_loss_maps(masks, 16)
+    assert maps.shape == (1, 16, 16)
+    assert maps[0, 0, 0] == UNET_GARMENT_WEIGHT and maps[0, 1, 0] == UNET_LOWER_WEIGHT
+    assert maps[0, 1, 1] == 1 + (UNET_LOWER_WEIGHT - 1) / 2
+    assert maps[0, 0, 1] == 1 and (maps[0, 2:] == 1).all()

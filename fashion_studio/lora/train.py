@@ -158,8 +158,34 @@ def train_lora(
 
 
 def _fingerprint(model_ref: models.ModelRef, data_fingerprint: str, config: LoraTrainConfig) -> str:
-    payload = json.dumps({"model": model_ref.ref, "revision": model_ref.revision, "data": data_fingerprint, **config.fingerprinted()}, sort_keys=True)
+    payload = json.dumps(
+        {"model": model_ref.ref, "revision": model_ref.revision, "weights": _denoiser_digest(model_ref), "data": data_fingerprint, **config.fingerprinted()},
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+FULL_DIGEST_BYTES = 1 << 30  # denoiser weights up to this size are hashed whole; larger ones by name, size and time
+
+
+def _denoiser_digest(model_ref: models.ModelRef) -> str | None:
+    """The base's denoiser weights, for a folder without a revision: a retrained folder under the same name
+    is another base, and an adapter trained on the old one is not finished work."""
+    if model_ref.revision is not None:
+        return None
+    files = sorted(f for name in ("unet", "transformer") for f in (Path(model_ref.path) / name).glob("*.safetensors"))
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    whole = sum(f.stat().st_size for f in files) <= FULL_DIGEST_BYTES
+    for f in files:
+        digest.update(f.name.encode())
+        if whole:
+            digest.update(f.read_bytes())
+        else:
+            stat = f.stat()
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
 
 
 def _weight_dtype(config: LoraTrainConfig) -> Any:

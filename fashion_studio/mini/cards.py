@@ -178,7 +178,8 @@ It is the default generator of `make serve` and `fashion-studio generate`; `/mod
 Model shots (stage `shots`): the VAE and the UNet above, fine-tuned on {shots.get("figures", "n/a")} rendered dressed figures
 (`fashion_studio/mini/figures.py`; none wears a held-out combination, checked) captioned like "a woman wearing a
 red striped t-shirt and navy trousers", {shots.get("figure_share", 0):.0%} of the UNet's examples beside the product shots, so that flat-lays keep working,
-and the VAE's error on a figure's garment pixels weighing {shots_vae.get("garment_weight", "n/a")}x:
+the VAE's error on a figure's garment pixels weighing {shots_vae.get("garment_weight", "n/a")}x (a bottom's {shots_vae.get("lower_garment_weight", shots_vae.get("garment_weight", "n/a"))}x),
+and the UNet's denoising error on a latent pixel weighing {shots_unet.get("garment_weight", 1)}x where it is garment and {shots_unet.get("lower_garment_weight", 1)}x where it is the bottom:
 
 {_stage_line("VAE fine-tuning on figures and products", {**shots_vae, "wall_seconds": shots_vae.get("seconds")})}
 {_stage_line("UNet fine-tuning on figures and products", {**shots_unet, "wall_seconds": shots_unet.get("seconds")})}

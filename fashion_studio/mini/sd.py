@@ -202,13 +202,16 @@ def train_unet(
     checkpoint_every: int = 100,
     unet: Any | None = None,
     weights: np.ndarray | None = None,
+    loss_maps: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train the UNet; with `checkpoint`, its whole state (weights, EMA, optimizer, random streams) is
     saved there every `checkpoint_every` steps, and a run ended part-way resumes from it to the same
     weights as an uninterrupted one (when the checkpoint's key is `checkpoint_key`).
 
     `items` are catalog items (their captions) or each latent's caption texts. `unet` fine-tunes that
-    UNet instead of a new one; `weights` (summing to 1) draws the examples with those probabilities."""
+    UNet instead of a new one; `weights` (summing to 1) draws the examples with those probabilities.
+    `loss_maps` (n, h, w), one per latent, weighs each latent pixel's error (a weighted mean, so an example's
+    loss keeps its scale and a map of ones is the plain loss)."""
     import torch
     import torch.nn.functional as F
     from diffusers import DDPMScheduler
@@ -223,6 +226,7 @@ def train_unet(
     snr = alphas / (1 - alphas)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.01)
     means, stds = (torch.from_numpy(a) for a in latents)
+    maps = None if loss_maps is None else torch.from_numpy(np.asarray(loss_maps, np.float32))
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     unconditional = encode_prompts(text_encoder, tokenizer, ["", DEFAULT_NEGATIVE_PROMPT])
@@ -258,7 +262,13 @@ def train_unet(
         set_lr(optimizer, lr_at(step, steps, lr, warmup=min(200, steps // 10)))
         prediction = unet(zt, t, encoder_hidden_states=context).sample
         weight = torch.clamp(snr[t], max=MIN_SNR_GAMMA) / snr[t]
-        loss = (weight * F.mse_loss(prediction, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
+        error = F.mse_loss(prediction, noise, reduction="none")
+        if maps is None:
+            error = error.mean(dim=(1, 2, 3))
+        else:
+            pixel = maps[idx].unsqueeze(1)
+            error = (error * pixel).mean(dim=(1, 2, 3)) / pixel.mean(dim=(1, 2, 3))
+        loss = (weight * error).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)

@@ -5,7 +5,8 @@ The `shots` stage fine-tunes the product generator (the `vae` and `unet` stages)
 figures (`figures.render_figure`, captioned by `figures.figure_caption`) and the product shots it was
 trained on, so flat-lays keep working: first its VAE, on figures and products, with a figure's garment
 pixels weighing more (the product-shot VAE loses the colour of small garments on a figure), then the
-UNet on the re-encoded latents, with the generator's own text encoder. The `sd` stage assembles the
+UNet on the re-encoded latents, with the generator's own text encoder and a loss weighted, latent pixel by
+latent pixel, towards the garments and most towards the bottom (`latent_loss_maps`). The `sd` stage assembles the
 pipeline from this stage's VAE and UNet.
 
 Held out: no training figure wears a held-out (type, colour, pattern) combination (`split.py`, checked),
@@ -30,11 +31,18 @@ from fashion_studio.mini.figures import FigureSpec, figure_caption
 
 logger = logging.getLogger(__name__)
 
-SHOTS_RECIPE_VERSION = 2  # the recipe (figure share, captions, loss weights, learning rates): part of the stage's key
+SHOTS_RECIPE_VERSION = 3  # the recipe (figure share, captions, loss weights, learning rates): part of the stage's key
 FIGURE_SHARE = 0.6  # of the UNet's fine-tuning examples; the rest are the product shots
 # The VAE's reconstruction error on a figure's garment pixels weighs this many times more than elsewhere:
 # a trouser leg is narrower than one latent pixel, and a uniform loss spends itself on the background.
 GARMENT_WEIGHT = 10.0
+LOWER_GARMENT_WEIGHT = 20.0  # the bottom's pixels (trouser legs, shorts): the narrowest garment on a figure
+# The UNet's denoising error, latent pixel by latent pixel, on a figure: a latent pixel weighs 1 plus these
+# (less one) times the share of its 4x4 image pixels that are garment, or bottom; a weighted mean, so each
+# example keeps its scale. Unweighted, the background and skin outvote a bottom: 300 steps of fine-tuning
+# read its colour right on 51.7% of held-out model shots, 58.5% with these weights (44.9% before either).
+UNET_GARMENT_WEIGHT = 4.0
+UNET_LOWER_WEIGHT = 13.0
 CAPTIONS_PER_FIGURE = 4  # the plain caption and three random phrasings
 VAE_SHARE = 0.25  # of the stage's time cap, kept for the VAE
 VAE_LR = 3e-4
@@ -95,8 +103,10 @@ def train(
     mix = np.concatenate([figures.images, products.images[rng.choice(len(products.images), len(figures.images), replace=False)]])
     weights = np.ones(mix.shape[:3], np.float32)
     weights[: len(figures.images)] += (GARMENT_WEIGHT - 1.0) * figures.masks[:, MASK_TARGETS.index("full")]
+    weights[: len(figures.images)] += (LOWER_GARMENT_WEIGHT - GARMENT_WEIGHT) * figures.masks[:, MASK_TARGETS.index("lower")]
     vae_info = finetune_vae(vae, mix, seed, steps["vae"], VAE_SHARE * max_seconds, lr=VAE_LR, pixel_weights=weights)
     vae_info["garment_weight"] = GARMENT_WEIGHT
+    vae_info["lower_garment_weight"] = LOWER_GARMENT_WEIGHT
     vae.save_pretrained(out / "vae", safe_serialization=True)
     encode_started = time.perf_counter()
     product_latents = sd.encode_latents(vae, products.images)
@@ -106,6 +116,7 @@ def train(
     texts = [tuple(c.text for c in item.captions) for item in products.items] + figure_captions(figures.specs, seed)
     n_products, n_figures = len(products.items), len(figures.specs)
     share = np.concatenate([np.full(n_products, (1 - FIGURE_SHARE) / n_products), np.full(n_figures, FIGURE_SHARE / n_figures)])
+    loss_maps = np.concatenate([np.ones((n_products, *latents[0].shape[2:]), np.float32), latent_loss_maps(figures.masks, latents[0].shape[2])])
     left = max_seconds - (time.perf_counter() - started)
     _, unet_info = sd.train_unet(  # seeds torch itself
         out / "unet",
@@ -121,7 +132,10 @@ def train(
         lr=UNET_LR,
         unet=unet,
         weights=share,
+        loss_maps=loss_maps,
     )
+    unet_info["garment_weight"] = UNET_GARMENT_WEIGHT
+    unet_info["lower_garment_weight"] = UNET_LOWER_WEIGHT
     return {
         "vae": vae_info,
         "unet": {**unet_info, "latent_encoding_seconds": round(encode_seconds, 1)},
@@ -133,6 +147,20 @@ def train(
         "held_out": "no training figure wears a held-out (type, colour, pattern) combination (checked)",
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def latent_loss_maps(masks: np.ndarray, size: int) -> np.ndarray:
+    """(n, size, size) UNet loss weights from figures' (n, 4, H, W) masks: 1, plus the garment weight (less
+    one) times each latent pixel's share of garment pixels, plus the bottom's extra times its share of bottom."""
+    from fashion_studio.mini.segmenter import MASK_TARGETS
+
+    n, _, height, width = masks.shape
+
+    def share(name: str) -> np.ndarray:
+        mask = masks[:, MASK_TARGETS.index(name)].astype(np.float32)
+        return mask.reshape(n, size, height // size, size, width // size).mean(axis=(2, 4))
+
+    return 1.0 + (UNET_GARMENT_WEIGHT - 1.0) * share("full") + (UNET_LOWER_WEIGHT - UNET_GARMENT_WEIGHT) * share("lower")
 
 
 # -- evaluation ---------------------------------------------------------------------------------------

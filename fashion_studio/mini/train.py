@@ -89,8 +89,8 @@ class MiniConfig:
             "editor": 1200,
             "segmenter": 1000,
             "parser": 500,
-            "inpainter": 1400,
-            "inpainter_vae": 400,
+            "inpainter": 2800,
+            "inpainter_vae": 800,
             "figure-judge": 1200,
         }
     )
