@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -177,8 +178,9 @@ def _slots(spec: FigureSpec) -> dict[str, tuple[str, Any]]:
 
 def read_outfits(segmenter: Any, judge: Any, images: Sequence[Any], specs: Sequence[FigureSpec], held: frozenset = frozenset()) -> dict[str, Any]:
     """Find each figure's garments with the clothes parser and read them with the figure judge: per slot
-    (top or dress, bottom) the share read right of type, colour and pattern, and how often the parser
-    found no pixel of a garment (read as wrong); the same over the garments of a `held` combination."""
+    (top or dress, bottom) the share read right of type, colour and pattern, how often the parser found no
+    pixel of a garment (read as wrong), and the colours read wrong ("asked -> read": count);
+    the same over the garments of a `held` combination."""
     from PIL import Image
 
     from fashion_studio.mini.split import combination
@@ -187,6 +189,7 @@ def read_outfits(segmenter: Any, judge: Any, images: Sequence[Any], specs: Seque
     hits: dict[str, list[dict[str, bool]]] = {slot: [] for slot in SLOTS}
     held_out: dict[str, list[bool]] = {slot: [] for slot in SLOTS}
     empty = {slot: 0 for slot in SLOTS}
+    misread: dict[str, Counter[str]] = {slot: Counter() for slot in SLOTS}
     for image, spec in zip(images, specs):
         picture = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8))
         slots = _slots(spec)
@@ -200,6 +203,8 @@ def read_outfits(segmenter: Any, judge: Any, images: Sequence[Any], specs: Seque
                 continue
             verdict = judge.read(picture, mask)
             hits[slot].append({name: getattr(verdict, name) == getattr(garment, name) for name in names})
+            if verdict.colour != garment.colour:
+                misread[slot][f"{garment.colour} -> {verdict.colour}"] += 1
 
     def accuracy(rows: list[dict[str, bool]]) -> dict[str, float | None]:
         return {f"{name}_accuracy": round(float(np.mean([r[name] for r in rows])), 4) if rows else None for name in names}
@@ -209,6 +214,7 @@ def read_outfits(segmenter: Any, judge: Any, images: Sequence[Any], specs: Seque
             "garments": len(hits[slot]),
             **accuracy(hits[slot]),
             "parser_found_nothing": empty[slot],
+            "colours_read_wrong": dict(sorted(misread[slot].items())),
             "held_out_garments": {
                 "garments": sum(held_out[slot]),
                 **accuracy([r for r, h in zip(hits[slot], held_out[slot]) if h]),
