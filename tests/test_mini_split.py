@@ -157,14 +157,14 @@ def test_model_shots_weigh_garments_and_most_the_bottom():
     import numpy as np
 
     from fashion_studio.mini.segmenter import MASK_TARGETS
-    from fashion_studio.mini.shots import UNET_GARMENT_WEIGHT, UNET_LOWER_WEIGHT, latent_loss_maps
+    from fashion_studio.mini.shots import UNET_GARMENT_WEIGHT, UNET_LOWER_WEIGHT, garment_weights
 
     masks = np.zeros((1, len(MASK_TARGETS), 64, 64), bool)
     upper, lower, full = (MASK_TARGETS.index(name) for name in ("upper", "lower", "full"))
     masks[0, upper, 0:4, 0:4] = masks[0, full, 0:4, 0:4] = True  # latent pixel (0, 0): all top
     masks[0, lower, 4:8, 0:4] = masks[0, full, 4:8, 0:4] = True  # (1, 0): all bottom
     masks[0, lower, 4:6, 4:8] = masks[0, full, 4:6, 4:8] = True  # (1, 1): half bottom
-    maps = latent_loss_maps(masks, 16)
+    maps = garment_weights(masks, 16, UNET_GARMENT_WEIGHT, UNET_LOWER_WEIGHT)
     assert maps.shape == (1, 16, 16)
     assert maps[0, 0, 0] == UNET_GARMENT_WEIGHT and maps[0, 1, 0] == UNET_LOWER_WEIGHT
     assert maps[0, 1, 1] == 1 + (UNET_LOWER_WEIGHT - 1) / 2

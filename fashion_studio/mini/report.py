@@ -271,7 +271,7 @@ def shots_summary(training: dict[str, Any], ev: dict[str, Any]) -> str:
         else ""
     )
     wrong = sorted(g["bottom"].get("colours_read_wrong", {}).items(), key=lambda item: (-item[1], item[0]))[:5]
-    wrong_text = f" The bottom's colours read wrong most often (asked -> read): {', '.join(f'{pair_} {n}' for pair_, n in wrong)}." if wrong else ""
+    wrong_text = f" The bottom's colours read wrong most often (asked -> read): {', '.join(f'{asked_read} {n}' for asked_read, n in wrong)}." if wrong else ""
     return f"""On {result["figures"]} held-out figures' captions (each figure wears at least one held-out (type, colour,
 pattern) combination, the other garment random; no training figure wears one and no prompt is a training caption,
 checked), drawn at the service defaults ({result["steps"]} steps, guidance {result["guidance"]}), the clothes parser finds each

@@ -6,7 +6,7 @@ figures (`figures.render_figure`, captioned by `figures.figure_caption`) and the
 trained on, so flat-lays keep working: first its VAE, on figures and products, with a figure's garment
 pixels weighing more (the product-shot VAE loses the colour of small garments on a figure), then the
 UNet on the re-encoded latents, with the generator's own text encoder and a loss weighted, latent pixel by
-latent pixel, towards the garments and most towards the bottom (`latent_loss_maps`). The `sd` stage assembles the
+latent pixel, towards the garments and most towards the bottom (`garment_weights`). The `sd` stage assembles the
 pipeline from this stage's VAE and UNet.
 
 Held out: no training figure wears a held-out (type, colour, pattern) combination (`split.py`, checked),
@@ -93,7 +93,7 @@ def train(
 
     from fashion_studio.mini import sd
     from fashion_studio.mini.inpainter import finetune_vae
-    from fashion_studio.mini.segmenter import MASK_TARGETS, check_training_figures
+    from fashion_studio.mini.segmenter import check_training_figures
 
     started = time.perf_counter()
     checked = check_training_figures(figures.specs, seed)
@@ -103,8 +103,7 @@ def train(
     rng = np.random.default_rng([seed, 3_002])
     mix = np.concatenate([figures.images, products.images[rng.choice(len(products.images), len(figures.images), replace=False)]])
     weights = np.ones(mix.shape[:3], np.float32)
-    weights[: len(figures.images)] += (GARMENT_WEIGHT - 1.0) * figures.masks[:, MASK_TARGETS.index("full")]
-    weights[: len(figures.images)] += (LOWER_GARMENT_WEIGHT - GARMENT_WEIGHT) * figures.masks[:, MASK_TARGETS.index("lower")]
+    weights[: len(figures.images)] = garment_weights(figures.masks, mix.shape[1], GARMENT_WEIGHT, LOWER_GARMENT_WEIGHT)
     vae_info = finetune_vae(vae, mix, seed, steps["vae"], VAE_SHARE * max_seconds, lr=VAE_LR, pixel_weights=weights)
     vae_info["garment_weight"] = GARMENT_WEIGHT
     vae_info["lower_garment_weight"] = LOWER_GARMENT_WEIGHT
@@ -117,7 +116,9 @@ def train(
     texts = [tuple(c.text for c in item.captions) for item in products.items] + figure_captions(figures.specs, seed)
     n_products, n_figures = len(products.items), len(figures.specs)
     share = np.concatenate([np.full(n_products, (1 - FIGURE_SHARE) / n_products), np.full(n_figures, FIGURE_SHARE / n_figures)])
-    loss_maps = np.concatenate([np.ones((n_products, *latents[0].shape[2:]), np.float32), latent_loss_maps(figures.masks, latents[0].shape[2])])
+    loss_maps = np.concatenate(
+        [np.ones((n_products, *latents[0].shape[2:]), np.float32), garment_weights(figures.masks, latents[0].shape[2], UNET_GARMENT_WEIGHT, UNET_LOWER_WEIGHT)]
+    )
     left = max_seconds - (time.perf_counter() - started)
     _, unet_info = sd.train_unet(  # seeds torch itself
         out / "unet",
@@ -150,9 +151,10 @@ def train(
     }
 
 
-def latent_loss_maps(masks: np.ndarray, size: int) -> np.ndarray:
-    """(n, size, size) UNet loss weights from figures' (n, 4, H, W) masks: 1, plus the garment weight (less
-    one) times each latent pixel's share of garment pixels, plus the bottom's extra times its share of bottom."""
+def garment_weights(masks: np.ndarray, size: int, garment: float, lower: float) -> np.ndarray:
+    """(n, size, size) loss weights from figures' (n, 4, H, W) masks, for the VAE's pixels (size H) or the
+    UNet's latent pixels: 1, plus `garment` (less one) times each pixel's share of garment pixels, plus the
+    bottom's extra (`lower` less `garment`) times its share of bottom."""
     from fashion_studio.mini.segmenter import MASK_TARGETS
 
     n, _, height, width = masks.shape
@@ -161,7 +163,7 @@ def latent_loss_maps(masks: np.ndarray, size: int) -> np.ndarray:
         mask = masks[:, MASK_TARGETS.index(name)].astype(np.float32)
         return mask.reshape(n, size, height // size, size, width // size).mean(axis=(2, 4))
 
-    return 1.0 + (UNET_GARMENT_WEIGHT - 1.0) * share("full") + (UNET_LOWER_WEIGHT - UNET_GARMENT_WEIGHT) * share("lower")
+    return 1.0 + (garment - 1.0) * share("full") + (lower - garment) * share("lower")
 
 
 # -- evaluation ---------------------------------------------------------------------------------------
