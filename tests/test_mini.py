@@ -115,6 +115,23 @@ def test_data_is_deterministic_per_seed():
     assert all(np.array_equal(np.asarray(render(x.spec)), np.asarray(render(y.spec))) for x, y in zip(a, b))
 
 
+def test_a_paced_schedule_follows_the_steps_in_time_and_the_clock_past_it():
+    """`Budget.paced_step`: a stage on pace to finish in its time budget follows the step schedule exactly;
+    one that its budget will stop stands where the time spent puts it, so it ends with the decayed rate."""
+    import time
+
+    from fashion_studio.mini.common import Budget, lr_at
+
+    on_time = Budget(1000, 100.0, started=time.perf_counter() - 10.0)
+    assert [on_time.paced_step(s) for s in (150, 500, 999)] == [150, 500, 999]
+    late = Budget(1000, 100.0, started=time.perf_counter() - 60.0)
+    assert 600 <= late.paced_step(200) <= 610 and late.paced_step(900) == 900
+    spent = Budget(1000, 100.0, started=time.perf_counter() - 150.0)
+    assert spent.paced_step(300) == 1000
+    assert lr_at(spent.paced_step(300), 1000, 1e-3, warmup=100) == pytest.approx(1e-4)
+    assert lr_at(300, 1000, 1e-3, warmup=100) > 8e-4  # the step schedule alone stops near the peak
+
+
 def test_eval_mini_measures_a_copy_and_writes_its_cards(tmp_path):
     """`eval-mini` at a small scale: every figure is measured on held-out data and lands in the cards."""
     import shutil

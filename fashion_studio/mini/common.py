@@ -53,6 +53,13 @@ class Budget:
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
+    def paced_step(self, step: int) -> int:
+        """Where a learning-rate schedule over `steps` should stand at `step`: the step itself while the
+        stage keeps the pace to finish within its time budget, else the share of the budget spent times the
+        planned steps. A stage its time budget stops has then decayed as a finished one does, rather than
+        stopping at a high learning rate; one that finishes in time follows the step schedule exactly."""
+        return max(step, min(self.steps, int(self.steps * self.elapsed / self.max_seconds))) if self.max_seconds > 0 else step
+
     def summary(self) -> dict[str, Any]:
         return {"steps": self.done, "planned_steps": self.steps, "seconds": round(self.elapsed, 1), "stopped_early": self.stopped_early}
 

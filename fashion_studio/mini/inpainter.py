@@ -41,7 +41,7 @@ from fashion_studio.mini.split import combination, held_out_combinations
 logger = logging.getLogger(__name__)
 
 INPAINT_DATA_VERSION = 1
-INPAINTER_RECIPE_VERSION = 4  # the training recipe (task mix, mask jitter, loss weights, VAE fine-tuning): part of the stage's key
+INPAINTER_RECIPE_VERSION = 5  # the training recipe (task mix, mask jitter, loss weights, VAE fine-tuning): part of the stage's key
 TYPES_BY_CATEGORY: dict[str, tuple[str, ...]] = {"upper": UPPER_TYPES, "lower": LOWER_TYPES, "full": FULL_TYPES}
 TRYON_SHARE = 0.75  # of the training steps; the rest are masked re-generation from captions
 # The loss inside the mask weighs this many times more than outside it: what lies outside is given to
@@ -222,11 +222,20 @@ def _jitter_masks(masks: Any, generator: Any) -> Any:
 
 
 def finetune_vae(
-    vae: Any, images: np.ndarray, seed: int, steps: int, max_seconds: float, batch_size: int = 12, lr: float = 2e-4, pixel_weights: np.ndarray | None = None
+    vae: Any,
+    images: np.ndarray,
+    seed: int,
+    steps: int,
+    max_seconds: float,
+    batch_size: int = 12,
+    lr: float = 2e-4,
+    pixel_weights: np.ndarray | None = None,
+    paced: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune the generator's VAE (in place) on figures and product shots; the objective of `sd.train_vae`.
     `pixel_weights` (n, 64, 64) weighs each image's reconstruction error pixel by pixel (mean 1 per image
-    is not required: they multiply the error as given)."""
+    is not required: they multiply the error as given). `paced`: the learning rate decays with the time
+    budget where that ends the run first (`Budget.paced_step`)."""
     import torch
 
     from fashion_studio.mini.sd import _to_tensor, reconstruction_error
@@ -243,7 +252,7 @@ def finetune_vae(
     for step in budget:
         index = rng.integers(0, len(images), batch_size)
         x = _to_tensor(images[index])
-        set_lr(optimizer, lr_at(step, steps, lr, warmup=min(50, steps // 10)))
+        set_lr(optimizer, lr_at(budget.paced_step(step) if paced else step, steps, lr, warmup=min(50, steps // 10)))
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample()).sample
         if pixel_weights is None:
@@ -312,6 +321,7 @@ def train_inpainter(
         0.2 * max_seconds,
         lr=VAE_LR,
         pixel_weights=np.concatenate([garment_weight, garment_weight[:half], np.ones((len(data.garments) // 2, *data.masks.shape[1:]), np.float32)]),
+        paced=True,
     )
     scaling = float(vae.config.scaling_factor)
     pixel_masks = torch.from_numpy(data.masks[:, None].astype(np.float32))
@@ -363,7 +373,7 @@ def train_inpainter(
         noise += OFFSET_NOISE * torch.randn((size, z0.shape[1], 1, 1), generator=generator)
         t = torch.randint(0, SCHEDULER_CONFIG["num_train_timesteps"], (size,), generator=generator)
         zt = noise_scheduler.add_noise(z0, noise, t)
-        set_lr(optimizer, lr_at(step, steps["unet"], lr, warmup=min(100, steps["unet"] // 10)))
+        set_lr(optimizer, lr_at(budget.paced_step(step), steps["unet"], lr, warmup=min(100, steps["unet"] // 10)))
         prediction = unet(torch.cat([zt, mask_latents, condition], dim=1), t, encoder_hidden_states=context).sample
         weight = torch.clamp(snr[t], max=MIN_SNR_GAMMA) / snr[t]
         where = 1.0 + MASK_LOSS_WEIGHT * mask_latents
@@ -389,6 +399,7 @@ def train_inpainter(
             **budget.summary(),
             "batch_size": {"tryon": batch_size, "inpaint": 2 * batch_size},
             "learning_rate": lr,
+            "learning_rate_schedule": "cosine to a tenth of the peak, paced by the time budget",
             "final_loss": {task: tail(values) for task, values in losses.items()},
             "steps_by_task": {task: len(values) for task, values in losses.items()},
             "parameters": count_parameters(ema),
@@ -435,6 +446,10 @@ def train(
 
 # -- evaluation ---------------------------------------------------------------------------------------
 
+PACED_NOTE = """
+Both learning rates warm up, then decay along a cosine to a tenth of their peak, paced by the time budget
+where it ends a run before its planned steps (`Budget.paced_step`): a run its budget stops ends decayed.
+"""
 TARGETS = {"tryon_colour_accuracy": 0.85, "tryon_pattern_accuracy": 0.75}
 EVAL_EXAMPLES = 200
 EVAL_BATCH = 16
@@ -630,7 +645,7 @@ captions are dropped for guidance.
 
 {_stage_line("VAE fine-tuning", {**vae, "wall_seconds": vae.get("seconds")})}
 {_stage_line("UNet", {**unet, "wall_seconds": unet.get("seconds")})}
-
+{PACED_NOTE if unet.get("learning_rate_schedule") else ""}
 ## Evaluation
 
 {evaluation}
