@@ -30,6 +30,7 @@ from fashion_studio import models
 from fashion_studio.errors import InvalidInputError
 from fashion_studio.lora import data as lora_data
 from fashion_studio.settings import PROJECT_ROOT, Settings
+from fashion_studio.tiny import weights_digest
 
 logger = logging.getLogger(__name__)
 
@@ -173,18 +174,16 @@ def _denoiser_digest(model_ref: models.ModelRef) -> str | None:
     is another base, and an adapter trained on the old one is not finished work."""
     if model_ref.revision is not None:
         return None
-    files = sorted(f for name in ("unet", "transformer") for f in (Path(model_ref.path) / name).glob("*.safetensors"))
-    if not files:
+    folders = [Path(model_ref.path) / name for name in ("unet", "transformer")]
+    stats = {f: f.stat() for folder in folders for f in sorted(folder.glob("*.safetensors"))}
+    if not stats:
         return None
+    if sum(stat.st_size for stat in stats.values()) <= FULL_DIGEST_BYTES:
+        whole = "".join(weights_digest(folder) for folder in folders if folder.is_dir())
+        return hashlib.sha256(whole.encode()).hexdigest()[:16]
     digest = hashlib.sha256()
-    whole = sum(f.stat().st_size for f in files) <= FULL_DIGEST_BYTES
-    for f in files:
-        digest.update(f.name.encode())
-        if whole:
-            digest.update(f.read_bytes())
-        else:
-            stat = f.stat()
-            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    for f, stat in stats.items():
+        digest.update(f"{f.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
 
 
