@@ -232,13 +232,13 @@ def finetune_vae(
     pixel_weights: np.ndarray | None = None,
     paced: bool = False,
 ) -> dict[str, Any]:
-    """Fine-tune the generator's VAE (in place) on figures and product shots; the objective of `sd.train_vae`.
-    `pixel_weights` (n, 64, 64) weighs each image's reconstruction error pixel by pixel (mean 1 per image
+    """Fine-tune the generator's VAE (in place) on figures and product shots, with `sd.train_vae`'s loop
+    (`sd.fit_vae`). `pixel_weights` (n, 64, 64) weighs each image's reconstruction error pixel by pixel (mean 1 per image
     is not required: they multiply the error as given). `paced`: the learning rate decays with the time
     budget where that ends the run first (`Budget.paced_step`)."""
     import torch
 
-    from fashion_studio.mini.sd import _to_tensor, reconstruction_error
+    from fashion_studio.mini.sd import fit_vae, reconstruction_error
 
     seed_everything(seed)
     probe = images[np.random.default_rng(seed + 1).choice(len(images), 128, replace=False)]
@@ -246,26 +246,8 @@ def finetune_vae(
     before = reconstruction_error(vae, probe)
     vae.train().requires_grad_(True)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-    rng = np.random.default_rng(seed)
     budget = Budget(steps, max_seconds)
-    losses: list[float] = []
-    for step in budget:
-        index = rng.integers(0, len(images), batch_size)
-        x = _to_tensor(images[index])
-        set_lr(optimizer, lr_at(budget.paced_step(step) if paced else step, steps, lr, warmup=min(50, steps // 10)))
-        posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.sample()).sample
-        if pixel_weights is None:
-            loss_rec = (recon - x).abs().mean() + ((recon - x) ** 2).mean()
-        else:
-            w = torch.from_numpy(pixel_weights[index]).float()[:, None]
-            loss_rec = ((recon - x).abs() * w).mean() + (((recon - x) ** 2) * w).mean()
-        loss = loss_rec + 1e-6 * posterior.kl().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimizer.step()
-        losses.append(loss_rec.item())
+    losses = fit_vae(vae, optimizer, images, np.random.default_rng(seed), budget, lr, min(50, steps // 10), batch_size, 1e-6, pixel_weights, paced)
     vae.eval().requires_grad_(False)
     tail = losses[-50:]
     return {

@@ -98,22 +98,8 @@ def train_vae(
     vae = AutoencoderKL(**VAE_CONFIG)
     vae.train()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
-    rng = np.random.default_rng(seed)
     budget = Budget(steps, max_seconds)
-    losses: list[float] = []
-    for step in budget:
-        x = _to_tensor(images[rng.integers(0, len(images), batch_size)])
-        set_lr(optimizer, lr_at(step, steps, 1e-3, warmup=min(100, steps // 10)))
-        posterior = vae.encode(x).latent_dist
-        z = posterior.sample()
-        recon = vae.decode(z).sample
-        loss_rec = (recon - x).abs().mean() + ((recon - x) ** 2).mean()
-        loss = loss_rec + kl_weight * posterior.kl().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimizer.step()
-        losses.append(loss_rec.item())
+    losses = fit_vae(vae, optimizer, images, np.random.default_rng(seed), budget, 1e-3, min(100, steps // 10), batch_size, kl_weight)
     vae.eval()
     out.mkdir(parents=True, exist_ok=True)
     vae.save_pretrained(out, safe_serialization=True)
@@ -124,6 +110,43 @@ def train_vae(
         "final_reconstruction_loss": round(sum(tail) / max(1, len(tail)), 4),
         "parameters": count_parameters(vae),
     }
+
+
+def fit_vae(
+    vae: Any,
+    optimizer: Any,
+    images: np.ndarray,
+    rng: np.random.Generator,
+    budget: Budget,
+    lr: float,
+    warmup: int,
+    batch_size: int,
+    kl_weight: float,
+    pixel_weights: np.ndarray | None = None,
+    paced: bool = False,
+) -> list[float]:
+    """The VAE's training loop (`train_vae`, and the fine-tunes of `inpainter.finetune_vae`): L1 + L2
+    reconstruction plus a KL term, the learning rate warming up then decaying over the budget's steps (paced
+    by its time with `paced`, `Budget.paced_step`); `pixel_weights` (n, h, w) multiply each image's
+    reconstruction error pixel by pixel. The reconstruction losses, one per step."""
+    import torch
+
+    losses: list[float] = []
+    for step in budget:
+        index = rng.integers(0, len(images), batch_size)
+        x = _to_tensor(images[index])
+        set_lr(optimizer, lr_at(budget.paced_step(step) if paced else step, budget.steps, lr, warmup=warmup))
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample()).sample
+        w = 1.0 if pixel_weights is None else torch.from_numpy(pixel_weights[index]).float()[:, None]
+        loss_rec = ((recon - x).abs() * w).mean() + (((recon - x) ** 2) * w).mean()
+        loss = loss_rec + kl_weight * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimizer.step()
+        losses.append(loss_rec.item())
+    return losses
 
 
 def encode_latents(vae: Any, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
