@@ -145,14 +145,18 @@ tools:
 	@redis-server --version
 
 # --- fashion-mini: the small trained models in models/fashion-mini (docs/fashion-mini.md) --------
-# mini-train retrains the family on this CPU (its stages' time caps add up to 38 minutes, plus rendering; the
-# steps, not the time, decide the weights) and evaluates it; OpenMP threads wait passively, which gives the
-# same weights and keeps a shared machine from starving the training (6x in a micro-benchmark under load);
-# mini-eval re-measures the shipped weights; mini-grid redraws docs/images/fashion-mini-grid.png and model-shots.png.
-.PHONY: mini-train mini-eval mini-grid
+# mini-train retrains the family on this CPU (its stages' time caps, MiniConfig.max_minutes, add up to about two
+# hours plus rendering; a stage at its cap trains the steps that fit) and evaluates it. Train on an otherwise idle
+# machine with OMP_WAIT_POLICY unset: PASSIVE costs a capped stage a fifth to a third of its steps
+# (docs/training-speed.md, `make bench-training`). mini-eval re-measures the shipped weights; mini-grid redraws
+# docs/images/fashion-mini-grid.png and model-shots.png.
+.PHONY: mini-train mini-eval mini-grid bench-training
 
 mini-train: $(STAMP)
-	OMP_WAIT_POLICY=PASSIVE nice -n 10 $(VENV)/bin/fashion-studio models train-mini
+	nice -n 10 $(VENV)/bin/fashion-studio models train-mini
+
+bench-training: $(STAMP)
+	$(PY) -m benchmarks.bench_training
 
 mini-eval: $(STAMP)
 	$(VENV)/bin/fashion-studio models eval-mini
@@ -167,7 +171,7 @@ mini-grid: $(STAMP)
 .PHONY: lora-demo
 
 lora-demo: $(STAMP)
-	OMP_WAIT_POLICY=PASSIVE nice -n 10 $(VENV)/bin/fashion-studio lora demo
+	nice -n 10 $(VENV)/bin/fashion-studio lora demo
 
 # --- the page at /ui (docs/ui.md) ------------------------------------------------------------------
 # ui-screenshots serves the fashion-mini models, drives the page in Debian's Chromium and writes

@@ -130,6 +130,9 @@ def test_a_paced_schedule_follows_the_steps_in_time_and_the_clock_past_it():
     assert spent.paced_step(300) == 1000
     assert lr_at(spent.paced_step(300), 1000, 1e-3, warmup=100) == pytest.approx(1e-4)
     assert lr_at(300, 1000, 1e-3, warmup=100) > 8e-4  # the step schedule alone stops near the peak
+    # a loop asks `schedule_step`: the clock counts only for a budget made paced
+    assert Budget(1000, 100.0, paced=True, started=spent.started).schedule_step(300) == 1000
+    assert Budget(1000, 100.0, started=spent.started).schedule_step(300) == 300
 
 
 def test_eval_mini_measures_a_copy_and_writes_its_cards(tmp_path):

@@ -29,10 +29,12 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class Budget:
-    """A stage runs `steps` optimizer steps, or stops earlier (with a warning) past `max_seconds`."""
+    """A stage runs `steps` optimizer steps, or stops earlier (with a warning) past `max_seconds`. A `paced`
+    budget's learning-rate schedule follows its time as well as its steps (`schedule_step`)."""
 
     steps: int
     max_seconds: float
+    paced: bool = False
     started: float = field(default_factory=time.perf_counter)
     done: int = 0
     stopped_early: bool = False
@@ -60,8 +62,16 @@ class Budget:
         stopping at a high learning rate; one that finishes in time follows the step schedule exactly."""
         return max(step, min(self.steps, int(self.steps * self.elapsed / self.max_seconds))) if self.max_seconds > 0 else step
 
+    def schedule_step(self, step: int) -> int:
+        """Where the stage's learning-rate schedule stands at `step`: `paced_step` for a paced budget, else
+        the step itself. Every training loop asks this, so pacing is chosen once, where the budget is made."""
+        return self.paced_step(step) if self.paced else step
+
     def summary(self) -> dict[str, Any]:
         return {"steps": self.done, "planned_steps": self.steps, "seconds": round(self.elapsed, 1), "stopped_early": self.stopped_early}
+
+
+PACED_SCHEDULE = "cosine to a tenth of the peak, paced by the time budget"  # a paced stage's record says so
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:

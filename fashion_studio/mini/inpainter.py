@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from fashion_studio.mini.common import Budget, count_parameters, lr_at, seed_everything, set_lr, write_json
+from fashion_studio.mini.common import PACED_SCHEDULE, Budget, count_parameters, lr_at, seed_everything, set_lr, write_json
 from fashion_studio.mini.data import HELDOUT, TRAIN, split_seed
 from fashion_studio.mini.figures import FULL_TYPES, LOWER_TYPES, UPPER_TYPES, FigureSpec, dress_figure, figure_caption, random_garment, render_figure
 from fashion_studio.mini.render import Spec, render_array
@@ -235,7 +235,7 @@ def finetune_vae(
     """Fine-tune the generator's VAE (in place) on figures and product shots, with `sd.train_vae`'s loop
     (`sd.fit_vae`). `pixel_weights` (n, 64, 64) weighs each image's reconstruction error pixel by pixel (mean 1 per image
     is not required: they multiply the error as given). `paced`: the learning rate decays with the time
-    budget where that ends the run first (`Budget.paced_step`)."""
+    budget where that ends the run first (`Budget.schedule_step`)."""
     import torch
 
     from fashion_studio.mini.sd import fit_vae, reconstruction_error
@@ -246,8 +246,8 @@ def finetune_vae(
     before = reconstruction_error(vae, probe)
     vae.train().requires_grad_(True)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-    budget = Budget(steps, max_seconds)
-    losses = fit_vae(vae, optimizer, images, np.random.default_rng(seed), budget, lr, min(50, steps // 10), batch_size, 1e-6, pixel_weights, paced)
+    budget = Budget(steps, max_seconds, paced=paced)
+    losses = fit_vae(vae, optimizer, images, np.random.default_rng(seed), budget, lr, min(50, steps // 10), batch_size, 1e-6, pixel_weights)
     vae.eval().requires_grad_(False)
     tail = losses[-50:]
     return {
@@ -325,7 +325,7 @@ def train_inpainter(
     optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.01)
     generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    budget = Budget(steps["unet"], max_seconds - (time.perf_counter() - started))
+    budget = Budget(steps["unet"], max_seconds - (time.perf_counter() - started), paced=True)
     losses: dict[str, list[float]] = {"tryon": [], "inpaint": []}
     n = len(data.examples)
     for step in budget:
@@ -355,7 +355,7 @@ def train_inpainter(
         noise += OFFSET_NOISE * torch.randn((size, z0.shape[1], 1, 1), generator=generator)
         t = torch.randint(0, SCHEDULER_CONFIG["num_train_timesteps"], (size,), generator=generator)
         zt = noise_scheduler.add_noise(z0, noise, t)
-        set_lr(optimizer, lr_at(budget.paced_step(step), steps["unet"], lr, warmup=min(100, steps["unet"] // 10)))
+        set_lr(optimizer, lr_at(budget.schedule_step(step), steps["unet"], lr, warmup=min(100, steps["unet"] // 10)))
         prediction = unet(torch.cat([zt, mask_latents, condition], dim=1), t, encoder_hidden_states=context).sample
         weight = torch.clamp(snr[t], max=MIN_SNR_GAMMA) / snr[t]
         where = 1.0 + MASK_LOSS_WEIGHT * mask_latents
@@ -381,7 +381,7 @@ def train_inpainter(
             **budget.summary(),
             "batch_size": {"tryon": batch_size, "inpaint": 2 * batch_size},
             "learning_rate": lr,
-            "learning_rate_schedule": "cosine to a tenth of the peak, paced by the time budget",
+            "learning_rate_schedule": PACED_SCHEDULE,
             "final_loss": {task: tail(values) for task, values in losses.items()},
             "steps_by_task": {task: len(values) for task, values in losses.items()},
             "parameters": count_parameters(ema),
@@ -430,7 +430,7 @@ def train(
 
 PACED_NOTE = """
 Both learning rates warm up, then decay along a cosine to a tenth of their peak, paced by the time budget
-where it ends a run before its planned steps (`Budget.paced_step`): a run its budget stops ends decayed.
+where it ends a run before its planned steps (`Budget.schedule_step`): a run its budget stops ends decayed.
 """
 TARGETS = {"tryon_colour_accuracy": 0.85, "tryon_pattern_accuracy": 0.75}
 EVAL_EXAMPLES = 200

@@ -184,15 +184,25 @@ def training_section(training: dict[str, Any]) -> str:
         info = stages.get(name)
         if not info:
             continue
-        labels = ("vae", "unet") if name == "shots" else ("sam", "parser")  # not the sd stage's: its record repeats its inputs
+        labels = ("vae", "unet") if name in ("shots", "inpainter") else ("sam", "parser")  # not the sd stage's: its record repeats its inputs
         parts = [(label, info[label]) for label in labels if isinstance(info.get(label), dict)] or [("", info)]
-        steps = ", ".join(f"{label} {part['steps']} x {part['batch_size']}".strip() for label, part in parts if "steps" in part and "batch_size" in part) or "-"
+        # a stage of parts says which part its cap stopped (the inpainter's VAE keeps a fifth of the cap)
+        steps = (
+            ", ".join(
+                f"{label} {part['steps']} x {_batch(part['batch_size'])}".strip() + (" (at its cap)" if label and part.get("stopped_early") else "")
+                for label, part in parts
+                if "steps" in part and "batch_size" in part
+            )
+            or "-"
+        )
         scale = info.get("time_scale")
         base = caps.get(name)
         cap = f"{base:g} min x {scale:g}" if base is not None and scale is not None else (f"{info['max_minutes']:g} min" if info.get("max_minutes") else "-")
         machine = info.get("machine")
         where = f"{machine['logical_cores']} cores, {machine['torch_threads']} threads" if machine else "2 cores, 2 threads"
-        early = " (stopped at its cap)" if info.get("stopped_early") else ""
+        if machine and machine.get("omp_wait_policy"):
+            where += f", OpenMP wait {machine['omp_wait_policy']}"
+        early = " (stopped at its cap)" if info.get("stopped_early") and not parts[0][0] else ""
         rows.append(f"| {name} | {steps}{early} | {cap} | {_duration(info.get('wall_seconds', 0))} | `{info.get('run_id', '-')}` | {where} |")
     total = training.get("total_training_seconds", 0)
     cap_sum = sum(caps.values())
@@ -206,8 +216,9 @@ def training_section(training: dict[str, Any]) -> str:
 rendering) is a safety net that `--time-scale` stretches, and a stage cut short by it says so here and in its
 card. The shipped weights come from the runs below (each stage's run, its cap and scale, its wall time and
 the machine's threads, from `models/fashion-mini/training.json`); their wall times add up to
-**{total / 60:.1f} min**. Wall times were measured on a 2-core machine that other work shared; the steps, not the
-time, decide the weights.
+**{total / 60:.1f} min**. A stage that finishes its steps inside its cap has weights its steps decide; one its cap
+stops has trained the steps its machine fitted in, and OpenMP's wait policy alone changes that by a fifth or more
+(`docs/training-speed.md`): train on an otherwise idle machine with `OMP_WAIT_POLICY` unset.
 
 {chr(10).join(rows)}
 
@@ -292,6 +303,11 @@ def replace_block(text: str, name: str, body: str) -> str:
     if not pattern.search(text):
         raise ValueError(f"no <!-- fashion-mini:{name} --> block to write into")
     return pattern.sub(lambda m: m.group(1) + body.rstrip("\n") + "\n" + m.group(2), text)
+
+
+def _batch(size: int | dict[str, int]) -> str:
+    """A batch size, or a loop's per-task batch sizes ({"tryon": 8, "inpaint": 16} -> "8 tryon / 16 inpaint")."""
+    return " / ".join(f"{v} {k}" for k, v in size.items()) if isinstance(size, dict) else str(size)
 
 
 def write_docs(models_dir: Path, documents: dict[Path, dict[str, Any]] | None = None) -> list[Path]:

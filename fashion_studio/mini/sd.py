@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from fashion_studio.mini.common import Budget, count_parameters, lr_at, seed_everything, set_lr
+from fashion_studio.mini.common import PACED_SCHEDULE, Budget, count_parameters, lr_at, seed_everything, set_lr
 from fashion_studio.mini.data import Item
 from fashion_studio.mini.render import IMAGE_SIZE
 from fashion_studio.mini.tokenizers import CLIP_MAX_LENGTH
@@ -123,11 +123,10 @@ def fit_vae(
     batch_size: int,
     kl_weight: float,
     pixel_weights: np.ndarray | None = None,
-    paced: bool = False,
 ) -> list[float]:
     """The VAE's training loop (`train_vae`, and the fine-tunes of `inpainter.finetune_vae`): L1 + L2
-    reconstruction plus a KL term, the learning rate warming up then decaying over the budget's steps (paced
-    by its time with `paced`, `Budget.paced_step`); `pixel_weights` (n, h, w) multiply each image's
+    reconstruction plus a KL term, the learning rate warming up then decaying over the budget's steps (and its
+    time, for a paced budget: `Budget.schedule_step`); `pixel_weights` (n, h, w) multiply each image's
     reconstruction error pixel by pixel. The reconstruction losses, one per step."""
     import torch
 
@@ -135,7 +134,7 @@ def fit_vae(
     for step in budget:
         index = rng.integers(0, len(images), batch_size)
         x = _to_tensor(images[index])
-        set_lr(optimizer, lr_at(budget.paced_step(step) if paced else step, budget.steps, lr, warmup=warmup))
+        set_lr(optimizer, lr_at(budget.schedule_step(step), budget.steps, lr, warmup=warmup))
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample()).sample
         w = 1.0 if pixel_weights is None else torch.from_numpy(pixel_weights[index]).float()[:, None]
@@ -226,6 +225,7 @@ def train_unet(
     unet: Any | None = None,
     weights: np.ndarray | None = None,
     loss_maps: np.ndarray | None = None,
+    paced: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """Train the UNet; with `checkpoint`, its whole state (weights, EMA, optimizer, random streams) is
     saved there every `checkpoint_every` steps, and a run ended part-way resumes from it to the same
@@ -234,7 +234,9 @@ def train_unet(
     `items` are catalog items (their captions) or each latent's caption texts. `unet` fine-tunes that
     UNet instead of a new one; `weights` (summing to 1) draws the examples with those probabilities.
     `loss_maps` (n, h, w), one per latent, weighs each latent pixel's error (a weighted mean, so an example's
-    loss keeps its scale and a map of ones is the plain loss)."""
+    loss keeps its scale and a map of ones is the plain loss). `paced`: the learning rate decays with the
+    time budget where that ends the run first (`Budget.schedule_step`); a paced run resumed from its
+    checkpoint is not bit-identical to an uninterrupted one (its schedule read the clock)."""
     import torch
     import torch.nn.functional as F
     from diffusers import DDPMScheduler
@@ -253,7 +255,7 @@ def train_unet(
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     unconditional = encode_prompts(text_encoder, tokenizer, ["", DEFAULT_NEGATIVE_PROMPT])
-    budget = Budget(steps, max_seconds)
+    budget = Budget(steps, max_seconds, paced=paced)
     losses: list[float] = []
     start = 0
     state_path = checkpoint / "state.pt" if checkpoint is not None else None
@@ -282,7 +284,7 @@ def train_unet(
         noise += OFFSET_NOISE * torch.randn((batch_size, z0.shape[1], 1, 1), generator=generator)
         t = torch.randint(0, SCHEDULER_CONFIG["num_train_timesteps"], (batch_size,), generator=generator)
         zt = noise_scheduler.add_noise(z0, noise, t)
-        set_lr(optimizer, lr_at(step, steps, lr, warmup=min(200, steps // 10)))
+        set_lr(optimizer, lr_at(budget.schedule_step(step), steps, lr, warmup=min(200, steps // 10)))
         prediction = unet(zt, t, encoder_hidden_states=context).sample
         weight = torch.clamp(snr[t], max=MIN_SNR_GAMMA) / snr[t]
         error = F.mse_loss(prediction, noise, reduction="none")
@@ -330,6 +332,7 @@ def train_unet(
         "parameters": count_parameters(unet),
         "ema_decay": 0.999,
         "offset_noise": OFFSET_NOISE,
+        **({"learning_rate_schedule": PACED_SCHEDULE} if paced else {}),
     }
 
 

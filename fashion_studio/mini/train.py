@@ -487,11 +487,12 @@ class Trainer:
 
 
 def machine(threads: int) -> dict[str, Any]:
-    """Where a stage ran: the CPU, its logical cores and the torch threads it was given."""
+    """Where a stage ran: the CPU, its logical cores, the torch threads it was given and OpenMP's wait policy
+    (PASSIVE costs a capped stage a share of its steps: docs/training-speed.md)."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError, StopIteration):
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
-    return {"cpu": cpu, "logical_cores": os.cpu_count(), "torch_threads": threads}
+    return {"cpu": cpu, "logical_cores": os.cpu_count(), "torch_threads": threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset")}
 
 
 # Where each stage leaves its weights (relative to the family folder, or to the work folder for "work/").
