@@ -147,13 +147,13 @@ tools:
 # --- fashion-mini: the small trained models in models/fashion-mini (docs/fashion-mini.md) --------
 # mini-train retrains the family on this CPU (its stages' time caps, MiniConfig.max_minutes, add up to about two
 # hours plus rendering; a stage at its cap trains the steps that fit) and evaluates it. Train on an otherwise idle
-# machine with OMP_WAIT_POLICY unset: PASSIVE costs a capped stage a fifth to a third of its steps
+# machine with OMP_WAIT_POLICY unset: PASSIVE costs a capped stage a fifth to two fifths of its steps
 # (docs/training-speed.md, `make bench-training`). mini-eval re-measures the shipped weights; mini-grid redraws
 # docs/images/fashion-mini-grid.png and model-shots.png.
 .PHONY: mini-train mini-eval mini-grid bench-training
 
 mini-train: $(STAMP)
-	nice -n 10 $(VENV)/bin/fashion-studio models train-mini
+	env -u OMP_WAIT_POLICY nice -n 10 $(VENV)/bin/fashion-studio models train-mini
 
 bench-training: $(STAMP)
 	$(PY) -m benchmarks.bench_training
@@ -171,7 +171,7 @@ mini-grid: $(STAMP)
 .PHONY: lora-demo
 
 lora-demo: $(STAMP)
-	nice -n 10 $(VENV)/bin/fashion-studio lora demo
+	env -u OMP_WAIT_POLICY nice -n 10 $(VENV)/bin/fashion-studio lora demo
 
 # --- the page at /ui (docs/ui.md) ------------------------------------------------------------------
 # ui-screenshots serves the fashion-mini models, drives the page in Debian's Chromium and writes

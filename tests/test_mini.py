@@ -236,3 +236,28 @@ def test_catalog_job_runs_the_safety_check_and_goes_on_past_a_blocked_article(tm
     [png] = out.glob("B-2*.png")
     verdict = judge.classify([Image.open(png).convert("RGB")])[0]
     assert (verdict.product_type, verdict.colour) == ("sneakers", "yellow")
+
+
+def test_the_training_table_names_each_part_its_cap_stopped_and_the_openmp_policy():
+    """docs/fashion-mini.md's training table: a stage of parts marks the part its cap stopped, a loop of
+    several tasks gives each task's steps and batch, and a run's OpenMP wait policy is shown where recorded."""
+    from fashion_studio.mini.report import training_section
+
+    machine = {"cpu": "x", "logical_cores": 2, "torch_threads": 2}
+    training = {
+        "stages": {
+            "clip": {"steps": 244, "batch_size": 128, "stopped_early": True, "time_scale": 1.0, "wall_seconds": 290, "machine": machine},
+            "inpainter": {
+                "stopped_early": True,
+                "time_scale": 1.0,
+                "wall_seconds": 916,
+                "machine": {**machine, "omp_wait_policy": "unset"},
+                "vae": {"steps": 731, "batch_size": 12, "stopped_early": True},
+                "unet": {"steps": 2800, "batch_size": {"tryon": 8, "inpaint": 16}, "steps_by_task": {"tryon": 2126, "inpaint": 674}, "stopped_early": False},
+            },
+        }
+    }
+    rows = {line.split(" | ")[0].strip("| "): line for line in training_section(training).splitlines() if line.startswith("| ")}
+    assert "| 244 x 128 (stopped at its cap) |" in rows["clip"] and "OpenMP" not in rows["clip"]
+    assert "vae 731 x 12 (stopped at its cap), unet 2800 (2126 x 8 tryon, 674 x 16 inpaint) |" in rows["inpainter"]
+    assert rows["inpainter"].endswith("| 2 cores, 2 threads, OpenMP wait unset |")

@@ -57,9 +57,10 @@ class Budget:
 
     def paced_step(self, step: int) -> int:
         """Where a learning-rate schedule over `steps` should stand at `step`: the step itself while the
-        stage keeps the pace to finish within its time budget, else the share of the budget spent times the
-        planned steps. A stage its time budget stops has then decayed as a finished one does, rather than
-        stopping at a high learning rate; one that finishes in time follows the step schedule exactly."""
+        stage is at or ahead of an even pace (its share of the steps done at least its share of the budget
+        spent), else the share of the budget spent times the planned steps. A stage its time budget stops has
+        then decayed as a finished one does, rather than stopping at a high learning rate; one that keeps an
+        even pace throughout follows the step schedule exactly (one behind it for a while reads the clock)."""
         return max(step, min(self.steps, int(self.steps * self.elapsed / self.max_seconds))) if self.max_seconds > 0 else step
 
     def schedule_step(self, step: int) -> int:

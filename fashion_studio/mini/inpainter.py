@@ -370,6 +370,7 @@ def train_inpainter(
             for e, q in zip(ema.parameters(), unet.parameters()):
                 e.mul_(decay).add_(q.detach(), alpha=1 - decay)
         losses[task].append(loss.item())
+    trained = budget.summary()  # the training loop's time, before the saving
     assemble(out, vae, ema, text_encoder, tokenizer)
 
     def tail(values: list[float]) -> float:
@@ -378,7 +379,7 @@ def train_inpainter(
     return ema, {
         "vae": vae_info,
         "unet": {
-            **budget.summary(),
+            **trained,
             "batch_size": {"tryon": batch_size, "inpaint": 2 * batch_size},
             "learning_rate": lr,
             "learning_rate_schedule": PACED_SCHEDULE,

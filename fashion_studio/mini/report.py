@@ -189,7 +189,7 @@ def training_section(training: dict[str, Any]) -> str:
         # a stage of parts says which part its cap stopped (the inpainter's VAE keeps a fifth of the cap)
         steps = (
             ", ".join(
-                f"{label} {part['steps']} x {_batch(part['batch_size'])}".strip() + (" (at its cap)" if label and part.get("stopped_early") else "")
+                f"{label} {_steps(part)}".strip() + (" (stopped at its cap)" if label and part.get("stopped_early") else "")
                 for label, part in parts
                 if "steps" in part and "batch_size" in part
             )
@@ -212,13 +212,14 @@ def training_section(training: dict[str, Any]) -> str:
         repro_text = f"Re-trained by `fashion-studio models check-mini` into a scratch folder and compared byte for byte with the shipped weights: {checked}. Stages not listed were not checked."
     else:
         repro_text = "No stage has been re-trained and compared with the shipped weights (`fashion-studio models check-mini` does it)."
-    return f"""Each stage runs a fixed number of steps; its time cap (the default caps add up to {cap_sum:g} minutes, plus the
-rendering) is a safety net that `--time-scale` stretches, and a stage cut short by it says so here and in its
-card. The shipped weights come from the runs below (each stage's run, its cap and scale, its wall time and
+    return f"""Each stage plans a number of steps and has a time cap (the default caps add up to {cap_sum:g} minutes, plus the
+rendering; `--time-scale` stretches them); a stage, or a part of one, cut short by its cap says so here and in
+its card. The shipped weights come from the runs below (each stage's run, its cap and scale, its wall time and
 the machine's threads, from `models/fashion-mini/training.json`); their wall times add up to
-**{total / 60:.1f} min**. A stage that finishes its steps inside its cap has weights its steps decide; one its cap
-stops has trained the steps its machine fitted in, and OpenMP's wait policy alone changes that by a fifth or more
-(`docs/training-speed.md`): train on an otherwise idle machine with `OMP_WAIT_POLICY` unset.
+**{total / 60:.1f} min**. A stage whose learning rate follows its steps alone and that finishes them inside its
+cap has weights its steps decide (`check-mini` compares them byte for byte); one its cap stops, or whose
+schedule is paced by the clock, has trained as far as its machine got, and OpenMP's wait policy alone changes
+that by a fifth or more (`docs/training-speed.md`): train on an otherwise idle machine with `OMP_WAIT_POLICY` unset.
 
 {chr(10).join(rows)}
 
@@ -305,9 +306,16 @@ def replace_block(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda m: m.group(1) + body.rstrip("\n") + "\n" + m.group(2), text)
 
 
-def _batch(size: int | dict[str, int]) -> str:
-    """A batch size, or a loop's per-task batch sizes ({"tryon": 8, "inpaint": 16} -> "8 tryon / 16 inpaint")."""
-    return " / ".join(f"{v} {k}" for k, v in size.items()) if isinstance(size, dict) else str(size)
+def _steps(part: dict[str, Any]) -> str:
+    """ "1200 x 12", or for a loop of several tasks with their own batch sizes the steps of each:
+    "2800 (2126 x 8 tryon, 674 x 16 inpaint)"."""
+    size = part["batch_size"]
+    if not isinstance(size, dict):
+        return f"{part['steps']} x {size}"
+    by_task = part.get("steps_by_task", {})
+    return (
+        f"{part['steps']} (" + ", ".join(f"{by_task[task]} x {batch} {task}" if task in by_task else f"x {batch} {task}" for task, batch in size.items()) + ")"
+    )
 
 
 def write_docs(models_dir: Path, documents: dict[Path, dict[str, Any]] | None = None) -> list[Path]:

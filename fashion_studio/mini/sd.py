@@ -319,13 +319,14 @@ def train_unet(
             }
             torch.save(state, state_path.with_suffix(".tmp"))
             state_path.with_suffix(".tmp").replace(state_path)
+    trained = budget.summary()  # the training loop's time, before the saving
     out.mkdir(parents=True, exist_ok=True)
     ema.save_pretrained(out, safe_serialization=True)
     tail = losses[-100:]
     if state_path is not None:
         state_path.unlink(missing_ok=True)
     return ema, {
-        **budget.summary(),
+        **trained,
         "resumed_from_step": start,
         "batch_size": batch_size,
         "final_loss": round(sum(tail) / max(1, len(tail)), 4),
