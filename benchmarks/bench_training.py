@@ -1,7 +1,7 @@
 """fashion-mini's training speed under each OpenMP wait policy: seconds per optimizer step of the generator's
 UNet (the unet and shots stages' loop, `sd.train_unet`, batch 64 with loss maps) and of the inpainter (its VAE
 fine-tune and 9-channel UNet, `inpainter.train_inpainter`), each in a fresh process per policy (libgomp reads
-OMP_WAIT_POLICY once, at start), the policies alternated within each repeat; medians and spreads.
+OMP_WAIT_POLICY once, at start), the policies' order rotated from repeat to repeat; medians and spreads.
 
 A stage at its time cap trains as many steps as this speed allows, so the policy decides how much of its
 planned training a capped stage gets.
@@ -88,22 +88,22 @@ def run_child(workload: str, policy: str, models: Path, work: Path, threads: int
     return json.loads(lines[-1][len("RESULT ") :])
 
 
-def paired_ratios(report: dict) -> dict[str, list[float]]:
-    """Per loop, each repeat's PASSIVE seconds over its unset seconds (how many times the steps unset trains)."""
-    return {name: [p / u for p, u in zip(by["PASSIVE"], by["unset"])] for name, by in report["samples"].items()}
+def paired_ratios(report: dict, policy: str = "unset") -> dict[str, list[float]]:
+    """Per loop, each repeat's PASSIVE seconds over `policy`'s seconds (how many times the steps `policy` trains)."""
+    return {name: [p / s for p, s in zip(by["PASSIVE"], by[policy])] for name, by in report["samples"].items()}
 
 
 def document(report: dict) -> str:
-    ratios = paired_ratios(report)
+    by_policy_ratios = {policy: paired_ratios(report, policy) for policy in POLICIES}
     rows = []
     for name, by_policy in report["seconds_per_step"].items():
         for policy in POLICIES:
             s = by_policy[policy]
-            paired = [report["samples"][name]["PASSIVE"][k] / v for k, v in enumerate(report["samples"][name][policy])]
+            paired = by_policy_ratios[policy][name]
             rows.append(
                 f"| {name} | {policy} | {s['median']:.3f} | {s['min']:.3f}-{s['max']:.3f} | {statistics.median(paired):.2f}x ({', '.join(f'{r:.2f}' for r in paired)}) |"
             )
-    medians = {name: statistics.median(r) for name, r in ratios.items()}
+    medians = {name: statistics.median(r) for name, r in by_policy_ratios["unset"].items()}
     low, high = min(medians.values()), max(medians.values())
     if low > 1.05:
         verdict = f"""- Unset (libgomp's default: a thread spins a while before it sleeps) trains {low:.2f}x to {high:.2f}x as many steps per second
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", choices=WORKLOADS, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from fashion_studio.mini.train import MiniConfig
+    from fashion_studio.mini.train import MiniConfig, machine
 
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
@@ -162,8 +162,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         args.out.write_text(document(json.loads(args.out.with_suffix(".json").read_text())))
         return 0
-    import platform
-
     started = time.perf_counter()
     samples: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
@@ -179,12 +177,10 @@ def main(argv: list[str] | None = None) -> int:
                     for name, seconds in run_child(workload, policy, args.models, work, threads).items():
                         samples.setdefault(name, {}).setdefault(policy, []).append(seconds)
                     print(f"repeat {repeat + 1}/{args.repeats} {workload} {policy}: done", flush=True)
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor()
-    )
+    where = machine(threads)  # the CPU as the training record names it
     report = {
         "command": "python -m benchmarks.bench_training" + (f" --repeats {args.repeats}" if args.repeats != 3 else ""),
-        "machine": f"{cpu}, {os.cpu_count()} cores",
+        "machine": f"{where['cpu']}, {where['logical_cores']} cores",
         "threads": threads,
         "default_threads": threads == MiniConfig().threads,
         "repeats": args.repeats,
