@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -21,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from fashion_studio.ports import free_port
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +84,6 @@ def triton_env(venv: Path | str | None = None) -> TritonEnv:
     libdir = sysconfig.get_config_var("LIBDIR") or ""
     ld = os.pathsep.join(p for p in (libdir, str(site / "nvidia_pytriton.libs")) if p)
     return TritonEnv(venv=venv, site_packages=site, binary=binary, backend_dir=backends, ld_library_path=ld)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 class TritonServer:

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from typing import Annotated, Any, Optional
 import typer
 from PIL import Image, ImageDraw
 
+from fashion_studio.ports import free_port
 from fashion_studio.settings import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
@@ -182,19 +182,13 @@ def _text(draw: ImageDraw.ImageDraw, at: tuple[int, int], lines: list[str], widt
 # --- serving the deployment for the demo ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def served(env: dict[str, str], log: Path, timeout_s: float = 600) -> Iterator[str]:
     """`bentoml serve services.gateway:Studio` on a free loopback port, waited on until ready, and
     stopped (its whole process group) at the end."""
     import httpx
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", "services.gateway:Studio", "--host", "127.0.0.1", "--port", str(port)],
