@@ -252,6 +252,7 @@ def finetune_vae(
     tail = losses[-50:]
     return {
         **budget.summary(),
+        **({"learning_rate_schedule": PACED_SCHEDULE} if paced else {}),
         "batch_size": batch_size,
         "final_reconstruction_loss": round(sum(tail) / max(1, len(tail)), 4),
         "training_image_mae_before": round(before, 2),
@@ -430,8 +431,9 @@ def train(
 # -- evaluation ---------------------------------------------------------------------------------------
 
 PACED_NOTE = """
-Both learning rates warm up, then decay along a cosine to a tenth of their peak, paced by the time budget
-where it ends a run before its planned steps (`Budget.schedule_step`): a run its budget stops ends decayed.
+Both learning rates warm up, then decay along a cosine to a tenth of their peak, paced (`Budget.schedule_step`):
+a run on an even pace to finish its planned steps within its time budget follows its steps; one behind that
+pace stands where the share of the budget spent puts it, so a run its budget stops ends decayed.
 """
 TARGETS = {"tryon_colour_accuracy": 0.85, "tryon_pattern_accuracy": 0.75}
 EVAL_EXAMPLES = 200
