@@ -41,9 +41,9 @@ from fashion_studio.mini.split import combination, held_out_combinations
 logger = logging.getLogger(__name__)
 
 INPAINT_DATA_VERSION = 1
-INPAINTER_RECIPE_VERSION = 5  # the training recipe (task mix, mask jitter, loss weights, VAE fine-tuning): part of the stage's key
+INPAINTER_RECIPE_VERSION = 6  # the training recipe (task mix, mask jitter, loss weights, VAE fine-tuning): part of the stage's key
 TYPES_BY_CATEGORY: dict[str, tuple[str, ...]] = {"upper": UPPER_TYPES, "lower": LOWER_TYPES, "full": FULL_TYPES}
-TRYON_SHARE = 0.75  # of the training steps; the rest are masked re-generation from captions
+TRYON_SHARE = 0.85  # of the training steps; the rest are masked re-generation from captions (each at twice the batch)
 # The loss inside the mask weighs this many times more than outside it: what lies outside is given to
 # the UNet (the masked image, the garment half) and is learnt at once; the garment region is the task.
 MASK_LOSS_WEIGHT = 4.0

@@ -89,7 +89,7 @@ class MiniConfig:
             "editor": 1200,
             "segmenter": 1000,
             "parser": 500,
-            "inpainter": 2800,
+            "inpainter": 3200,
             "inpainter_vae": 800,
             "figure-judge": 1200,
         }
