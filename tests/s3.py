@@ -24,10 +24,6 @@ def weed_binary() -> str | None:
     return str(beside_python) if beside_python.is_file() else shutil.which("weed")
 
 
-def _free_ports(count: int) -> list[int]:
-    return [free_port() for _ in range(count)]
-
-
 @dataclass
 class SeaweedS3:
     endpoint: str
@@ -66,7 +62,7 @@ class SeaweedS3:
             "admin.port",
             "admin.port.grpc",
         )
-        ports = dict(zip(names, _free_ports(len(names))))
+        ports = {name: free_port() for name in names}
         log = root / "weed.log"
         command = [
             binary,

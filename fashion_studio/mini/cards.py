@@ -43,10 +43,11 @@ def _stage_line(name: str, info: dict[str, Any] | None) -> str:
     if "steps" not in info:
         return f"- {name}: {_minutes(info.get('wall_seconds'))}"
     early = " (stopped at its time cap)" if info.get("stopped_early") else ""
-    batch = info.get("batch_size")
-    if isinstance(batch, dict):  # a stage of several tasks: each task's batch
-        batch = ", ".join(f"{size} ({task})" for task, size in batch.items())
-    return f"- {name}: {info.get('steps')} steps of batch {batch}{early}, {_minutes(info.get('wall_seconds'))}"
+    if isinstance(info.get("batch_size"), dict):  # a loop of several tasks: each task's steps and batch
+        from fashion_studio.mini.report import steps_text
+
+        return f"- {name}: {steps_text(info)} steps{early}, {_minutes(info.get('wall_seconds'))}"
+    return f"- {name}: {info.get('steps')} steps of batch {info.get('batch_size')}{early}, {_minutes(info.get('wall_seconds'))}"
 
 
 def _summary_table(ev: dict[str, Any] | None) -> str:

@@ -189,7 +189,7 @@ def training_section(training: dict[str, Any]) -> str:
         # a stage of parts says which part its cap stopped (the inpainter's VAE keeps a fifth of the cap)
         steps = (
             ", ".join(
-                f"{label} {_steps(part)}".strip() + (" (stopped at its cap)" if label and part.get("stopped_early") else "")
+                f"{label} {steps_text(part)}".strip() + (" (stopped at its cap)" if label and part.get("stopped_early") else "")
                 for label, part in parts
                 if "steps" in part and "batch_size" in part
             )
@@ -306,7 +306,7 @@ def replace_block(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda m: m.group(1) + body.rstrip("\n") + "\n" + m.group(2), text)
 
 
-def _steps(part: dict[str, Any]) -> str:
+def steps_text(part: dict[str, Any]) -> str:
     """ "1200 x 12", or for a loop of several tasks with their own batch sizes the steps of each:
     "2800 (2126 x 8 tryon, 674 x 16 inpaint)"."""
     size = part["batch_size"]
