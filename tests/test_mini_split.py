@@ -169,3 +169,18 @@ def test_model_shots_weigh_garments_and_most_the_bottom():
     assert maps[0, 0, 0] == UNET_GARMENT_WEIGHT and maps[0, 1, 0] == UNET_LOWER_WEIGHT
     assert maps[0, 1, 1] == 1 + (UNET_LOWER_WEIGHT - 1) / 2
     assert maps[0, 0, 1] == 1 and (maps[0, 2:] == 1).all()
+
+
+def test_the_documents_intervals_are_wilson_intervals():
+    """The 95% interval the documents give a missed target's share: Wilson's, which stays inside [0, 1] at
+    the ends and narrows as the examples grow."""
+    from fashion_studio.mini.report import interval
+
+    low, high = interval(0.5, 100)
+    assert (round(low, 4), round(high, 4)) == (0.4038, 0.5962)
+    assert interval(0.0, 10)[0] == 0.0 and round(interval(0.0, 10)[1], 4) == 0.2775
+    assert interval(1.0, 10)[1] == 1.0 and round(interval(1.0, 10)[0], 4) == 0.7225
+    wide, narrow = interval(0.59, 176), interval(0.59, 600)
+    assert wide[0] < narrow[0] < 0.59 < narrow[1] < wide[1]
+    with pytest.raises(ValueError, match="n must be positive"):
+        interval(0.5, 0)

@@ -7,6 +7,7 @@ there is typed by hand; the text around the blocks is left alone.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,24 @@ def _pct(value: float | None) -> str:
 
 def _target(key: str) -> str:
     return _pct(TARGETS[key]) if key in TARGETS else "-"
+
+
+def interval(share: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% at the default z) of a share read right on `n` examples: how far a
+    second draw of as many held-out examples could move the figure."""
+    if n <= 0:
+        raise ValueError(f"n must be positive, got {n}")
+    spread = z * z / n
+    centre = share + spread / 2
+    half = z * math.sqrt(share * (1 - share) / n + spread / (4 * n))
+    return max(0.0, (centre - half) / (1 + spread)), min(1.0, (centre + half) / (1 + spread))
+
+
+def _interval(share: float | None, n: int) -> str:
+    if share is None or n <= 0:
+        return "n/a"
+    low, high = interval(share, n)
+    return f"{100 * low:.1f}-{100 * high:.1f}%"
 
 
 def _duration(seconds: float) -> str:
@@ -254,8 +273,8 @@ def inpainter_summary(training: dict[str, Any], ev: dict[str, Any]) -> str:
         )
     return f"""On {result["examples"]} held-out figures (each wears a held-out (type, colour, pattern) combination), each
 dressed in a garment of another held-out combination, the figure judge reads the garment's colour inside the
-mask on **{t["colour"]:.1%}** of try-ons and its pattern on **{t["pattern"]:.1%}** (targets
-{INPAINT_TARGETS["tryon_colour_accuracy"]:.0%} and {INPAINT_TARGETS["tryon_pattern_accuracy"]:.0%}; on the exact targets the judge reads
+mask on **{t["colour"]:.1%}** of try-ons and its pattern on **{t["pattern"]:.1%}** (95% intervals {_interval(t["colour"], result["examples"])} and
+{_interval(t["pattern"], result["examples"])}; targets {INPAINT_TARGETS["tryon_colour_accuracy"]:.0%} and {INPAINT_TARGETS["tryon_pattern_accuracy"]:.0%}; on the exact targets the judge reads
 {exact["colour"]:.1%} and {exact["pattern"]:.1%}{ceiling}); inpainting from the dressed figure's caption: colour {p["colour"]:.1%}, pattern
 {p["pattern"]:.1%}. Outside the mask the largest difference from the input is {t["outside_mask_max_abs_difference"]} (tolerance 0)
 (`fashion-studio models eval-mini --inpainter-only`)."""
@@ -275,6 +294,9 @@ def shots_summary(training: dict[str, Any], ev: dict[str, Any]) -> str:
     def pair(reading: dict[str, Any], name: str) -> str:
         return f"{value(reading['top'], f'{name}_accuracy')} / {value(reading['bottom'], f'{name}_accuracy')}"
 
+    def spread(reading: dict[str, Any], name: str) -> str:
+        return " / ".join(_interval(reading[slot].get(f"{name}_accuracy"), reading[slot].get("garments", 0)) for slot in ("top", "bottom"))
+
     held = {slot: g[slot].get("held_out_garments", {}) for slot in ("top", "bottom")}
     held_text = (
         f" On the garments of held-out combinations alone ({held['top']['garments']} tops, {held['bottom']['garments']} bottoms): "
@@ -288,7 +310,7 @@ def shots_summary(training: dict[str, Any], ev: dict[str, Any]) -> str:
 pattern) combination, the other garment random; no training figure wears one and no prompt is a training caption,
 checked), drawn at the service defaults ({result["steps"]} steps, guidance {result["guidance"]}), the clothes parser finds each
 garment and the figure judge reads the top's / bottom's colour on **{pair(g, "colour")}** of the model shots
-(target {SHOT_TARGETS["model_shot_top_colour_accuracy"]:.0%} each), type {pair(g, "product_type")}, pattern {pair(g, "pattern")}.{held_text}{wrong_text} The same
+(95% intervals {spread(g, "colour")}; target {SHOT_TARGETS["model_shot_top_colour_accuracy"]:.0%} each), type {pair(g, "product_type")}, pattern {pair(g, "pattern")}.{held_text}{wrong_text} The same
 reading of the exact renders gives colour {pair(exact, "colour")}, of the renders through the generator's VAE and
 back {pair(coded, "colour")} (`fashion-studio models eval-mini --shots-only`)."""
 
@@ -332,4 +354,4 @@ def write_docs(models_dir: Path, documents: dict[Path, dict[str, Any]] | None = 
     return written
 
 
-__all__ = ["evaluation_section", "readme_summary", "training_section", "write_docs"]
+__all__ = ["evaluation_section", "interval", "readme_summary", "training_section", "write_docs"]
