@@ -313,6 +313,29 @@ def eval_mini(
     typer.echo(json.dumps({"summary": results["summary"], "targets_met": results["targets_met"]}, indent=2))
 
 
+@models_app.command("compare-mini")
+def compare_mini(
+    families: Annotated[list[Path], typer.Argument(help="fashion-mini folders to compare (the shipped one, a retrained candidate).")],
+    work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="Rendered data, shared with train-mini (default var/fashion-mini).")] = None,
+    seed: Annotated[int, typer.Option(help="The seed the families were trained with (selects the held-out data).")] = 0,
+    products: Annotated[int, typer.Option(min=0, help="Held-out products per split (seen, unseen combinations); eval-mini reads 200.")] = 1000,
+    figures: Annotated[int, typer.Option(min=0, help="Held-out figures' captions for model shots; eval-mini reads 200.")] = 600,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the figures as JSON here.")] = None,
+) -> None:
+    """Families side by side on larger held-out sets than eval-mini's, each share with its 95% interval."""
+    from fashion_studio.mini import WORK_DIR
+    from fashion_studio.mini.compare import compare, table
+
+    missing = [str(f) for f in families if not (Path(f) / "sd").is_dir() or not (Path(f) / "judge").is_dir()]
+    if missing:
+        _fail(FileNotFoundError(f"not a fashion-mini folder (no sd or judge): {', '.join(missing)}"))
+    result = compare(families, work_dir or WORK_DIR, seed, products, figures)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    typer.echo(table(result))
+
+
 @models_app.command("check-mini")
 def check_mini(
     stage: Annotated[

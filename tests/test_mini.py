@@ -166,6 +166,39 @@ def test_eval_mini_measures_a_copy_and_writes_its_cards(tmp_path):
     assert (models / "README.md").is_file() and (models / "judge" / "README.md").is_file()
 
 
+def test_compare_mini_reads_families_side_by_side_with_intervals(tmp_path):
+    """`compare-mini` at a small scale over its command line: the shipped family and a second folder of the
+    same weights read the same shares (same prompts, same seeds), each inside its 95% interval, in JSON and in
+    the table; a folder that is no family is refused with the folder named."""
+    from typer.testing import CliRunner
+
+    from fashion_studio.cli import app
+
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    for part in MINI_DIR.iterdir():
+        (twin / part.name).symlink_to(part)
+    out = tmp_path / "compare.json"
+    args = ["models", "compare-mini", str(MINI_DIR), str(twin), "--products", "12", "--figures", "6", "--work-dir", str(tmp_path / "work"), "--out", str(out)]
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 0, run.output
+    result = json.loads(out.read_text())
+    shipped, copy = (result["families"][str(f)] for f in (MINI_DIR, twin))
+    assert shipped == copy
+    for split in ("seen", "unseen"):
+        for head in ("type", "colour", "pattern"):
+            value = shipped["products"][split][head]
+            low, high = value["interval_95"]
+            assert value["n"] == 12 and 0.0 <= low <= value["share"] <= high <= 1.0 and high - low > 0.2  # 12 examples: wide
+    assert shipped["model_shots"]["top"]["colour"]["n"] == 6
+    row = next(line for line in run.output.splitlines() if line.startswith("| products (unseen), colour |"))
+    share = shipped["products"]["unseen"]["colour"]["share"]
+    assert row.count(f"{100 * share:.1f}% (") == 2 and row.count("n=12)") == 2
+
+    refused = CliRunner().invoke(app, ["models", "compare-mini", str(MINI_DIR), str(tmp_path / "work")])
+    assert refused.exit_code == 2 and "not a fashion-mini folder" in refused.output and str(tmp_path / "work") in refused.output
+
+
 def test_the_default_service_draws_what_a_german_description_asks_for(tmp_path, judge):
     """`make serve` with nothing set: the gateway and its model services on the shipped models."""
     import io
