@@ -31,15 +31,13 @@ def _share(hits: int, n: int) -> dict[str, Any]:
     return {"share": round(hits / n, 4) if n else None, "n": n, "interval_95": [round(low, 4), round(high, 4)] if n else None}
 
 
-def _products(models_dir: Path, sets: dict[str, Any], seed: int) -> dict[str, Any]:
-    from fashion_studio.generation import Generator
-    from fashion_studio.mini.evaluate import generate_images, mini_settings
+def _products(models_dir: Path, settings: Any, generator: Any, sets: dict[str, Any], seed: int) -> dict[str, Any]:
+    from fashion_studio.mini.evaluate import generate_images
     from fashion_studio.mini.judge import Judge
     from fashion_studio.mini.text import catalog_prompts
     from fashion_studio.translation import Translator
 
-    settings = mini_settings(models_dir)
-    translator, generator, judge = Translator.load(settings), Generator.load(settings), Judge.load(models_dir / "judge")
+    translator, judge = Translator.load(settings), Judge.load(models_dir / "judge")
     out = {}
     for split, data in sets.items():
         items = data.items
@@ -51,15 +49,12 @@ def _products(models_dir: Path, sets: dict[str, Any], seed: int) -> dict[str, An
     return out
 
 
-def _shots(models_dir: Path, figures: Any, prompts: Sequence[str], seed: int) -> dict[str, Any]:
-    from fashion_studio.generation import Generator
-    from fashion_studio.mini.evaluate import generate_images, mini_settings
+def _shots(models_dir: Path, settings: Any, generator: Any, figures: Any, prompts: Sequence[str], seed: int) -> dict[str, Any]:
+    from fashion_studio.mini.evaluate import generate_images
     from fashion_studio.mini.figure_judge import FigureJudge
     from fashion_studio.mini.shots import read_outfits
     from fashion_studio.segmentation import Segmenter
 
-    settings = mini_settings(models_dir)
-    generator = Generator.load(settings)
     images = generate_images(
         generator, prompts, settings.default_steps, settings.default_guidance, split_seed(seed, HELDOUT) + 7, negative=settings.negative_prompt or None
     )
@@ -75,7 +70,8 @@ def _shots(models_dir: Path, figures: Any, prompts: Sequence[str], seed: int) ->
 
 def compare(families: Sequence[Path], work: Path, seed: int = 0, products: int = 1000, figures: int = 600, workers: int = 2) -> dict[str, Any]:
     """Each family's products (`products` per split) and model shots (`figures`) read right, with intervals."""
-    from fashion_studio.mini.evaluate import EvalConfig
+    from fashion_studio.generation import Generator
+    from fashion_studio.mini.evaluate import EvalConfig, mini_settings
     from fashion_studio.mini.segmenter import figure_set
     from fashion_studio.mini.shots import can_evaluate, eval_prompts
 
@@ -88,9 +84,11 @@ def compare(families: Sequence[Path], work: Path, seed: int = 0, products: int =
     results: dict[str, Any] = {}
     for family in map(Path, families):
         logger.info("comparing %s", family)
+        settings = mini_settings(family)
+        generator = Generator.load(settings)
         results[str(family)] = {
-            "products": _products(family, sets, seed) if sets else None,
-            "model_shots": _shots(family, shots, eval_prompts(shots.specs), seed) if shots is not None and can_evaluate(family) else None,
+            "products": _products(family, settings, generator, sets, seed) if sets else None,
+            "model_shots": _shots(family, settings, generator, shots, eval_prompts(shots.specs), seed) if shots is not None and can_evaluate(family) else None,
         }
     return {
         "seed": seed,
