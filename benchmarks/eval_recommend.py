@@ -27,7 +27,7 @@ from fashion_studio.index.demo import render_products
 from fashion_studio.index.local import LocalStore
 from fashion_studio.index.product_index import ProductIndex
 from fashion_studio.index.records import product_metadata
-from fashion_studio.mini.data import HELDOUT, TRAIN, make_items, text_pairs
+from fashion_studio.mini.data import HELDOUT, TRAIN, make_items, trained_german
 from fashion_studio.mini.train import MiniConfig
 from fashion_studio.mini.vocab import COLOUR_NAMES, PATTERNS, TYPE_NAMES
 from fashion_studio.products import demo_products
@@ -44,7 +44,7 @@ def heldout_prompts(count: int, config: MiniConfig) -> tuple[list[tuple[str, obj
     """(prompt, spec) pairs from the held-out stream whose caption text the generator never saw."""
     train = make_items(config.train_images, config.seed, TRAIN)
     seen_captions = {c.text for item in train for c in item.captions}
-    seen_german = {i.german for i in train} | {de for de, _ in text_pairs(config.translation_pairs, config.seed, TRAIN)}
+    seen_german = trained_german(train, config.translation_pairs, config.seed)
     seen_combos = {(i.spec.product_type, i.spec.colour, i.spec.pattern) for i in train}
     items = make_items(count * 25, config.seed, HELDOUT, exclude=seen_german)
     chosen, chosen_items, candidates, in_training, repeated = [], [], 0, 0, 0

@@ -17,78 +17,62 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fashion_studio.mini.data import HELDOUT, TRAIN, heldout_sets, split_seed, text_pairs, training_set
+from fashion_studio.mini.data import heldout_sets, trained_german, training_set
 
 logger = logging.getLogger(__name__)
 
-HEADS = (("type", "product_type"), ("colour", "colour"), ("pattern", "pattern"))  # (the row's word, the judge's field)
+HEADS = ("type", "colour", "pattern")
+SHOT_FIELDS = {"type": "product_type", "colour": "colour", "pattern": "pattern"}  # read_outfits' names
 
 
-def _share(hits: int, n: int) -> dict[str, Any]:
+def _share(share: float | None, n: int) -> dict[str, Any]:
     from fashion_studio.mini.report import interval
 
-    low, high = interval(hits / n, n) if n else (None, None)
-    return {"share": round(hits / n, 4) if n else None, "n": n, "interval_95": [round(low, 4), round(high, 4)] if n else None}
+    if share is None or n <= 0:
+        return {"share": None, "n": n, "interval_95": None}
+    low, high = interval(share, n)
+    return {"share": share, "n": n, "interval_95": [round(low, 4), round(high, 4)]}
 
 
-def _products(models_dir: Path, settings: Any, generator: Any, sets: dict[str, Any], seed: int) -> dict[str, Any]:
-    from fashion_studio.mini.evaluate import generate_images
+def _products(models_dir: Path, sets: dict[str, Any], seed: int) -> dict[str, Any]:
+    """As eval-mini's generator figures: German description -> translation -> the catalog prompt -> the judge."""
+    from fashion_studio.generation import Generator
+    from fashion_studio.mini.evaluate import generate_images, judge_scores, mini_settings
     from fashion_studio.mini.judge import Judge
     from fashion_studio.mini.text import catalog_prompts
     from fashion_studio.translation import Translator
 
-    translator, judge = Translator.load(settings), Judge.load(models_dir / "judge")
+    settings = mini_settings(models_dir)
+    translator, generator, judge = Translator.load(settings), Generator.load(settings), Judge.load(models_dir / "judge")
     out = {}
     for split, data in sets.items():
-        items = data.items
-        english = translator.translate([i.german for i in items])
-        prompts = [catalog_prompts(i.german, en)[0] for i, en in zip(items, english)]
+        english = translator.translate([i.german for i in data.items])
+        prompts = [catalog_prompts(i.german, en)[0] for i, en in zip(data.items, english)]
         images = generate_images(generator, prompts, settings.default_steps, settings.default_guidance, seed * 100_000, settings.negative_prompt or None)
-        verdicts = judge.classify(images)
-        out[split] = {head: _share(sum(getattr(v, name) == getattr(i.spec, name) for v, i in zip(verdicts, items)), len(items)) for head, name in HEADS}
-    return out
-
-
-def _shots(models_dir: Path, settings: Any, generator: Any, figures: Any, prompts: Sequence[str], seed: int) -> dict[str, Any]:
-    from fashion_studio.mini.evaluate import generate_images
-    from fashion_studio.mini.figure_judge import FigureJudge
-    from fashion_studio.mini.shots import read_outfits
-    from fashion_studio.segmentation import Segmenter
-
-    images = generate_images(
-        generator, prompts, settings.default_steps, settings.default_guidance, split_seed(seed, HELDOUT) + 7, negative=settings.negative_prompt or None
-    )
-    read = read_outfits(Segmenter.load(models_dir / "segmenter"), FigureJudge.load(models_dir / "figure-judge"), images, figures.specs)
-    out = {}
-    for slot, reading in read.items():
-        n = reading["garments"]
-        out[slot] = {
-            head: _share(round(reading[f"{name}_accuracy"] * n) if n else 0, n) for head, name in HEADS
-        }  # shares of 4 decimals: exact counts below 5,000
+        scores = judge_scores(judge, images, data.items)
+        out[split] = {head: _share(scores[f"{head}_accuracy"], len(data.items)) for head in HEADS}
     return out
 
 
 def compare(families: Sequence[Path], work: Path, seed: int = 0, products: int = 1000, figures: int = 600, workers: int = 2) -> dict[str, Any]:
-    """Each family's products (`products` per split) and model shots (`figures`) read right, with intervals."""
-    from fashion_studio.generation import Generator
-    from fashion_studio.mini.evaluate import EvalConfig, mini_settings
-    from fashion_studio.mini.segmenter import figure_set
-    from fashion_studio.mini.shots import can_evaluate, eval_prompts
+    """Each family's products (`products` per split) and model shots (`figures`, read as `eval-mini
+    --shots-only` reads them) read right, with intervals."""
+    from fashion_studio.mini import shots
+    from fashion_studio.mini.evaluate import EvalConfig
 
     started = time.perf_counter()
-    sizes = EvalConfig()  # the training set and translation pairs whose German texts are excluded, as eval-mini's
-    train_german = {i.german for i in training_set(work, sizes.train_images, seed, render=False).items}
-    train_german |= {de for de, _ in text_pairs(sizes.translation_pairs, seed, TRAIN)}
-    sets = dict(zip(("seen", "unseen"), heldout_sets(work, products, seed, train_german, workers))) if products else {}
-    shots = figure_set(work, figures, seed, HELDOUT, workers) if figures else None
+    sizes = EvalConfig()  # the training set and translation pairs whose German texts are left out, as eval-mini's
+    trained = trained_german(training_set(work, sizes.train_images, seed, render=False).items, sizes.translation_pairs, seed)
+    sets = dict(zip(("seen", "unseen"), heldout_sets(work, products, seed, trained, workers))) if products else {}
     results: dict[str, Any] = {}
     for family in map(Path, families):
         logger.info("comparing %s", family)
-        settings = mini_settings(family)
-        generator = Generator.load(settings)
+        read = shots.evaluate(family, work, seed, figures, workers)["generated"] if figures and shots.can_evaluate(family) else None
         results[str(family)] = {
-            "products": _products(family, settings, generator, sets, seed) if sets else None,
-            "model_shots": _shots(family, settings, generator, shots, eval_prompts(shots.specs), seed) if shots is not None and can_evaluate(family) else None,
+            "products": _products(family, sets, seed) if sets else None,
+            "model_shots": {slot: {head: _share(r[f"{SHOT_FIELDS[head]}_accuracy"], r["garments"]) for head in HEADS} for slot, r in read.items()}
+            if read
+            else None,
         }
     return {
         "seed": seed,
@@ -105,10 +89,10 @@ def table(result: dict[str, Any]) -> str:
     families = list(result["families"])
     rows: list[tuple[str, list[dict[str, Any] | None]]] = []
     for split in ("seen", "unseen"):
-        for head, _ in HEADS:
+        for head in HEADS:
             rows.append((f"products ({split}), {head}", [(r["products"] or {}).get(split, {}).get(head) for r in result["families"].values()]))
     for slot in ("top", "bottom"):
-        for head, _ in HEADS:
+        for head in HEADS:
             rows.append((f"model shots, {slot} {head}", [(r["model_shots"] or {}).get(slot, {}).get(head) for r in result["families"].values()]))
 
     def cell(value: dict[str, Any] | None) -> str:

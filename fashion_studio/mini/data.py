@@ -172,6 +172,12 @@ def all_combinations_set(work: Path, n: int, seed: int, workers: int = 2) -> Ren
     return rendered_set(work, n, seed, TRAIN, workers=workers)
 
 
+def trained_german(items: Iterable[Item], translation_pairs: int, seed: int) -> set[str]:
+    """Every German text a fashion-mini model trained on, which held-out data leaves out: the training
+    products' descriptions (`items`) and the translator's `translation_pairs` training pairs."""
+    return {item.german for item in items} | {de for de, _ in text_pairs(translation_pairs, seed, TRAIN)}
+
+
 def heldout_sets(work: Path, n: int, seed: int, trained_german: Iterable[str], workers: int = 2) -> tuple[RenderedSet, RenderedSet]:
     """(seen, unseen): held-out products of the training combinations and of the held-out combinations,
     with no German description that a model trained on (`trained_german`)."""

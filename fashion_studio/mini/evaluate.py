@@ -39,7 +39,7 @@ from fashion_studio.mini import inpainter as mini_inpainter
 from fashion_studio.mini import segmenter as mini_segmenter
 from fashion_studio.mini import shots as mini_shots
 from fashion_studio.mini.common import write_json
-from fashion_studio.mini.data import HELDOUT, TRAIN, Item, heldout_sets, text_pairs, training_set
+from fashion_studio.mini.data import HELDOUT, Item, heldout_sets, text_pairs, trained_german, training_set
 from fashion_studio.mini.split import split_summary
 from fashion_studio.mini.text import NEW_ZERO_SHOT_COMBOS, NEW_ZERO_SHOT_TYPES, ZERO_SHOT_COMBO, ZERO_SHOT_TYPE, catalog_prompts
 from fashion_studio.mini.vocab import COLOUR_NAMES, PATTERNS, TYPE_NAMES
@@ -218,8 +218,7 @@ def evaluate(models_dir: Path, work_dir: Path, config: EvalConfig | None = None,
     started = time.perf_counter()
     # Every German text and English caption the models were trained on (texts only: nothing is rendered).
     train_items = training_set(work_dir, config.train_images, config.seed, render=False).items
-    train_pairs = text_pairs(config.translation_pairs, config.seed, TRAIN)
-    seen_german = {i.german for i in train_items} | {de for de, _ in train_pairs}
+    seen_german = trained_german(train_items, config.translation_pairs, config.seed)
     train_captions = {c.text for i in train_items for c in i.captions}
     sets = dict(zip(SPLITS, heldout_sets(work_dir, config.heldout_images, config.seed, seen_german)))
     results: dict[str, Any] = {"config": config.__dict__, "targets": TARGETS, "split": split_summary(config.seed)}

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from fashion_studio.mini.common import MARKER, is_complete, mark_complete, read_json, write_json
-from fashion_studio.mini.data import TRAIN, all_combinations_set, heldout_sets, text_pairs, training_set
+from fashion_studio.mini.data import TRAIN, all_combinations_set, heldout_sets, text_pairs, trained_german, training_set
 from fashion_studio.mini.editor import EDIT_DATA_VERSION
 from fashion_studio.mini.inpainter import INPAINT_DATA_VERSION, INPAINTER_RECIPE_VERSION
 from fashion_studio.mini.segmenter import FIGURE_DATA_VERSION, SEGMENTER_RECIPE_VERSION
@@ -207,7 +207,7 @@ class Trainer:
     def heldout_sets(self):
         """(seen, unseen) held-out products, with no German description a model trained on."""
         c = self.config
-        trained = {item.german for item in self.train_set().items} | {de for de, _ in self.translation_pairs()}
+        trained = trained_german(self.train_set().items, c.translation_pairs, c.seed)
         return heldout_sets(self.work_dir, c.heldout_images, c.seed, trained, workers=c.workers)
 
     def heldout_set(self):
