@@ -191,6 +191,11 @@ class Settings(BaseSettings):
     default_width: int = 64
     default_height: int = 64
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    model_shot_negative_prompt: str = Field(
+        "",
+        description="The negative prompt of /model_shot when a request names none (empty: none). Not `negative_prompt`: the "
+        "catalog's flat-lay negative names 'human, mannequin', which a model shot must draw (docs/fashion-mini.md, Model shots, measures what it costs).",
+    )
     # Edit defaults (requests may override within limits): what fashion-mini's editor was evaluated at;
     # timbrooks/instruct-pix2pix's own are 7.5 and 1.5 at 20-100 steps.
     edit_steps: int = 20

@@ -155,3 +155,19 @@ def test_model_shot_refusals_are_422_naming_the_field(shared_gateway, body, fiel
     response = post(shared_gateway, body)
     assert response.status_code == 422, response.text
     assert response.json()["field"] == field, response.json()
+
+
+def test_a_model_shot_is_never_drawn_with_the_catalogs_negative_prompt(monkeypatch):
+    """The catalog's flat-lay negative prompt names "human, mannequin": a model shot takes the request's
+    negative prompt, else the deployment's model-shot one (none by default)."""
+    from services.api import SETTINGS, ModelShotRequest
+    from services.routes.generation import model_shot_request
+
+    outfit = Outfit.from_descriptions("woman", "rotes T-Shirt", "Hose")
+    assert "human" in SETTINGS.negative_prompt
+    request = model_shot_request(outfit, ModelShotRequest(top="rotes T-Shirt", bottom="Hose", seed=3, steps=4))
+    assert (request.prompt, request.negative_prompt, request.seed, request.steps) == (outfit.prompt(), None, 3, 4)
+    asked = model_shot_request(outfit, ModelShotRequest(top="rotes T-Shirt", bottom="Hose", negative_prompt="blurry"))
+    assert asked.negative_prompt == "blurry"
+    monkeypatch.setattr(SETTINGS, "model_shot_negative_prompt", "low quality")
+    assert model_shot_request(outfit, ModelShotRequest(top="rotes T-Shirt", bottom="Hose")).negative_prompt == "low quality"

@@ -136,7 +136,9 @@ def model_shots_sheet(
         if any((g.product_type, g.colour, g.pattern or "plain") in held for g in outfit.garments):
             draw.text((4, y + cell // 2 + 24), "unseen combination", fill=UNSEEN_FRAME)
         requests = [
-            GenerationRequest(prompt=outfit.prompt(), negative_prompt=settings.negative_prompt or None, seed=seed + 10 * i + j, steps=steps, guidance=guidance)
+            GenerationRequest(
+                prompt=outfit.prompt(), negative_prompt=settings.model_shot_negative_prompt or None, seed=seed + 10 * i + j, steps=steps, guidance=guidance
+            )
             for j in range(per_outfit)
         ]
         for j, result in enumerate(generator.generate(requests)):

@@ -306,9 +306,10 @@ def shots_summary(training: dict[str, Any], ev: dict[str, Any]) -> str:
     )
     wrong = sorted(g["bottom"].get("colours_read_wrong", {}).items(), key=lambda item: (-item[1], item[0]))[:5]
     wrong_text = f" The bottom's colours read wrong most often (asked -> read): {', '.join(f'{asked_read} {n}' for asked_read, n in wrong)}." if wrong else ""
+    negative = f'negative prompt "{result["negative_prompt"]}"' if result.get("negative_prompt") else "no negative prompt"
     return f"""On {result["figures"]} held-out figures' captions (each figure wears at least one held-out (type, colour,
 pattern) combination, the other garment random; no training figure wears one and no prompt is a training caption,
-checked), drawn at the service defaults ({result["steps"]} steps, guidance {result["guidance"]}), the clothes parser finds each
+checked), drawn at `/model_shot`'s defaults ({result["steps"]} steps, guidance {result["guidance"]}, {negative}), the clothes parser finds each
 garment and the figure judge reads the top's / bottom's colour on **{pair(g, "colour")}** of the model shots
 (95% intervals {spread(g, "colour")}; target {SHOT_TARGETS["model_shot_top_colour_accuracy"]:.0%} each), type {pair(g, "product_type")}, pattern {pair(g, "pattern")}.{held_text}{wrong_text} The same
 reading of the exact renders gives colour {pair(exact, "colour")}, of the renders through the generator's VAE and

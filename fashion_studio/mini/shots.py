@@ -227,7 +227,8 @@ def read_outfits(segmenter: Any, judge: Any, images: Sequence[Any], specs: Seque
 
 
 def evaluate(models_dir: Path, work: Path, seed: int, n_figures: int = EVAL_FIGURES, workers: int = 2, training_figures: int | None = None) -> dict[str, Any]:
-    """Model shots of held-out figures' captions at the service defaults, read garment by garment."""
+    """Model shots of held-out figures' captions at `/model_shot`'s defaults (steps, guidance, its negative
+    prompt), read garment by garment."""
     from fashion_studio.generation import Generator
     from fashion_studio.mini.evaluate import generate_images, mini_settings
     from fashion_studio.mini.figure_judge import FigureJudge
@@ -243,9 +244,9 @@ def evaluate(models_dir: Path, work: Path, seed: int, n_figures: int = EVAL_FIGU
     checked = check_prompts_unseen(prompts, trained) if trained else 0
     settings = mini_settings(models_dir)
     generator = Generator.load(settings)
-    steps, guidance = settings.default_steps, settings.default_guidance
+    steps, guidance, negative = settings.default_steps, settings.default_guidance, settings.model_shot_negative_prompt or None
     started = time.perf_counter()
-    images = generate_images(generator, prompts, steps, guidance, split_seed(seed, HELDOUT) + 7, negative=settings.negative_prompt or None)
+    images = generate_images(generator, prompts, steps, guidance, split_seed(seed, HELDOUT) + 7, negative=negative)
     seconds = (time.perf_counter() - started) / max(1, len(images))
     segmenter = Segmenter.load(models_dir / "segmenter")
     judge = FigureJudge.load(models_dir / "figure-judge")
@@ -258,6 +259,7 @@ def evaluate(models_dir: Path, work: Path, seed: int, n_figures: int = EVAL_FIGU
         "example_prompts": prompts[:5],
         "steps": steps,
         "guidance": guidance,
+        "negative_prompt": negative,
         "seconds_per_image": round(seconds, 4),
         "generated": read_outfits(segmenter, judge, images, figures.specs, held),
         "exact_renders": read_outfits(segmenter, judge, figures.images, figures.specs, held),

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fashion_studio import metrics
 from fashion_studio.model_shots import Garment, Outfit
-from services.api import GenerateRequest, GenerateResponse, GenerationParams, ImageOut, ModelShotRequest, ModelShotResponse, OutfitGarment
+from services.api import SETTINGS, GenerateRequest, GenerateResponse, GenerationParams, ImageOut, ModelShotRequest, ModelShotResponse, OutfitGarment
 from services.routes import studio
 from services.routes.popularity import popularity_scores
 from services.schemas import png_bytes
@@ -34,12 +34,21 @@ async def model_shot(body: ModelShotRequest) -> ModelShotResponse:
     or English, no translation needed), the generation prompt made from them, then as `/generate`.
     422 names the field when a description names no garment, or one that does not fit its slot."""
     outfit = Outfit.from_descriptions(body.body, body.top, body.bottom, body.language)
-    request = GenerateRequest(prompt=outfit.prompt(), **body.model_dump(include=set(GenerationParams.model_fields)))
+    request = model_shot_request(outfit, body)
     garments = {"top": _garment_out(body.top, outfit.top)}
     garments["bottom"] = _garment_out(body.bottom, outfit.bottom) if outfit.bottom else None
     extra = {"model_shot": {"body": body.body, **{slot: g.model_dump() if g else None for slot, g in garments.items()}}}
     generated = await _generate_and_store(request, extra)
     return ModelShotResponse(**dict(generated), prompt=request.prompt, **garments)
+
+
+def model_shot_request(outfit: Outfit, body: ModelShotRequest) -> GenerateRequest:
+    """What `/generate` is asked for a model shot: the outfit's prompt, the request's parameters, and its
+    negative prompt or else the deployment's model-shot one (never the catalog's, which avoids people)."""
+    request = GenerateRequest(prompt=outfit.prompt(), **body.model_dump(include=set(GenerationParams.model_fields)))
+    if request.negative_prompt is None:
+        request.negative_prompt = SETTINGS.model_shot_negative_prompt or None
+    return request
 
 
 def _garment_out(description: str, garment: Garment) -> OutfitGarment:
