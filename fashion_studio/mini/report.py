@@ -203,7 +203,8 @@ def training_section(training: dict[str, Any]) -> str:
         info = stages.get(name)
         if not info:
             continue
-        labels = ("vae", "unet") if name in ("shots", "inpainter") else ("sam", "parser")  # not the sd stage's: its record repeats its inputs
+        # the parts of a stage of several (not the sd stage's: its record repeats its inputs)
+        labels = {"shots": ("vae", "unet"), "inpainter": ("vae", "unet", "decoder")}.get(name, ("sam", "parser"))
         parts = [(label, info[label]) for label in labels if isinstance(info.get(label), dict)] or [("", info)]
         # a stage of parts says which part its cap stopped (the inpainter's VAE keeps a fifth of the cap)
         steps = (

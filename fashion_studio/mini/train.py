@@ -91,6 +91,7 @@ class MiniConfig:
             "parser": 500,
             "inpainter": 3200,
             "inpainter_vae": 800,
+            "inpainter_decoder": 1500,
             "figure-judge": 1200,
         }
     )
@@ -119,7 +120,7 @@ class MiniConfig:
             "shots": 30.0,
             "editor": 20.0,
             "segmenter": 10.0,
-            "inpainter": 16.0,
+            "inpainter": 22.0,
             "figure-judge": 4.0,
         }
     )
@@ -164,6 +165,7 @@ class MiniConfig:
                 recipe=INPAINTER_RECIPE_VERSION,
                 split_version=SPLIT_VERSION,
                 vae_steps=self.steps["inpainter_vae"],
+                decoder_steps=self.steps["inpainter_decoder"],
             )
         for name in (stage, *UPSTREAM.get(stage, ())):
             if name in self.steps:
@@ -417,7 +419,7 @@ class Trainer:
         from fashion_studio.mini import inpainter
 
         c = self.config
-        steps = {"unet": c.steps["inpainter"], "vae": c.steps["inpainter_vae"]}
+        steps = {"unet": c.steps["inpainter"], "vae": c.steps["inpainter_vae"], "decoder": c.steps["inpainter_decoder"]}
         return inpainter.train(
             folder,
             self.work_dir,
