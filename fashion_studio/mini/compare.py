@@ -37,19 +37,16 @@ def _share(share: float | None, n: int) -> dict[str, Any]:
 def _products(models_dir: Path, sets: dict[str, Any], seed: int) -> dict[str, Any]:
     """As eval-mini's generator figures: German description -> translation -> the catalog prompt -> the judge."""
     from fashion_studio.generation import Generator
-    from fashion_studio.mini.evaluate import generate_images, judge_scores, mini_settings
+    from fashion_studio.mini.evaluate import catalog_prompts_of, drawn_and_judged, mini_settings
     from fashion_studio.mini.judge import Judge
-    from fashion_studio.mini.text import catalog_prompts
     from fashion_studio.translation import Translator
 
     settings = mini_settings(models_dir)
     translator, generator, judge = Translator.load(settings), Generator.load(settings), Judge.load(models_dir / "judge")
     out = {}
     for split, data in sets.items():
-        english = translator.translate([i.german for i in data.items])
-        prompts = [catalog_prompts(i.german, en)[0] for i, en in zip(data.items, english)]
-        images = generate_images(generator, prompts, settings.default_steps, settings.default_guidance, seed * 100_000, settings.negative_prompt or None)
-        scores = judge_scores(judge, images, data.items)
+        _, prompts = catalog_prompts_of(translator, data.items)
+        _, scores = drawn_and_judged(generator, judge, prompts, data.items, settings.default_steps, settings.default_guidance, seed, settings)
         out[split] = {head: _share(scores[f"{head}_accuracy"], len(data.items)) for head in HEADS}
     return out
 

@@ -110,6 +110,22 @@ def generate_images(generator: Any, prompts: Sequence[str], steps: int, guidance
     return images
 
 
+def catalog_prompts_of(translator: Any, items: Sequence[Item]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The catalog pipeline's reading of each item's German description: its translation, and the
+    (generation prompt, CLIP prompt) made from the description and the translation."""
+    translations = translator.translate([i.german for i in items])
+    return translations, [catalog_prompts(i.german, en) for i, en in zip(items, translations)]
+
+
+def drawn_and_judged(
+    generator: Any, judge: Any, prompts: Sequence[tuple[str, str]], items: Sequence[Item], steps: int, guidance: float, seed: int, settings: Settings
+) -> tuple[list[Image.Image], dict[str, Any]]:
+    """Each generation prompt drawn (the catalog's negative prompt; seeds from `seed`, the same for every
+    family and setting) and read by the judge against its item."""
+    images = generate_images(generator, [p[0] for p in prompts], steps, guidance, seed * 100_000, settings.negative_prompt or None)
+    return images, judge_scores(judge, images, items)
+
+
 def judge_scores(judge: Any, images: Sequence[Image.Image], items: Sequence[Item]) -> dict[str, Any]:
     verdicts = judge.classify(images)
     type_hits = [v.product_type == it.spec.product_type for v, it in zip(verdicts, items)]
@@ -251,8 +267,7 @@ def evaluate(models_dir: Path, work_dir: Path, config: EvalConfig | None = None,
     results["generator"], results["example_prompts"] = {}, {}
     for split, data in sets.items():
         items = data.items[: config.prompts]
-        translations = translator.translate([i.german for i in items])
-        prompts = [catalog_prompts(i.german, en) for i, en in zip(items, translations)]
+        translations, prompts = catalog_prompts_of(translator, items)
         report: dict[str, Any] = {
             "prompts": len(prompts),
             "combinations": len({(i.spec.product_type, i.spec.colour, i.spec.pattern) for i in items}),
@@ -260,11 +275,8 @@ def evaluate(models_dir: Path, work_dir: Path, config: EvalConfig | None = None,
         }
         for name, params in runs.items():
             t0 = time.perf_counter()
-            images = generate_images(
-                generator, [p[0] for p in prompts], params["steps"], params["guidance"], config.seed * 100_000, settings.negative_prompt or None
-            )
+            images, scores = drawn_and_judged(generator, judge, prompts, items, params["steps"], params["guidance"], config.seed, settings)
             seconds = time.perf_counter() - t0
-            scores = judge_scores(judge, images, items)
             scores.update(params)
             scores["clip_score"] = matching_vs_shuffled(scorer, images, [p[1] for p in prompts], config.seed)
             scores["seconds_per_image"] = round(seconds / len(images), 4)
