@@ -320,6 +320,7 @@ def compare_mini(
     seed: Annotated[int, typer.Option(help="The seed the families were trained with (selects the held-out data).")] = 0,
     products: Annotated[int, typer.Option(min=0, help="Held-out products per split (seen, unseen combinations); eval-mini reads 200.")] = 1000,
     figures: Annotated[int, typer.Option(min=0, help="Held-out figures' captions for model shots; eval-mini reads 200.")] = 600,
+    tryon: Annotated[int, typer.Option(min=0, help="Held-out try-on examples through each family's inpainter; eval-mini reads 200.")] = 600,
     out: Annotated[Optional[Path], typer.Option(help="Also write the figures as JSON here.")] = None,
 ) -> None:
     """Families side by side on larger held-out sets than eval-mini's, each share with its 95% interval."""
@@ -329,7 +330,7 @@ def compare_mini(
     missing = [str(f) for f in families if not (Path(f) / "sd").is_dir() or not (Path(f) / "judge").is_dir()]
     if missing:
         _fail(FileNotFoundError(f"not a fashion-mini folder (no sd or judge): {', '.join(missing)}"))
-    result = compare(families, work_dir or WORK_DIR, seed, products, figures)
+    result = compare(families, work_dir or WORK_DIR, seed, products, figures, tryon=tryon)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

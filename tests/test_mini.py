@@ -167,7 +167,7 @@ def test_eval_mini_measures_a_copy_and_writes_its_cards(tmp_path):
 
 
 def test_compare_mini_reads_families_side_by_side_with_intervals(tmp_path):
-    """`compare-mini` at a small scale over its command line: the shipped family and a second folder of the
+    """`compare-mini` at a small scale over its command line (products, model shots, try-ons): the shipped family and a second folder of the
     same weights read the same shares (same prompts, same seeds), each inside its 95% interval, in JSON and in
     the table; a folder that is no family is refused with the folder named."""
     from typer.testing import CliRunner
@@ -179,7 +179,22 @@ def test_compare_mini_reads_families_side_by_side_with_intervals(tmp_path):
     for part in MINI_DIR.iterdir():
         (twin / part.name).symlink_to(part)
     out = tmp_path / "compare.json"
-    args = ["models", "compare-mini", str(MINI_DIR), str(twin), "--products", "12", "--figures", "6", "--work-dir", str(tmp_path / "work"), "--out", str(out)]
+    args = [
+        "models",
+        "compare-mini",
+        str(MINI_DIR),
+        str(twin),
+        "--products",
+        "12",
+        "--figures",
+        "6",
+        "--tryon",
+        "4",
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--out",
+        str(out),
+    ]
     run = CliRunner().invoke(app, args)
     assert run.exit_code == 0, run.output
     result = json.loads(out.read_text())
@@ -191,6 +206,8 @@ def test_compare_mini_reads_families_side_by_side_with_intervals(tmp_path):
             low, high = value["interval_95"]
             assert value["n"] == 12 and 0.0 <= low <= value["share"] <= high <= 1.0 and high - low > 0.2  # 12 examples: wide
     assert shipped["model_shots"]["top"]["colour"]["n"] == 6
+    assert {head: value["n"] for head, value in shipped["tryon"].items()} == {"type": 4, "colour": 4, "pattern": 4}
+    assert any(line.startswith("| try-on, colour |") for line in run.output.splitlines())
     row = next(line for line in run.output.splitlines() if line.startswith("| products (unseen), colour |"))
     share = shipped["products"]["unseen"]["colour"]["share"]
     assert row.count(f"{100 * share:.1f}% (") == 2 and row.count("n=12)") == 2

@@ -5,8 +5,10 @@ interval: a retrained candidate against the shipped family before it lands.
 worth a few points needs more. `fashion-studio models compare-mini A B --products 1000 --figures 600` draws,
 for each family, the held-out products of seen and of unseen combinations through the catalog pipeline's
 prompts (as `eval-mini` does) and the model shots of held-out figures' captions (as `eval-mini --shots-only`
-does), at the service defaults, and reads them with each family's judge, clothes parser and figure judge.
-Every family draws the same prompts with the same seeds.
+does), at the service defaults, and reads them with each family's judge, clothes parser and figure judge;
+`--tryon 600` also dresses held-out figures in held-out garments through each family's inpainter (as
+`eval-mini --inpainter-only` does) and reads the garment inside the mask. Every family draws the same
+prompts and examples with the same seeds.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fashion_studio.mini.data import heldout_sets, trained_german, training_set
+from fashion_studio.mini.data import HELDOUT, heldout_sets, trained_german, training_set
 
 logger = logging.getLogger(__name__)
 
@@ -51,16 +53,28 @@ def _products(models_dir: Path, sets: dict[str, Any], seed: int) -> dict[str, An
     return out
 
 
-def compare(families: Sequence[Path], work: Path, seed: int = 0, products: int = 1000, figures: int = 600, workers: int = 2) -> dict[str, Any]:
-    """Each family's products (`products` per split) and model shots (`figures`, read as `eval-mini
-    --shots-only` reads them) read right, with intervals."""
-    from fashion_studio.mini import shots
+def _tryon(models_dir: Path, data: Any) -> dict[str, Any]:
+    """As eval-mini's try-on figures: each example through the family's inpainter, read inside the mask by its figure judge."""
+    from fashion_studio.mini import inpainter
+    from fashion_studio.mini.figure_judge import FigureJudge
+
+    images = inpainter.run_examples(inpainter.load_inpainter(models_dir / "inpainter"), data, "tryon")
+    read = inpainter.read_examples(FigureJudge.load(models_dir / "figure-judge"), images, data)
+    return {head: _share(read[SHOT_FIELDS[head]], len(data.examples)) for head in HEADS}
+
+
+def compare(families: Sequence[Path], work: Path, seed: int = 0, products: int = 1000, figures: int = 600, workers: int = 2, tryon: int = 0) -> dict[str, Any]:
+    """Each family's products (`products` per split), model shots (`figures`, read as `eval-mini
+    --shots-only` reads them) and try-ons (`tryon` examples, as `eval-mini --inpainter-only`) read right,
+    with intervals."""
+    from fashion_studio.mini import inpainter, shots
     from fashion_studio.mini.evaluate import EvalConfig
 
     started = time.perf_counter()
     sizes = EvalConfig()  # the training set and translation pairs whose German texts are left out, as eval-mini's
     trained = trained_german(training_set(work, sizes.train_images, seed, render=False).items, sizes.translation_pairs, seed)
     sets = dict(zip(("seen", "unseen"), heldout_sets(work, products, seed, trained, workers))) if products else {}
+    examples = inpainter.example_set(work, tryon, seed, HELDOUT, workers) if tryon else None
     results: dict[str, Any] = {}
     for family in map(Path, families):
         logger.info("comparing %s", family)
@@ -70,12 +84,14 @@ def compare(families: Sequence[Path], work: Path, seed: int = 0, products: int =
             "model_shots": {slot: {head: _share(r[f"{SHOT_FIELDS[head]}_accuracy"], r["garments"]) for head in HEADS} for slot, r in read.items()}
             if read
             else None,
+            "tryon": _tryon(family, examples) if examples is not None and inpainter.has_inpainter(family) else None,
         }
     return {
         "seed": seed,
         "products_per_split": products,
         "figures": figures,
-        "held_out": "products of seen and of unseen combinations with no German description a model trained on; figures each wearing a held-out combination",
+        "tryon_examples": tryon,
+        "held_out": "products of seen and of unseen combinations with no German description a model trained on; figures each wearing a held-out combination; try-ons of held-out figures in garments of another held-out combination",
         "families": results,
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -91,6 +107,8 @@ def table(result: dict[str, Any]) -> str:
     for slot in ("top", "bottom"):
         for head in HEADS:
             rows.append((f"model shots, {slot} {head}", [(r["model_shots"] or {}).get(slot, {}).get(head) for r in result["families"].values()]))
+    for head in HEADS:
+        rows.append((f"try-on, {head}", [(r.get("tryon") or {}).get(head) for r in result["families"].values()]))
 
     def cell(value: dict[str, Any] | None) -> str:
         if not value or value["share"] is None:

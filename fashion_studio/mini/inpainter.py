@@ -484,7 +484,7 @@ def load_inpainter(folder: Path) -> Any:
     return Inpainter(pipeline, ModelRef("inpainter", str(folder), str(folder)))
 
 
-def _run_all(inpainter: Any, data: ExampleSet, kind: str) -> np.ndarray:
+def run_examples(inpainter: Any, data: ExampleSet, kind: str) -> np.ndarray:
     """Every example through the runtime the service runs, in batches; uint8 (n, 64, 64, 3)."""
     from PIL import Image
 
@@ -503,7 +503,8 @@ def _run_all(inpainter: Any, data: ExampleSet, kind: str) -> np.ndarray:
     return np.stack(out)
 
 
-def _read(judge: Any, images: np.ndarray, data: ExampleSet) -> dict[str, float]:
+def read_examples(judge: Any, images: np.ndarray, data: ExampleSet) -> dict[str, float]:
+    """The share of examples whose garment the figure judge reads right inside the mask, per head."""
     read = judge.predict_arrays(images, data.masks)
     return {
         head: round(float(np.mean([getattr(e.garment, head) == value for e, value in zip(data.examples, read[head])])), 4)
@@ -540,18 +541,20 @@ def evaluate(models_dir: Path, work: Path, n: int, seed: int, workers: int = 2) 
         "held_out": "held-out figures (each wears a held-out (type, colour, pattern) combination), each dressed in a garment of another held-out combination of the category it takes off",
         "steps": SAMPLING_STEPS,
         "guidance": {"tryon": TRYON_GUIDANCE, "inpaint": INPAINT_GUIDANCE},
-        "judge_on_exact_targets": _read(judge, data.targets, data),
-        "judge_on_autoencoded_targets": _read(judge, np.where(data.masks[..., None], autoencoded(inpainter.pipeline.vae, data.targets), data.persons), data),
-        "judge_on_unchanged_persons": _read(judge, data.persons, data),
+        "judge_on_exact_targets": read_examples(judge, data.targets, data),
+        "judge_on_autoencoded_targets": read_examples(
+            judge, np.where(data.masks[..., None], autoencoded(inpainter.pipeline.vae, data.targets), data.persons), data
+        ),
+        "judge_on_unchanged_persons": read_examples(judge, data.persons, data),
     }
     for kind in ("tryon", "inpaint"):
         started = time.perf_counter()
-        images = _run_all(inpainter, data, kind)
+        images = run_examples(inpainter, data, kind)
         seconds = time.perf_counter() - started
         outside = ~data.masks
         difference = np.abs(images.astype(int) - data.persons.astype(int)).max(axis=-1)
         results[kind] = {
-            **_read(judge, images, data),
+            **read_examples(judge, images, data),
             "outside_mask_max_abs_difference": int(difference[outside].max()),
             "outside_mask_pixels": int(outside.sum()),
             "seconds_per_image": round(seconds / n, 4),
