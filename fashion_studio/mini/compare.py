@@ -24,7 +24,7 @@ from fashion_studio.mini.data import HELDOUT, heldout_sets, trained_german, trai
 logger = logging.getLogger(__name__)
 
 HEADS = ("type", "colour", "pattern")
-SHOT_FIELDS = {"type": "product_type", "colour": "colour", "pattern": "pattern"}  # read_outfits' names
+JUDGE_FIELDS = {"type": "product_type", "colour": "colour", "pattern": "pattern"}  # the names read_outfits and read_examples give
 
 
 def _share(share: float | None, n: int) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def _tryon(models_dir: Path, data: Any) -> dict[str, Any]:
 
     images = inpainter.run_examples(inpainter.load_inpainter(models_dir / "inpainter"), data, "tryon")
     read = inpainter.read_examples(FigureJudge.load(models_dir / "figure-judge"), images, data)
-    return {head: _share(read[SHOT_FIELDS[head]], len(data.examples)) for head in HEADS}
+    return {head: _share(read[JUDGE_FIELDS[head]], len(data.examples)) for head in HEADS}
 
 
 def compare(families: Sequence[Path], work: Path, seed: int = 0, products: int = 1000, figures: int = 600, workers: int = 2, tryon: int = 0) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def compare(families: Sequence[Path], work: Path, seed: int = 0, products: int =
         read = shots.evaluate(family, work, seed, figures, workers)["generated"] if figures and shots.can_evaluate(family) else None
         results[str(family)] = {
             "products": _products(family, sets, seed) if sets else None,
-            "model_shots": {slot: {head: _share(r[f"{SHOT_FIELDS[head]}_accuracy"], r["garments"]) for head in HEADS} for slot, r in read.items()}
+            "model_shots": {slot: {head: _share(r[f"{JUDGE_FIELDS[head]}_accuracy"], r["garments"]) for head in HEADS} for slot, r in read.items()}
             if read
             else None,
             "tryon": _tryon(family, examples) if examples is not None and inpainter.has_inpainter(family) else None,

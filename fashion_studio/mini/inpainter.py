@@ -17,7 +17,8 @@ only).
 
 The stage starts from the generator's UNet (extra input channels zero) and fine-tunes its own copy of
 the generator's VAE on figures and product shots first: the product-shot VAE alone shifts figure colours.
-"""
+After the UNet, that VAE's decoder alone is fine-tuned on the try-on targets (the encoder, and with it every
+latent the UNet learnt, stays as it was)."""
 
 from __future__ import annotations
 
