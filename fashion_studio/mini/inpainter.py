@@ -47,9 +47,13 @@ TYPES_BY_CATEGORY: dict[str, tuple[str, ...]] = {"upper": UPPER_TYPES, "lower": 
 TRYON_SHARE = 0.85  # of the training steps; the rest are masked re-generation from captions (each at twice the batch)
 # The loss inside the mask weighs this many times more than outside it: what lies outside is given to
 # the UNet (the masked image, the garment half) and is learnt at once; the garment region is the task.
+# Yet the garment half's loss is needed: without it try-on reads 40.0 / 36.5% (colour / pattern, 400 new
+# try-ons of seen combinations, 3,200 steps), with a uniform loss 73.8 / 44.5%, with this weight 84.8 / 49.0%.
 MASK_LOSS_WEIGHT = 4.0
 CONDITION_DROPOUT = 0.1  # the garment half (try-on) or the caption (inpainting) dropped, for guidance
-TRYON_GUIDANCE = 2.5  # CatVTON's default
+# CatVTON's default. On 400 new try-ons of seen combinations (colour / pattern): guidance 1.5, 2.5, 4 at 20
+# steps read 82.0 / 47.0%, 84.8 / 49.0%, 75.0 / 48.8%; 40 steps at 2.5 read 84.0 / 47.5%.
+TRYON_GUIDANCE = 2.5
 INPAINT_GUIDANCE = 5.0
 SAMPLING_STEPS = 20
 # The VAE fine-tune: the garment region's reconstruction error weighs this many times more (it is what a
@@ -184,7 +188,12 @@ def example_set(work: Path, n: int, seed: int, split: str, workers: int = 2) -> 
 def inpainting_unet(generator_unet: Any) -> Any:
     """The generator's UNet with diffusers' 9 inpainting input channels (latents, mask, masked image
     latents): its weights for the latents, zero for the mask, and half its latent weights for the masked
-    image's latents, so that the UNet reads the kept pixels (and a try-on's garment) from the first step."""
+    image's latents, so that the UNet reads the kept pixels (and a try-on's garment) from the first step.
+
+    Attention at the latents' own resolution (the first down block a `CrossAttnDownBlock2D`, its output
+    projection zero so that it starts as the identity) was tried for the pattern: a step took 0.34 s against
+    0.22 s, the stage's cap stopped it at 2,294 of 3,200 steps, and on 600 held-out try-ons (compare-mini)
+    it read colour 80.7% and pattern 51.8% against 85.5% and 55.3% without it."""
     import torch
     from diffusers import UNet2DConditionModel
 
