@@ -47,11 +47,12 @@ TYPES_BY_CATEGORY: dict[str, tuple[str, ...]] = {"upper": UPPER_TYPES, "lower": 
 TRYON_SHARE = 0.85  # of the training steps; the rest are masked re-generation from captions (each at twice the batch)
 # The loss inside the mask weighs this many times more than outside it: what lies outside is given to
 # the UNet (the masked image, the garment half) and is learnt at once; the garment region is the task.
-# Yet the garment half's loss is needed: without it try-on reads 40.0 / 36.5% (colour / pattern, 400 new
-# try-ons of seen combinations, 3,200 steps), with a uniform loss 73.8 / 44.5%, with this weight 84.8 / 49.0%.
+# Yet the garment half's loss is needed: without it try-on reads 40.0 / 36.5% (colour / pattern, 3,200 steps,
+# on 400 new try-ons: `make_examples(400, 101, TRAIN)`, new figures and garments, 46 of the garments of
+# combinations the family holds out), with a uniform loss 73.8 / 44.5%, with this weight 84.8 / 49.0%.
 MASK_LOSS_WEIGHT = 4.0
 CONDITION_DROPOUT = 0.1  # the garment half (try-on) or the caption (inpainting) dropped, for guidance
-# CatVTON's default. On 400 new try-ons of seen combinations (colour / pattern): guidance 1.5, 2.5, 4 at 20
+# CatVTON's default. On the 400 new try-ons above (colour / pattern): guidance 1.5, 2.5, 4 at 20
 # steps read 82.0 / 47.0%, 84.8 / 49.0%, 75.0 / 48.8%; 40 steps at 2.5 read 84.0 / 47.5%.
 TRYON_GUIDANCE = 2.5
 INPAINT_GUIDANCE = 5.0

@@ -94,8 +94,8 @@ class MiniConfig:
             "editor": 1200,
             "segmenter": 1000,
             "parser": 500,
-            # The inpainter's UNet is not: on 400 new try-ons of seen combinations (colour / pattern read inside
-            # the mask), 1,600 steps give 71.5 / 40.8%, 3,200 give 84.8 / 49.0%, and 3,200 more from those
+            # The inpainter's UNet is not: on 400 new try-ons (inpainter.MASK_LOSS_WEIGHT's; colour / pattern read
+            # inside the mask), 1,600 steps give 71.5 / 40.8%, 3,200 give 84.8 / 49.0%, and 3,200 more from those
             # (schedule restarted) 85.5 / 49.3%. Its pattern gap is the model's, not the training time's.
             "inpainter": 3200,
             "inpainter_vae": 800,
