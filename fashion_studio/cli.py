@@ -330,7 +330,7 @@ def compare_mini(
     missing = [str(f) for f in families if not (Path(f) / "sd").is_dir() or not (Path(f) / "judge").is_dir()]
     if missing:
         _fail(FileNotFoundError(f"not a fashion-mini folder (no sd or judge): {', '.join(missing)}"))
-    result = compare(families, work_dir or WORK_DIR, seed, products, figures, tryon=tryon)
+    result = compare(families, work_dir or WORK_DIR, seed, products, figures, tryon)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

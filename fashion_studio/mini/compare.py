@@ -63,7 +63,9 @@ def _tryon(models_dir: Path, data: Any) -> dict[str, Any]:
     return {head: _share(read[JUDGE_FIELDS[head]], len(data.examples)) for head in HEADS}
 
 
-def compare(families: Sequence[Path], work: Path, seed: int = 0, products: int = 1000, figures: int = 600, workers: int = 2, tryon: int = 0) -> dict[str, Any]:
+def compare(
+    families: Sequence[Path], work: Path, seed: int = 0, products: int = 1000, figures: int = 600, tryon: int = 600, workers: int = 2
+) -> dict[str, Any]:
     """Each family's products (`products` per split), model shots (`figures`, read as `eval-mini
     --shots-only` reads them) and try-ons (`tryon` examples, as `eval-mini --inpainter-only`) read right,
     with intervals."""
