@@ -136,12 +136,17 @@ class CatalogResult:
 
 
 def record_key(article: Article, params: CatalogParams, generator_name: str) -> str:
-    """Article id plus a hash of what determines its image, so a changed description is redone."""
-    payload = json.dumps(
-        {"description": article.description, "language": article.language, "params": asdict(params), "model": generator_name},
-        sort_keys=True,
-    )
-    return f"{safe_key(article.article_id, 80)}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+    """Article id plus a hash of what determines its image, so a changed description is redone.
+
+    An id the key cannot spell as it is (other characters than letters, digits, `.`, `_`, `-`, or over 80 of
+    them) is hashed too: "Kleid-ä" and "Kleid-ö" share their readable part, and two such variants often
+    share their description, yet each is its own article with its own record."""
+    readable = safe_key(article.article_id, 80)
+    fields: dict[str, Any] = {"description": article.description, "language": article.language, "params": asdict(params), "model": generator_name}
+    if readable != article.article_id:
+        fields["article_id"] = article.article_id
+    payload = json.dumps(fields, sort_keys=True)
+    return f"{readable}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
 
 
 def attempt_seed(base_seed: int, attempt: int) -> int:
@@ -412,17 +417,31 @@ class CatalogPipeline:
 # --- the batch job over a spreadsheet -------------------------------------------------------------
 
 
-def read_articles(path: str | Path, id_column: str = "article_id", description_column: str = "description", language: Language = "auto") -> list[Article]:
-    """Rows of a .csv or .xlsx file as articles; a missing column or an unreadable file is an input error."""
+# The most rows (header included) and columns a spreadsheet is read to. A workbook declares its own size,
+# and openpyxl pads every row to it: a few kilobytes declaring A1:XFD1048576 would otherwise become
+# billions of cells in memory before any check.
+MAX_SHEET_ROWS = 1_000_000
+MAX_SHEET_COLUMNS = 256
+
+
+def read_articles(
+    path: str | Path,
+    id_column: str = "article_id",
+    description_column: str = "description",
+    language: Language = "auto",
+    max_rows: int = MAX_SHEET_ROWS,
+) -> list[Article]:
+    """Rows of a .csv or .xlsx file as articles; a missing column, an unreadable file or more than
+    `max_rows` rows below the header is an input error."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError("file", str(path), "must be an existing .csv or .xlsx file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            rows = _read_csv(path)
+            rows = _read_csv(path, max_rows)
         elif suffix in (".xlsx", ".xlsm"):
-            rows = _read_xlsx(path)
+            rows = _read_xlsx(path, max_rows)
         else:
             raise InvalidInputError("file", str(path), "must end in .csv or .xlsx")
     except InvalidInputError:
@@ -443,7 +462,20 @@ def read_articles(path: str | Path, id_column: str = "article_id", description_c
     return articles
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+def _bounded(rows: Iterable[Sequence[Any]], path: Path, max_rows: int) -> tuple[list[str], list[list[str]]]:
+    """The header and the rows below it, at most `max_rows` of them and MAX_SHEET_COLUMNS cells each."""
+    kept: list[list[str]] = []
+    for row in rows:
+        if len(kept) > max_rows:
+            raise InvalidInputError("file", str(path), f"must have at most {max_rows} rows below its header (split the sheet)")
+        cells = row[:MAX_SHEET_COLUMNS]
+        kept.append(["" if v is None else _cell(v) for v in cells] if any(v is not None for v in cells) else [])
+    if not kept:
+        raise InvalidInputError("file", str(path), "must have a header row")
+    return [h.strip() for h in kept[0]], kept[1:]
+
+
+def _read_csv(path: Path, max_rows: int) -> tuple[list[str], list[list[str]]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         sample = handle.read(4096)
         handle.seek(0)
@@ -451,24 +483,19 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
             dialect: Any = csv.Sniffer().sniff(sample.splitlines()[0], delimiters=",;\t")
         except (csv.Error, IndexError):
             dialect = csv.excel
-        rows = [list(r) for r in csv.reader(handle, dialect)]
-    if not rows:
-        raise InvalidInputError("file", str(path), "must have a header row")
-    return [h.strip() for h in rows[0]], rows[1:]
+        return _bounded(csv.reader(handle, dialect), path, max_rows)
 
 
-def _read_xlsx(path: Path) -> tuple[list[str], list[list[str]]]:
+def _read_xlsx(path: Path, max_rows: int) -> tuple[list[str], list[list[str]]]:
     from openpyxl import load_workbook
 
     workbook = load_workbook(path, read_only=True, data_only=True)
     try:
         sheet = workbook.active
-        rows = [["" if v is None else _cell(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+        sheet.reset_dimensions()  # read the cells the sheet has, not the size it declares
+        return _bounded(sheet.iter_rows(max_col=MAX_SHEET_COLUMNS, values_only=True), path, max_rows)
     finally:
         workbook.close()
-    if not rows:
-        raise InvalidInputError("file", str(path), "must have a header row")
-    return [h.strip() for h in rows[0]], rows[1:]
 
 
 def _cell(value: Any) -> str:
@@ -505,7 +532,9 @@ def run_catalog(
     """Process every article, skipping those already stored, then write the statistics file.
 
     An article whose images the safety check blocks is not stored and does not stop the job: it is
-    listed under `blocked` in the statistics (a re-run tries it again).
+    listed under `blocked` in the statistics (a re-run tries it again). So is an article the pipeline
+    refuses (an empty or too long description, an id over its limit): listed under `failed` with the
+    reason, as the uploaded jobs fail such a row alone, while the other articles go on.
     """
     from tqdm import tqdm
 
@@ -513,14 +542,19 @@ def run_catalog(
 
     results: list[CatalogResult] = []
     blocked: list[str] = []
+    failed: list[dict[str, str]] = []
     for article in tqdm(articles, desc="catalog", unit="article", disable=not progress):
         try:
             results.append(pipeline.process(article, params))
         except ContentBlockedError as exc:
             logger.warning("article %s: %s", article.article_id, exc)
             blocked.append(article.article_id)
+        except InvalidInputError as exc:
+            logger.warning("article %s refused: %s", article.article_id, exc)
+            failed.append({"article_id": article.article_id, "error": str(exc)})
     stats = catalog_statistics(results, params.threshold)
     stats["skipped"] = sum(r.skipped for r in results)
     stats["blocked"] = blocked
+    stats["failed"] = failed
     pipeline.storage.write_bytes(statistics_name, json.dumps(stats, indent=2).encode())
     return results, stats

@@ -41,6 +41,9 @@ LEASE_NAME = "lease.json"
 # gateway died) is taken over by the next runner that scans the storage.
 LEASE_S = 600.0
 RESCAN_S = 30.0
+# The most articles one uploaded sheet holds: the job's state is saved after every row. A larger catalog
+# runs as several jobs, or as the sharded CLI job (docs/kubernetes.md).
+MAX_JOB_ROWS = 10_000
 SUFFIXES = (".csv", ".xlsx")
 # Pauses before a row that failed for a reason outside the row (a model service restarting, a
 # connection lost) is tried again; after the last one the row is reported failed.
@@ -213,7 +216,7 @@ def parse_sheet(filename: str, data: bytes) -> list[Article]:
         path = Path(folder) / f"sheet{suffix}"
         path.write_bytes(data)
         try:
-            articles = read_articles(path, language="auto")
+            articles = read_articles(path, language="auto", max_rows=MAX_JOB_ROWS)
         except InvalidInputError as exc:
             value = filename if exc.field == "file" else exc.value
             raise InvalidInputError(exc.field, value, _CLI_HINT.sub("", exc.limit).replace(str(path), filename)) from None
@@ -271,7 +274,16 @@ class JobRunner:
         return out.getvalue()
 
     def unfinished(self) -> list[str]:
-        jobs = [self.store.load(job_id) for job_id in self.store.ids()]
+        """Ids of the jobs not finished, oldest first. A job whose state cannot be read (a folder removed
+        while listing, a state file damaged by hand) is logged and left out: it stops no other job."""
+        jobs = []
+        for job_id in self.store.ids():
+            try:
+                jobs.append(self.store.load(job_id))
+            except UnknownJobError:
+                continue  # removed since the listing
+            except (ValueError, KeyError, TypeError) as exc:
+                logger.error("catalog job %s: its state cannot be read (%s); left as it is", job_id, exc)
         return [job.id for job in sorted(jobs, key=lambda j: j.created_at) if not job.finished]
 
     def resume(self) -> list[str]:
@@ -291,7 +303,10 @@ class JobRunner:
             job_id = self.queue.get(timeout=timeout_s)
         except Empty:
             if time.monotonic() - self.scanned_at > self.rescan_s:
-                self.resume()  # jobs of a runner that died, once their lease runs out
+                try:
+                    self.resume()  # jobs of a runner that died, once their lease runs out
+                except Exception:  # storage unreachable for a moment: the next rescan tries again
+                    logger.exception("looking for unfinished catalog jobs failed; trying again in %.0f s", self.rescan_s)
             return False
         try:
             self.run(job_id)
@@ -335,7 +350,16 @@ class JobRunner:
             if not self.store.claim(job_id, self.owner, self.lease_s):
                 return job
             self._process(row, article, params)
+            if not self.store.claim(job_id, self.owner, self.lease_s):
+                # The row outlasted the lease and another runner took the job over: its state is the one
+                # to keep (a record this row stored is found again and skipped, not made twice).
+                logger.warning("catalog job %s was taken over during row %d; leaving it to its new runner", job_id, row.index)
+                return job
             self.store.save(job)
+        if any(row.status == "pending" for row in job.rows):
+            # The last rows were left pending (told to stop during their retries): unfinished, for any runner.
+            self.store.claim(job_id, self.owner, 0.0)
+            return job
         job.status = "done"
         job.finished_at = now()
         self.store.save(job)

@@ -161,6 +161,45 @@ def test_read_articles_from_csv_and_xlsx(tmp_path):
     assert articles == [Article("1001", DINO)]
 
 
+def declared_huge(path: Path, far_row: int | None = None) -> Path:
+    """A small workbook (a header, one article, a cell at `far_row` if given) that declares itself
+    A1:XFD1048576, as any tool may write into the file."""
+    import io
+    import re
+    import zipfile
+
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    workbook.active.append(["article_id", "description"])
+    workbook.active.append(["X-1", DINO])
+    if far_row:
+        workbook.active.cell(row=far_row, column=3, value="x")
+    saved, out = io.BytesIO(), io.BytesIO()
+    workbook.save(saved)
+    with zipfile.ZipFile(saved) as source, zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data, replaced = re.subn(rb'<dimension ref="[^"]*" ?/>', b'<dimension ref="A1:XFD1048576"/>', data)
+                assert replaced == 1
+            target.writestr(item, data)
+    path.write_bytes(out.getvalue())
+    return path
+
+
+def test_a_workbook_is_read_by_its_cells_not_the_size_it_declares(tmp_path):
+    """A few kilobytes declaring 17 billion cells are read as the rows they hold; rows past the limit are
+    refused naming the file, before they are held in memory."""
+    started = time.perf_counter()
+    assert read_articles(declared_huge(tmp_path / "a.xlsx")) == [Article("X-1", DINO)]
+    assert [a.article_id for a in read_articles(declared_huge(tmp_path / "b.xlsx", far_row=5000))] == ["X-1", ""]
+    with pytest.raises(InvalidInputError) as caught:
+        read_articles(declared_huge(tmp_path / "c.xlsx", far_row=5000), max_rows=1000)
+    assert caught.value.field == "file" and "at most 1000 rows" in caught.value.limit
+    assert time.perf_counter() - started < 30
+
+
 def test_unreadable_spreadsheet_and_missing_column_are_input_errors(tmp_path):
     broken = tmp_path / "broken.xlsx"
     broken.write_bytes(b"this is not a zip file")
@@ -184,6 +223,38 @@ def test_catalog_run_writes_statistics_and_rerun_skips(studio, settings, tmp_pat
     assert written["mean"] == pytest.approx(sum(r.clip_score for r in results) / 2)
     again, stats = run_catalog(studio.catalog, articles, params, progress=False)
     assert stats["skipped"] == 2 and [r.key for r in again] == [r.key for r in results]
+
+
+def test_a_refused_article_is_listed_and_the_run_goes_on(studio, settings):
+    """An article the pipeline refuses (here an empty description) fails alone, as an uploaded job's row
+    does: the articles after it are still made, and the statistics name it with the reason."""
+    articles = [Article("R-1", DINO, "de"), Article("R-2", "", "de"), Article("R-3", DREAM_JOURNEY, "de")]
+    params = CatalogParams.from_settings(settings, threshold=0.0)
+    results, stats = run_catalog(studio.catalog, articles, params, progress=False)
+    assert [r.article_id for r in results] == ["R-1", "R-3"] and stats["count"] == 2
+    [failed] = stats["failed"]
+    assert failed["article_id"] == "R-2" and "description" in failed["error"], failed
+    assert json.loads(studio.storage.fs.cat_file(f"{studio.storage.root}/_statistics.json"))["failed"] == stats["failed"]
+
+
+def test_article_ids_that_share_their_readable_part_keep_their_own_records(studio, settings):
+    """Variants whose ids differ only in characters a storage key cannot hold ("ä", "ö"), with one
+    description between them, are two articles: two records, each naming its own id."""
+    params = CatalogParams.from_settings(settings, threshold=0.0, max_attempts=1)
+    first = studio.catalog.process(Article("Kleid-ä", DINO, "de"), params)
+    second = studio.catalog.process(Article("Kleid-ö", DINO, "de"), params)
+    assert first.key != second.key and not second.skipped
+    assert [studio.storage.get_metadata(r.key)["sample_id"] for r in (first, second)] == ["Kleid-ä", "Kleid-ö"]
+    # An id the key spells as it is keeps the key it had before ids were hashed, so the records of a
+    # catalog run before are still found (and skipped) by a re-run.
+    import hashlib
+    from dataclasses import asdict
+
+    from fashion_studio.catalog import record_key
+
+    article = Article("A-1.x_2", DINO, "de")
+    before = json.dumps({"description": DINO, "language": "de", "params": asdict(params), "model": "g"}, sort_keys=True)
+    assert record_key(article, params, "g") == f"A-1.x_2-{hashlib.sha256(before.encode()).hexdigest()[:12]}"
 
 
 def test_killed_catalog_run_resumes_without_loss_or_duplicates(settings, tmp_path):

@@ -129,6 +129,87 @@ def test_a_bad_row_fails_alone_and_says_why(studio):
     assert job.counts()["failed"] == 1 and job.finished
 
 
+class HeldPipeline:
+    """The real catalog pipeline behind a gate the test opens, or one that fails as an unreachable model
+    service does (`fail`); `entered` is set when a row reaches it."""
+
+    def __init__(self, pipeline, fail: bool = False) -> None:
+        import threading
+
+        self.pipeline, self.fail = pipeline, fail
+        self.entered, self.gate = threading.Event(), threading.Event()
+        self.calls = 0
+
+    def process(self, article, params):
+        self.calls += 1
+        self.entered.set()
+        if self.fail:
+            raise ConnectionError("the generator service is not reachable")
+        assert self.gate.wait(60), "the test never opened the gate"
+        return self.pipeline.process(article, params)
+
+
+ONE_ROW = "article_id,description\nS-1,Blaue Jeans für Herren.\n".encode()
+
+
+def test_a_runner_stopped_while_retrying_the_last_row_leaves_the_job_unfinished(studio):
+    """Told to stop during the last row's retries (a gateway shut down while a model service restarts),
+    the runner leaves that row pending and the job unfinished for the next start, which does it."""
+    failing = HeldPipeline(studio.catalog, fail=True)
+    params = CatalogParams.from_settings(studio.settings, max_attempts=1)
+    runner = JobRunner(Storage(studio.settings.storage_url), failing, params, retry_pauses_s=(60,))
+    job = runner.submit("articles.csv", ONE_ROW)
+    runner.start()
+    assert failing.entered.wait(60)
+    runner.stop(timeout_s=30)
+    assert runner.thread is not None and not runner.thread.is_alive()
+    job = runner.get(job.id)
+    assert not job.finished and [r.status for r in job.rows] == ["pending"], job
+    assert runner_for(studio).unfinished() == [job.id]
+    assert runner_for(studio).run(job.id).counts()["done"] == 1
+
+
+def test_an_unreadable_job_stops_no_other(studio):
+    """A job whose state file was damaged (emptied by hand, cut off by a full disk) is logged and left as
+    it is; the rescan that finds it does not end the worker, and other jobs still run."""
+    runner = runner_for(studio)
+    runner.rescan_s = 0.0
+    damaged = "f" * 32
+    runner.store.storage.write_bytes(f"{runner.store.folder(damaged)}/job.json", b"")
+    assert runner.unfinished() == []
+    assert runner.work(0.01) is False  # rescanned: the damaged job is skipped, nothing raised
+    job = runner.submit("articles.csv", ONE_ROW)
+    runner.start()
+    try:
+        assert wait_finished(runner, job.id).counts()["done"] == 1
+    finally:
+        runner.stop()
+
+
+def test_a_runner_whose_lease_ran_out_during_a_row_does_not_undo_the_new_runners_work(studio):
+    """A row that outlasts its runner's lease: another runner takes the job over and finishes it; the
+    first, when its row returns, sees that it no longer holds the job and saves nothing over it."""
+    import threading
+
+    held = HeldPipeline(studio.catalog)
+    params = CatalogParams.from_settings(studio.settings, max_attempts=1)
+    slow = JobRunner(Storage(studio.settings.storage_url), held, params, owner="slow", lease_s=0.0)  # its lease ends at once
+    job = slow.submit("articles.csv", ONE_ROW)
+    thread = threading.Thread(target=slow.run, args=(job.id,))
+    thread.start()
+    assert held.entered.wait(60)
+    other = JobRunner(Storage(studio.settings.storage_url), studio.catalog, params, owner="other")
+    assert other.run(job.id).finished
+    held.gate.set()
+    thread.join(60)
+    assert not thread.is_alive()
+    job = other.get(job.id)
+    # the row as the new runner made it (the first runner's late pass found the record and skipped it)
+    assert job.finished and [(r.status, r.error, r.skipped) for r in job.rows] == [("done", None, False)], job
+    stored = studio.storage.keys()
+    assert len([k for k in stored if k.startswith("S-1-")]) == 1, stored
+
+
 def test_an_xlsx_sheet_is_read_like_the_cli_reads_it(studio, tmp_path):
     from openpyxl import Workbook
 
@@ -149,6 +230,7 @@ def test_an_xlsx_sheet_is_read_like_the_cli_reads_it(studio, tmp_path):
         ("articles.csv", b"article_id,text\nA,Rotes Kleid\n", InvalidInputError, "column", "['article_id', 'text']"),
         ("articles.csv", b"article_id,description\n", InvalidInputError, "file", "at least one article row"),
         ("articles.csv", b"", InvalidInputError, "file", "header row"),
+        ("articles.csv", b"article_id,description\n" + b"A,Rotes Kleid\n" * 10_001, InvalidInputError, "file", "at most 10000 rows"),
     ],
 )
 def test_bad_uploads_are_refused_naming_the_field(studio, filename, data, error, field, says):
