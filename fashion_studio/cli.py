@@ -113,7 +113,7 @@ def catalog(
         Optional[str],
         typer.Option(
             "--pushgateway",
-            help="Push the run's metrics to this Pushgateway group, http://HOST:9091/metrics/job/NAME[/LABEL/VALUE...], with the shard added; empty: no push.",
+            help="Push the run's metrics to this Pushgateway group, http://HOST:9091/metrics/job/NAME, optionally followed by /LABEL/VALUE pairs, with the shard added; empty: no push.",
         ),
     ] = None,
 ) -> None:

@@ -40,6 +40,9 @@ def decode_b64(field: str, text: str, limits: Limits) -> bytes:
         raise InvalidInputError(field, text, f"must be base64 ({exc})") from exc
 
 
+MAX_ASPECT_RATIO = 10  # long side over short side of an image sent to the service
+
+
 def load_image(field: str, data: bytes, limits: Limits) -> Image.Image:
     """Open untrusted image bytes as RGB, or raise the error kind that maps to 413, 415 or 422."""
     if len(data) > limits.max_image_bytes:
@@ -56,6 +59,12 @@ def load_image(field: str, data: bytes, limits: Limits) -> Image.Image:
         raise InvalidInputError(field, f"{kind} data", f"must be a readable {kind} image ({type(exc).__name__})") from exc
     if width * height > limits.max_image_pixels:
         raise PayloadTooLargeError(field, f"{width}x{height}", f"image must have at most {limits.max_image_pixels} pixels")
+    if min(width, height) < limits.min_size:
+        # CLIP's and SAM's processors cannot read a 1-pixel-high image, and would fail the batch it sits in
+        raise InvalidInputError(field, f"{width}x{height}", f"each side of an image must be at least {limits.min_size} pixels")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        # a processor resizing the short side to 224 would make the long side millions of pixels
+        raise InvalidInputError(field, f"{width}x{height}", f"an image's long side must be at most {MAX_ASPECT_RATIO} times its short side")
     try:
         image.load()
         return image.convert("RGB")

@@ -10,7 +10,7 @@ import dataclasses
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, Field, FiniteFloat, ValidationInfo, field_validator
 
 from fashion_studio.errors import InvalidInputError
 from fashion_studio.generation import GenerationRequest, check_lora, lora_names
@@ -214,7 +214,7 @@ class EditResponse(BaseModel):
 
 # --- segmentation ---------------------------------------------------------------------------------------
 
-Point = Annotated[tuple[float, float], Field(description="(x, y) in pixels of the image, from its top-left corner.")]
+Point = Annotated[tuple[FiniteFloat, FiniteFloat], Field(description="(x, y) in pixels of the image, from its top-left corner.")]
 
 
 class SegmentRequest(BaseModel):
@@ -225,7 +225,7 @@ class SegmentRequest(BaseModel):
     image_id: Identifier | None = Field(None, description="The id of a stored image; or give image.")
     points: list[Point] = Field(default_factory=list, max_length=MAX_POINTS, description="Clicked points; a box may come with them.")
     labels: list[Literal[0, 1]] | None = Field(None, max_length=MAX_POINTS, description="One per point: 1 on the garment, 0 off it. Default: all 1.")
-    box: tuple[float, float, float, float] | None = Field(None, description="[x0, y0, x1, y1] in pixels around the garment.")
+    box: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] | None = Field(None, description="[x0, y0, x1, y1] in pixels around the garment.")
     category: Literal["upper", "lower", "full"] | None = Field(None, description="A mask by garment category, without clicks (the clothes parser).")
     multimask: bool | None = Field(None, description="Answer SAM's three candidate masks; default: for a single point.")
 

@@ -355,3 +355,25 @@ def test_keyring_buckets_refill_and_weak_environment_keys_are_refused():
     assert ring.authorize(f"Bearer {ENV_KEY}").status == 429
     assert ring.authorize("Bearer fsk_another-long-enough-key").allowed
     assert not Keyring(None, None, 60, 10).enabled
+
+
+def test_every_command_shows_its_help():
+    """`--help` of every command and group renders: a help text that reads as console markup (a `[/...]`
+    in an example) would end the command with a traceback instead of its options."""
+    import typer
+
+    root = typer.main.get_command(cli)
+
+    def paths(command, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+        found = [path]
+        if getattr(command, "commands", None):  # a group (typer's own click or click's)
+            for name, sub in command.commands.items():
+                found += paths(sub, (*path, name))
+        return found
+
+    every = paths(root, ())
+    assert ("catalog",) in every and ("models", "train-mini") in every and len(every) > 30
+    for path in every:
+        result = CliRunner().invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output[-2000:], result.exception)
+        assert "Usage:" in result.output, path

@@ -138,6 +138,9 @@ def test_events_in_retrain_predictions_out_over_http(tmp_path):
             error = reply.json()
             assert field in error["field"] and error["limit"] and "value" in error, error
         assert "2999" in str(httpx.post(f"{server.url}/feedback", json=bad["timestamp"], timeout=30).json()["value"])
+        # a time no date can be written back from is refused before the event is stored (checked below)
+        ancient = httpx.post(f"{server.url}/feedback", json={"kind": "view", "product_id": "P-00007", "timestamp": "0001-01-01T00:00:00+01:00"}, timeout=30)
+        assert ancient.status_code == 422 and ancient.json()["field"] == "timestamp" and "2000-01-01" in ancient.json()["limit"], ancient.text
 
     store = SqliteEventStore(db)
     rows = list(store.events())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import httpx
 import numpy as np
@@ -155,7 +156,8 @@ def server(shared_gateway):
 
 
 def post(server, body: dict) -> httpx.Response:
-    return httpx.post(f"{server.url}/segment", json=body, timeout=120)
+    # encoded here, not by httpx: a client may send NaN and Infinity, which Python's JSON reads
+    return httpx.post(f"{server.url}/segment", content=json.dumps(body), headers={"content-type": "application/json"}, timeout=120)
 
 
 def mask_of(answer: dict) -> np.ndarray:
@@ -206,6 +208,10 @@ def test_a_stored_image_is_segmented_by_its_id(server):
         ({}, 422, "points"),
         ({"image_id": "gen-00000000ffff", "points": [[1, 1]]}, 404, "image_id"),
         ({"image": base64.b64encode(b"not an image, just words").decode(), "points": [[1, 1]]}, 415, "image"),
+        ({"points": [[float("nan"), 10]]}, 422, "points.0.0"),
+        ({"box": [0, 0, float("inf"), 10]}, 422, "box.2"),
+        ({"image": b64(Image.new("RGB", (1, 1))), "points": [[0, 0]]}, 422, "image"),
+        ({"image": b64(Image.new("RGB", (400, 20))), "points": [[1, 1]]}, 422, "image"),
     ],
 )
 def test_segment_refusals_name_the_field_and_the_server_keeps_serving(server, figures, body, status, field):
@@ -220,7 +226,6 @@ def test_segment_refusals_name_the_field_and_the_server_keeps_serving(server, fi
 def test_the_evaluation_holds_out_what_it_says_and_writes_the_card(tmp_path):
     """`eval-mini --segmenter-only` at a small scale: SAM beats the colour-threshold baseline from the same
     clicks on held-out figures, and the figures land in eval.json and the card."""
-    import json
     import shutil
 
     from fashion_studio.mini import segmenter as mini_segmenter

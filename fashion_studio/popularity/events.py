@@ -29,6 +29,7 @@ FEEDBACK_KINDS: tuple[str, ...] = ("view", "click", "like")  # purchases come fr
 WEIGHTS: dict[str, float] = {"view": 0.1, "click": 1.0, "like": 3.0, "purchase": 10.0}
 # Clocks differ a little between a client and the server; more than this ahead is an error.
 MAX_CLOCK_SKEW_S = 60.0
+EARLIEST_TS = 946_684_800.0  # 2000-01-01 UTC: no shop event is older, and year 1 cannot be written back as a date
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ def check_event(event: Event, now: float | None = None) -> Event:
         raise InvalidInputError("subject_type", event.subject_type, "must be product or image")
     if event.quantity < 1:
         raise InvalidInputError("quantity", event.quantity, "must be at least 1")
+    if event.ts < EARLIEST_TS:
+        raise InvalidInputError("timestamp", event.ts, f"must be at or after {iso(EARLIEST_TS)}")
     latest = (time.time() if now is None else now) + MAX_CLOCK_SKEW_S
     if event.ts > latest:
         raise InvalidInputError("timestamp", iso(event.ts), f"must not be in the future: at most {iso(latest)}")
