@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -142,3 +143,63 @@ def serving(target: str, env: dict[str, str], log: Path, timeout: float = 240, p
         yield server
     finally:
         server.stop(stop_signal)
+
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+class RedisServer:
+    """`redis-server` on 127.0.0.1 and a free port, its append-only file in `folder` (fsync per write)."""
+
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        self.folder, self.port = folder, port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                str(REDIS_SERVER),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(folder),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--protected-mode",
+                "no",
+                "--daemonize",
+                "no",
+            ],
+            stdout=(folder / "redis.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(self.answers, 30, f"redis-server on port {self.port}")
+
+    def answers(self) -> bool:
+        import redis
+
+        if self.process.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {self.process.returncode}: {(self.folder / 'redis.log').read_text()[-2000:]}")
+        try:
+            return bool(redis.Redis.from_url(self.url, socket_connect_timeout=1).ping())
+        except redis.exceptions.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM a server process we started, SIGKILL it if it outlives 30 s (nothing if it already exited)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from fashion_studio.ports import free_port
-from tests.helpers import wait_until
+from tests.helpers import stop_process, wait_until
 
 KEY, SECRET = "studio-test-key", "studio-test-secret"
 
@@ -101,10 +100,4 @@ class SeaweedS3:
             return False
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)

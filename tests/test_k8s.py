@@ -221,6 +221,9 @@ def test_pods_run_with_the_restricted_security_context(overlay):
                 keys.append("BENTOML_HOME")
             if container["name"] in ("bentoml", "catalog") and name in ("studio", "catalog"):  # they store images
                 keys.append("FASHION_STORAGE_URL")
+            if container["name"] == "bentoml" and name == "studio":  # the gateway appends shoppers' events
+                # into a store every replica shares (the root filesystem is read-only, and one file per pod would split the log)
+                assert env.get("FASHION_EVENTS_URL", "").startswith("redis://"), f"{where}: FASHION_EVENTS_URL={env.get('FASHION_EVENTS_URL')}"
             for key in keys:
                 value = env.get(key, "")
                 if value.startswith("/") and container["name"] != "tritonserver":

@@ -20,10 +20,11 @@ import pytest
 from fashion_studio.errors import InvalidInputError
 from fashion_studio.mini import MINI_DIR
 from fashion_studio.popularity.evaluate import ndcg, spearman
-from fashion_studio.popularity.events import Event, SqliteEventStore, check_event
+from fashion_studio.popularity.events import Event, RedisEventStore, SqliteEventStore, check_event, open_store
 from fashion_studio.popularity.models import is_heldout, split_ids
 from fashion_studio.popularity.simulate import ShopperConfig, simulate
 from fashion_studio.products import demo_products, write_catalog
+from tests.helpers import REDIS_SERVER, RedisServer
 
 SHIPPED = MINI_DIR / "popularity"
 
@@ -37,6 +38,65 @@ def test_an_appended_event_is_there_after_the_store_is_reopened(tmp_path):
     assert again.count() == 3 and first == 1
     assert again.engagement("product") == {"P-1": {"like": 1, "view": 1}}
     assert again.engagement("image") == {"gen-ab": {"click": 1}}
+
+
+def test_the_redis_store_is_one_log_for_every_replica_and_survives_a_redis_restart(tmp_path):
+    """Two gateway replicas (two store objects) append to one Redis: the log holds both replicas' events in
+    order, and counts them exactly as the embedded store counts the same events; a restarted Redis (its
+    append-only file synced per write) still has every acknowledged event; while it is down, an append is a
+    503-kind error naming the event store, not a lost event."""
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server; `make tools` installs it)")
+    from fashion_studio.errors import UnavailableError
+
+    now = time.time()
+    events = [
+        Event("like", "product", "P-1", now - 9, "u1"),
+        Event("view", "product", "P-1", now - 8),
+        Event("purchase", "product", "P-2", now - 7, "u2", 3, "import"),
+        Event("click", "image", "gen-ab", now - 6),
+        Event("view", "product", "P\tweird", now - 5),
+    ]
+    server = RedisServer(tmp_path / "redis")
+    try:
+        first, second = open_store(server.url), open_store(server.url)
+        assert isinstance(first, RedisEventStore)
+        assert first.append(events[0]) == 1 and second.append(events[1]) == 2
+        assert first.append_many(events[2:]) == 3 and second.count() == 5
+        embedded = SqliteEventStore(tmp_path / "events.db")
+        embedded.append_many(events)
+        for kind in ("product", "image"):
+            assert second.engagement(kind) == embedded.engagement(kind), kind
+        assert list(second.events()) == list(embedded.events()) == events
+        port = server.port
+        server.stop()
+        with pytest.raises(UnavailableError) as down:
+            first.append(events[0])
+        assert down.value.what == "events"
+        server = RedisServer(tmp_path / "redis", port=port)
+        assert list(open_store(server.url).events()) == events and first.count() == 5
+    finally:
+        server.stop()
+
+
+def test_the_redis_store_reads_a_long_log_in_pages(tmp_path):
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server; `make tools` installs it)")
+    server = RedisServer(tmp_path / "redis")
+    try:
+        store = RedisEventStore(server.url)
+        store.PAGE = 7
+        events = [Event("view", "product", f"P-{i}", 1_700_000_000.0 + i) for i in range(30)]
+        assert store.append_many(events) == 30
+        assert list(store.events()) == events
+    finally:
+        server.stop()
+
+
+def test_an_event_store_url_of_an_unknown_kind_is_refused():
+    with pytest.raises(InvalidInputError) as bad:
+        open_store("mongodb://somewhere/events")
+    assert bad.value.field == "events_url" and "redis://" in bad.value.limit
 
 
 def test_an_event_from_the_future_or_of_an_unknown_kind_is_refused():

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
-import shutil
-import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -19,64 +17,9 @@ from fashion_studio.errors import ConflictError, InvalidInputError, NotFoundErro
 from fashion_studio.sessions.store import RedisSessionStore, open_store
 from fashion_studio.sessions.understand import message_language, understand
 from fashion_studio.translation import Translation
-from tests.helpers import free_port, wait_until
+from tests.helpers import REDIS_SERVER, RedisServer, wait_until
 
-REDIS_SERVER = shutil.which("redis-server")
 needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (Debian package redis-server; `make tools` installs it)")
-
-
-# --- a real Redis ---------------------------------------------------------------------------------------
-
-
-class RedisServer:
-    """`redis-server` on 127.0.0.1 and a free port, its append-only file in `folder` (fsync per write)."""
-
-    def __init__(self, folder: Path, port: int | None = None) -> None:
-        self.folder, self.port = folder, port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        folder.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [
-                str(REDIS_SERVER),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(folder),
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--protected-mode",
-                "no",
-                "--daemonize",
-                "no",
-            ],
-            stdout=(folder / "redis.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(self.answers, 30, f"redis-server on port {self.port}")
-
-    def answers(self) -> bool:
-        import redis
-
-        if self.process.poll() is not None:
-            raise RuntimeError(f"redis-server exited with {self.process.returncode}: {(self.folder / 'redis.log').read_text()[-2000:]}")
-        try:
-            return bool(redis.Redis.from_url(self.url, socket_connect_timeout=1).ping())
-        except redis.exceptions.ConnectionError:
-            return False
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,18 @@
 """The shop's append-only event log: views, clicks, likes and purchases of products and generated images.
 
 `EventStore` is the interface; `SqliteEventStore` is the embedded store (stdlib sqlite3, WAL journal,
-`synchronous=FULL`), and `open_store(url)` picks the store by URL scheme so that a server-backed store
-can follow. An append returns only after its transaction is committed: an acknowledged event survives
-a crash of the process that took it.
+`synchronous=FULL`) for one process or host, `RedisEventStore` the one every gateway replica of a
+deployment shares (a Redis stream, with per-subject counts kept beside it in the same atomic script), and
+`open_store(url)` picks the store by URL scheme. An append returns only after the store has it: an
+acknowledged event survives a crash of the process that took it (and, on Redis, a restart of Redis run with
+`appendfsync always`, as k8s/components/sessions-redis runs it).
 """
 
 from __future__ import annotations
 
 import csv
+import json
+import re
 import sqlite3
 import threading
 import time
@@ -18,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from fashion_studio.errors import InvalidInputError
+from fashion_studio.errors import InvalidInputError, UnavailableError
 from fashion_studio.settings import PROJECT_ROOT
 
 Kind = Literal["view", "click", "like", "purchase"]
@@ -170,13 +174,103 @@ def _row(event: Event) -> tuple:
     return (event.ts, event.kind, event.subject_type, event.subject_id, event.user, event.quantity, event.source, time.time())
 
 
+# Appends events atomically (Redis runs a script alone): each gets the next id, goes onto the stream, and
+# adds its quantity to its subject's count of its kind. KEYS: the id counter, the stream, the product and
+# the image counts; ARGV: per event its JSON, its subject type, its "subject_id<TAB>kind" and its quantity.
+_APPEND_EVENTS = """
+local last = 0
+for i = 1, #ARGV, 4 do
+  last = redis.call('INCR', KEYS[1])
+  redis.call('XADD', KEYS[2], '*', 'id', last, 'event', ARGV[i])
+  local counts = KEYS[3]
+  if ARGV[i + 1] == 'image' then counts = KEYS[4] end
+  redis.call('HINCRBY', counts, ARGV[i + 2], ARGV[i + 3])
+end
+return last
+"""
+
+
+class RedisEventStore:
+    """The shared store: a Redis stream of events and a hash of counts per subject type, all under one hash
+    tag (one Redis Cluster slot), written together by one script. Every gateway replica appends to it and
+    the training reads it, as the conversation sessions share their Redis."""
+
+    PAGE = 1000
+
+    def __init__(self, url: str, prefix: str = "fashion-studio:events:") -> None:
+        import redis
+
+        self.url = url
+        self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
+        tag = f"{prefix}{{log}}"
+        self._keys = [f"{tag}:next-id", f"{tag}:stream", f"{tag}:counts:product", f"{tag}:counts:image"]
+        self._append = self._redis.register_script(_APPEND_EVENTS)
+
+    def _call(self, method, *args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except self._errors as exc:
+            raise UnavailableError("events", f"the event store {re.sub(r'//[^@/]*@', '//***@', self.url)} cannot be reached: {exc}") from exc
+
+    def append(self, event: Event) -> int:
+        """Store one event; returns its id once Redis has it."""
+        return int(self._call(self._append, keys=self._keys, args=_redis_args([event])))
+
+    def append_many(self, events: Iterable[Event]) -> int:
+        """Store events in one script: all of them or, if Redis cannot be reached, none."""
+        events = list(events)
+        if events:
+            self._call(self._append, keys=self._keys, args=_redis_args(events))
+        return len(events)
+
+    def count(self) -> int:
+        return int(self._call(self._redis.xlen, self._keys[1]))
+
+    def events(self) -> Iterator[Event]:
+        """Every event in the order they were appended (read in pages)."""
+        out: list[Event] = []
+        start = "-"
+        while True:
+            page = self._call(self._redis.xrange, self._keys[1], min=start, max="+", count=self.PAGE)
+            for _, fields in page:
+                data = json.loads(fields[b"event"])
+                out.append(Event(data["kind"], data["subject_type"], data["subject_id"], data["ts"], data["user"], data["quantity"], data["source"]))
+            if len(page) < self.PAGE:
+                return iter(out)
+            start = "(" + page[-1][0].decode()
+
+    def engagement(self, subject_type: str = "product") -> dict[str, dict[str, int]]:
+        """Per subject id, the number of each kind of event (purchases counted by quantity)."""
+        counts = self._call(self._redis.hgetall, self._keys[3] if subject_type == "image" else self._keys[2])
+        out: dict[str, dict[str, int]] = {}
+        for field, total in counts.items():
+            subject_id, kind = field.decode().rsplit("\t", 1)
+            out.setdefault(subject_id, {})[kind] = int(total)
+        return out
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def _redis_args(events: Iterable[Event]) -> list[str | int]:
+    args: list[str | int] = []
+    for e in events:
+        record = {"kind": e.kind, "subject_type": e.subject_type, "subject_id": e.subject_id, "ts": e.ts, "user": e.user, "quantity": e.quantity}
+        args += [json.dumps({**record, "source": e.source, "received_at": time.time()}), e.subject_type, f"{e.subject_id}\t{e.kind}", e.quantity]
+    return args
+
+
 def open_store(url: str) -> EventStore:
-    """The store behind a URL: `sqlite:////abs/path.db`, `sqlite:///path/under/the/project.db` or a file path."""
+    """The store behind a URL: `redis://HOST:PORT/DB` (or `rediss://`, shared by every replica),
+    `sqlite:////abs/path.db`, `sqlite:///path/under/the/project.db` or a file path."""
+    if url.startswith(("redis://", "rediss://")):
+        return RedisEventStore(url)
     if url.startswith("sqlite:///"):
         rest = url[len("sqlite:///") :]
         return SqliteEventStore(rest if rest.startswith("/") else PROJECT_ROOT / rest)
     if "://" in url:
-        raise InvalidInputError("events_url", url, "supported stores: sqlite:///PATH")
+        raise InvalidInputError("events_url", url, "supported stores: redis://HOST:PORT/DB, sqlite:///PATH")
     return SqliteEventStore(url)
 
 
