@@ -57,11 +57,12 @@ class Translation:
         return cls(text=str(value))
 
 
-def judge(text: str, weakest_logprob: float | None, unknown_share: float, min_confidence: float) -> Translation:
+def judge(text: str, weakest_logprob: float | None, unknown_share: float, min_confidence: float, complete: bool = True) -> Translation:
     """A translation's confidence from the log-probability of its least likely token; a source with
-    unknown tokens or an empty output is never reliable."""
+    unknown tokens, an empty output, or one that is not `complete` (the source longer than the model reads,
+    or the output stopped by its token limit before its end) is never reliable."""
     confidence = None if weakest_logprob is None else round(math.exp(weakest_logprob), 4)
-    reliable = confidence is not None and confidence >= min_confidence and unknown_share == 0.0 and bool(text.strip())
+    reliable = complete and confidence is not None and confidence >= min_confidence and unknown_share == 0.0 and bool(text.strip())
     return Translation(text=text, confidence=confidence, reliable=reliable, unknown_share=round(unknown_share, 4))
 
 
@@ -119,6 +120,7 @@ class Translator:
             return []
         limit = min(self.tokenizer.model_max_length, self.model.config.max_position_embeddings)
         batch = self.tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True, max_length=limit)
+        read_whole = [len(ids) <= limit for ids in self.tokenizer(list(texts))["input_ids"]]
         with self._lock, torch.inference_mode():
             output = self.model.generate(
                 **{k: v.to(getattr(self.model, "device", "cpu")) for k, v in batch.items()},
@@ -131,7 +133,21 @@ class Translator:
             logprobs = self._weakest_logprobs(output)
         decoded = [text.strip() for text in self.tokenizer.batch_decode(output.sequences, skip_special_tokens=True)]
         unknown = self._unknown_shares(batch)
-        return [judge(text, lp, unk, self.min_confidence) for text, lp, unk in zip(decoded, logprobs, unknown)]
+        complete = [whole and ended for whole, ended in zip(read_whole, self._ended(output.sequences, min(self.max_new_tokens, limit)))]
+        if not all(complete):
+            logger.warning("%d of %d translations cut short by the model's token limits: not reliable", complete.count(False), len(complete))
+        return [judge(text, lp, unk, self.min_confidence, done) for text, lp, unk, done in zip(decoded, logprobs, unknown, complete)]
+
+    def _ended(self, sequences: Any, max_new_tokens: int) -> list[bool]:
+        """Whether each output ended by itself, not stopped by `max_new_tokens`. Marian forces an
+        end-of-sequence token into the last place it may write (`forced_eos_token_id`), so an end there is
+        taken for a cut too."""
+        import torch
+
+        eos = self.model.generation_config.eos_token_id
+        is_eos = torch.isin(sequences[:, 1:], torch.tensor(eos if isinstance(eos, list) else [eos], device=sequences.device))
+        last = max_new_tokens - 1 if getattr(self.model.generation_config, "forced_eos_token_id", None) is not None else max_new_tokens
+        return [bool(row[:last].any()) for row in is_eos]
 
     def _weakest_logprobs(self, output: Any) -> list[float | None]:
         """Lowest log-probability among each output's tokens, up to and including its end-of-sequence token."""

@@ -84,6 +84,23 @@ def test_translator_confidence_separates_known_from_unknown_text(translator):
     assert alone.text == unknown.text and alone.confidence == pytest.approx(unknown.confidence, abs=1e-3)
 
 
+def test_a_translation_cut_short_by_the_token_limits_is_never_reliable(translator):
+    """A source longer than the model reads, or an output its token limit stops before its end, is only a
+    part of the text: whatever its confidence, the catalog must not trust it."""
+    whole = translator.translate_scored([IN_VOCABULARY])[0]
+    assert whole.reliable
+    limit, translator.max_new_tokens = translator.max_new_tokens, 4
+    try:
+        cut = translator.translate_scored([IN_VOCABULARY])[0]
+    finally:
+        translator.max_new_tokens = limit
+    assert cut.text != whole.text and whole.text.startswith(cut.text) and not cut.reliable, (whole, cut)
+    reads = min(translator.tokenizer.model_max_length, translator.model.config.max_position_embeddings)
+    long = " ".join([IN_VOCABULARY] * (reads // 8))  # well over `reads` tokens
+    assert len(translator.tokenizer(long)["input_ids"]) > reads
+    assert not translator.translate_scored([long])[0].reliable
+
+
 def test_a_translation_only_attribute_enters_only_when_the_translation_is_reliable():
     source = extract_attributes("Bluse in Weiß.", "de")
     translated = extract_attributes("White blouse with stripes made of mesh.", "en")
