@@ -49,7 +49,9 @@ TRYON_SHARE = 0.85  # of the training steps; the rest are masked re-generation f
 # the UNet (the masked image, the garment half) and is learnt at once; the garment region is the task.
 # Yet the garment half's loss is needed: without it try-on reads 40.0 / 36.5% (colour / pattern, 3,200 steps,
 # on 400 new try-ons: `make_examples(400, 101, TRAIN)`, new figures and garments, 46 of the garments of
-# combinations the family holds out), with a uniform loss 73.8 / 44.5%, with this weight 84.8 / 49.0%.
+# combinations the family holds out), with a uniform loss 73.8 / 44.5%, with this weight 84.8 / 49.0%. More
+# weight on the garment half does not help either: weighing it 3 (the person outside the mask 1, inside 5)
+# read 76.3 / 45.0% on the same 400 (3,200 steps, seed 5; the shipped UNet read 84.8 / 49.0% there again).
 MASK_LOSS_WEIGHT = 4.0
 CONDITION_DROPOUT = 0.1  # the garment half (try-on) or the caption (inpainting) dropped, for guidance
 # CatVTON's default. On the 400 new try-ons above (colour / pattern): guidance 1.5, 2.5, 4 at 20
