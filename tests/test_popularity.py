@@ -68,13 +68,20 @@ def test_the_redis_store_is_one_log_for_every_replica_and_survives_a_redis_resta
         for kind in ("product", "image"):
             assert second.engagement(kind) == embedded.engagement(kind), kind
         assert list(second.events()) == list(embedded.events()) == events
+        # a batch stored under a key is stored once, on either store
+        for store in (second, embedded):
+            assert store.append_many(events[:2], once="purchases-file:abc") == 2
+            assert store.append_many(events[:2], once="purchases-file:abc") == 0
+            assert store.count() == 7
+        assert second.engagement() == embedded.engagement()
+        events = [*events, *events[:2]]
         port = server.port
         server.stop()
         with pytest.raises(UnavailableError) as down:
             first.append(events[0])
         assert down.value.what == "events"
         server = RedisServer(tmp_path / "redis", port=port)
-        assert list(open_store(server.url).events()) == events and first.count() == 5
+        assert list(open_store(server.url).events()) == events and first.count() == len(events) == 7
     finally:
         server.stop()
 
@@ -122,6 +129,11 @@ def test_purchases_import_checks_every_row_before_storing_any(tmp_path):
     result = subprocess.run([*command, str(good)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"imported": 2}
+    assert SqliteEventStore(tmp_path / "events.db").engagement() == {"P-00001": {"purchase": 2}, "P-00002": {"purchase": 1}}
+    # the same export again (a run repeated after a kill): nothing counted twice
+    again = subprocess.run([*command, str(good)], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and json.loads(again.stdout.strip().splitlines()[-1]) == {"imported": 0, "already_imported": True}, again
+    assert "imported before" in again.stderr
     assert SqliteEventStore(tmp_path / "events.db").engagement() == {"P-00001": {"purchase": 2}, "P-00002": {"purchase": 1}}
 
 

@@ -63,7 +63,11 @@ def import_purchases(
     catalog: CatalogOption = None,
     events: EventsOption = None,
 ) -> None:
-    """Append the purchases of an order export to the event log: every row checked first, then all or none."""
+    """Append the purchases of an order export to the event log: every row checked first, then all or none.
+    A file imported before (the same bytes) is not imported again: a run repeated after a kill, or an export
+    sent twice, counts no purchase twice."""
+    import hashlib
+
     from fashion_studio.popularity.events import open_store, read_purchases
     from fashion_studio.products import load_catalog
 
@@ -71,9 +75,14 @@ def import_purchases(
     try:
         known = {p.product_id for p in load_catalog(settings.products_dir).products}
         purchases = read_purchases(file, known)
-        stored = open_store(settings.events_url).append_many(purchases)
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        stored = open_store(settings.events_url).append_many(purchases, once=f"purchases-file:{digest}")
     except (FashionStudioError, OSError) as exc:
         _fail(exc)
+    if purchases and not stored:
+        typer.echo(f"{file}: imported before (sha256 {digest[:12]}), nothing stored again", err=True)
+        typer.echo(json.dumps({"imported": 0, "already_imported": True}))
+        return
     typer.echo(json.dumps({"imported": stored}))
 
 

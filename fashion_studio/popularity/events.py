@@ -88,7 +88,7 @@ class EventStore(Protocol):
 
     def append(self, event: Event) -> int: ...
 
-    def append_many(self, events: Iterable[Event]) -> int: ...
+    def append_many(self, events: Iterable[Event], once: str | None = None) -> int: ...
 
     def count(self) -> int: ...
 
@@ -115,6 +115,7 @@ class SqliteEventStore:
             " source TEXT NOT NULL, received_at REAL NOT NULL)"
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS events_subject ON events (subject_type, subject_id)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS batches (key TEXT PRIMARY KEY, events INTEGER NOT NULL, stored_at REAL NOT NULL)")
 
     def append(self, event: Event) -> int:
         """Store one event; returns its id once committed."""
@@ -128,12 +129,17 @@ class SqliteEventStore:
                 raise
         return int(cursor.lastrowid or 0)
 
-    def append_many(self, events: Iterable[Event]) -> int:
-        """Store events in one transaction: all of them or, on any failure, none."""
+    def append_many(self, events: Iterable[Event], once: str | None = None) -> int:
+        """Store events in one transaction: all of them or, on any failure, none. With `once` (a key naming
+        the batch, such as an export file's digest), a batch whose key was stored before stores nothing
+        and 0 is returned: an import run again after a kill counts nothing twice."""
         rows = [_row(e) for e in events]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                if once is not None and self._db.execute("INSERT OR IGNORE INTO batches VALUES (?, ?, ?)", (once, len(rows), time.time())).rowcount == 0:
+                    self._db.execute("ROLLBACK")
+                    return 0
                 self._db.executemany(_INSERT, rows)
                 self._db.execute("COMMIT")
             except BaseException:
@@ -176,10 +182,15 @@ def _row(event: Event) -> tuple:
 
 # Appends events atomically (Redis runs a script alone): each gets the next id, goes onto the stream, and
 # adds its quantity to its subject's count of its kind. KEYS: the id counter, the stream, the product and
-# the image counts; ARGV: per event its JSON, its subject type, its "subject_id<TAB>kind" and its quantity.
+# the image counts, the stored batches' keys; ARGV: the batch's key ("" for none) and the time, then per
+# event its JSON, its subject type, its "subject_id<TAB>kind" and its quantity. A batch whose key is
+# stored already stores nothing (returns -1).
 _APPEND_EVENTS = """
+if ARGV[1] ~= '' then
+  if redis.call('HSETNX', KEYS[5], ARGV[1], ARGV[2]) == 0 then return -1 end
+end
 local last = 0
-for i = 1, #ARGV, 4 do
+for i = 3, #ARGV, 4 do
   last = redis.call('INCR', KEYS[1])
   redis.call('XADD', KEYS[2], '*', 'id', last, 'event', ARGV[i])
   local counts = KEYS[3]
@@ -204,7 +215,7 @@ class RedisEventStore:
         self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
         tag = f"{prefix}{{log}}"
-        self._keys = [f"{tag}:next-id", f"{tag}:stream", f"{tag}:counts:product", f"{tag}:counts:image"]
+        self._keys = [f"{tag}:next-id", f"{tag}:stream", f"{tag}:counts:product", f"{tag}:counts:image", f"{tag}:batches"]
         self._append = self._redis.register_script(_APPEND_EVENTS)
 
     def _call(self, method, *args, **kwargs):
@@ -217,12 +228,14 @@ class RedisEventStore:
         """Store one event; returns its id once Redis has it."""
         return int(self._call(self._append, keys=self._keys, args=_redis_args([event])))
 
-    def append_many(self, events: Iterable[Event]) -> int:
-        """Store events in one script: all of them or, if Redis cannot be reached, none."""
+    def append_many(self, events: Iterable[Event], once: str | None = None) -> int:
+        """Store events in one script: all of them or, if Redis cannot be reached, none; `once` as for
+        `SqliteEventStore.append_many` (0 when that batch was stored before)."""
         events = list(events)
-        if events:
-            self._call(self._append, keys=self._keys, args=_redis_args(events))
-        return len(events)
+        if not events and once is None:
+            return 0
+        stored = int(self._call(self._append, keys=self._keys, args=_redis_args(events, once)))
+        return 0 if stored == -1 else len(events)
 
     def count(self) -> int:
         return int(self._call(self._redis.xlen, self._keys[1]))
@@ -253,8 +266,8 @@ class RedisEventStore:
         self._redis.close()
 
 
-def _redis_args(events: Iterable[Event]) -> list[str | int]:
-    args: list[str | int] = []
+def _redis_args(events: Iterable[Event], once: str | None = None) -> list[str | int]:
+    args: list[str | int] = [once or "", repr(time.time())]
     for e in events:
         record = {"kind": e.kind, "subject_type": e.subject_type, "subject_id": e.subject_id, "ts": e.ts, "user": e.user, "quantity": e.quantity}
         args += [json.dumps({**record, "source": e.source, "received_at": time.time()}), e.subject_type, f"{e.subject_id}\t{e.kind}", e.quantity]
