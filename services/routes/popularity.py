@@ -112,12 +112,13 @@ async def popularity(body: PopularityRequest) -> PopularityResponse:
     """Predicted popularity of an image, with whatever metadata is known, and its catalog percentile."""
     _one_of(body.image, body.image_id, ("image", "image_id"))
     if body.image is not None:
-        image = load_image("image", decode_b64("image", body.image, LIMITS), LIMITS)
+        image = await run_in_threadpool(lambda: load_image("image", decode_b64("image", body.image, LIMITS), LIMITS))
     else:
         await run_in_threadpool(_check_image, "image_id", str(body.image_id))
         image = await run_in_threadpool(studio().storage.get_image, str(body.image_id))
     metadata = {"product_type": body.type, "colour": body.colour, "pattern": body.pattern, "price": body.price}
-    [out] = await call_model(lambda: studio().scorer.to_async.predict_popularity([PopularityItem(png_b64=png_b64(image), metadata=metadata)]))
+    item = PopularityItem(png_b64=await run_in_threadpool(png_b64, image), metadata=metadata)
+    [out] = await call_model(lambda: studio().scorer.to_async.predict_popularity([item]))
     return PopularityResponse(score=round(out.score, 4), percentile=round(out.percentile, 2))
 
 

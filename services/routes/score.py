@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
 from fashion_studio import metrics
 from fashion_studio.generation import check_prompt
@@ -17,10 +18,11 @@ router = APIRouter()
 
 @router.post("/score", response_model=ScoreResponse)
 async def score(body: ScoreRequest) -> ScoreResponse:
-    image = load_image("image", decode_b64("image", body.image, LIMITS), LIMITS)
+    # decoding and re-encoding an image of up to max_image_pixels blocks: off the event loop
+    image_png = await run_in_threadpool(lambda: png_b64(load_image("image", decode_b64("image", body.image, LIMITS), LIMITS)))
     check_prompt("text", body.text, LIMITS)
     with metrics.time_stage("score"):
-        item = ScoreItem(png_b64=png_b64(image), text=body.text)
+        item = ScoreItem(png_b64=image_png, text=body.text)
         value = (await call_model(lambda: studio().scorer.to_async.score([item]), SETTINGS.batching.short_call_timeout_s))[0]
     metrics.CLIP_SCORE.observe(value)
     return ScoreResponse(clip_score=round(value, 4))
