@@ -62,6 +62,25 @@ def test_a_session_keeps_its_turns_in_order_and_a_second_connection_reads_them(s
     assert len(store.get(session.id).turns) == 3
 
 
+def test_a_turn_is_stored_only_onto_the_session_it_acted_on(store_url):
+    """Two replicas answer two messages of one session at once: both read one turn, the first to store
+    its turn wins, the other's edit (which started from turn 1's image) is a 409 to send again, and the
+    session holds each turn once, the winner's second."""
+    replica_a, replica_b = open_store(store_url, max_turns=3), open_store(store_url, max_turns=3)
+    session = replica_a.create()
+    replica_a.append(session.id, {"images": [{"id": "gen-1"}]}, after=0)
+    read_a, read_b = len(replica_a.get(session.id).turns), len(replica_b.get(session.id).turns)
+    assert replica_b.append(session.id, {"images": [{"id": "edit-b"}]}, after=read_b).seq == 2
+    with pytest.raises(ConflictError) as late:
+        replica_a.append(session.id, {"images": [{"id": "edit-a"}]}, after=read_a)
+    assert late.value.field == "session_id" and "send it again" in late.value.limit
+    assert [t.data["images"][0]["id"] for t in replica_a.get(session.id).turns] == ["gen-1", "edit-b"]
+    assert replica_a.append(session.id, {"images": [{"id": "edit-a"}]}, after=2).seq == 3
+    with pytest.raises(ConflictError) as full:
+        replica_b.append(session.id, {}, after=3)
+    assert "at most 3 turns" in full.value.limit
+
+
 def test_an_unknown_or_malformed_session_id_is_not_found(store_url):
     store = open_store(store_url)
     for bad in ("0" * 32, "../../etc/passwd", ""):

@@ -60,7 +60,7 @@ class SessionStore(Protocol):
 
     def get(self, session_id: str) -> Session: ...
 
-    def append(self, session_id: str, data: dict[str, Any]) -> Turn: ...
+    def append(self, session_id: str, data: dict[str, Any], after: int | None = None) -> Turn: ...
 
     def close(self) -> None: ...
 
@@ -71,6 +71,12 @@ def new_session_id() -> str:
 
 def unknown(session_id: str) -> NotFoundError:
     return NotFoundError("session_id", session_id, UNKNOWN_SESSION)
+
+
+def moved_on(session_id: str, after: int) -> ConflictError:
+    """A turn acted on a session of `after` turns, and another turn was stored meanwhile (two messages of
+    one session answered at once, on two gateway replicas): its edit would start from a stale image."""
+    return ConflictError("session_id", session_id, f"another message of this session was answered while this one was (it acted on turn {after}): send it again")
 
 
 def full(session_id: str, max_turns: int) -> ConflictError:
@@ -137,19 +143,22 @@ class SqliteSessionStore:
             raise unknown(session_id)
         return Session(session_id, row[0], row[1], [Turn(seq, created, json.loads(data)) for seq, created, data in rows])
 
-    def append(self, session_id: str, data: dict[str, Any]) -> Turn:
+    def append(self, session_id: str, data: dict[str, Any], after: int | None = None) -> Turn:
+        """Store the next turn; with `after`, only while the session still holds that many turns (else 409)."""
         if not SESSION_ID.match(session_id):
             raise unknown(session_id)
         now = time.time()
         text = json.dumps(data, ensure_ascii=False)
         with self._write():
             updated = self._db.execute(
-                "UPDATE sessions SET turns = turns + 1, updated_at = ? WHERE id = ? AND updated_at >= ? AND turns < ?",
-                (now, session_id, now - self.ttl_s, self.max_turns),
+                "UPDATE sessions SET turns = turns + 1, updated_at = ? WHERE id = ? AND updated_at >= ? AND turns < ? AND (? < 0 OR turns = ?)",
+                (now, session_id, now - self.ttl_s, self.max_turns, -1 if after is None else after, after),
             )
             if updated.rowcount == 0:
-                found = self._db.execute("SELECT updated_at FROM sessions WHERE id = ?", (session_id,)).fetchone()
-                raise unknown(session_id) if found is None or found[0] < now - self.ttl_s else full(session_id, self.max_turns)
+                found = self._db.execute("SELECT updated_at, turns FROM sessions WHERE id = ?", (session_id,)).fetchone()
+                if found is None or found[0] < now - self.ttl_s:
+                    raise unknown(session_id)
+                raise full(session_id, self.max_turns) if found[1] >= self.max_turns else moved_on(session_id, after or 0)
             (seq,) = self._db.execute("SELECT turns FROM sessions WHERE id = ?", (session_id,)).fetchone()
             self._db.execute("INSERT INTO turns (session_id, seq, created_at, data) VALUES (?, ?, ?, ?)", (session_id, seq, now, text))
         return Turn(int(seq), now, data)
@@ -159,11 +168,13 @@ class SqliteSessionStore:
             self._db.close()
 
 
-# KEYS: the session's hash, its turn list. ARGV: the turn as JSON, now, max turns, TTL in ms.
-# -1: no such session; -2: full; else the new turn's sequence number (the list's new length).
+# KEYS: the session's hash, its turn list. ARGV: the turn as JSON, now, max turns, TTL in ms, the turns the
+# session must hold (-1: any). -1: no such session; -2: full; -3: another turn came first; else the new
+# turn's sequence number (the list's new length).
 _APPEND = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[3]) then return -2 end
+if tonumber(ARGV[5]) >= 0 and redis.call('LLEN', KEYS[2]) ~= tonumber(ARGV[5]) then return -3 end
 local seq = redis.call('RPUSH', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -227,17 +238,20 @@ class RedisSessionStore:
             [Turn(seq, item["created_at"], item["data"]) for seq, item in enumerate(stored, start=1)],
         )
 
-    def append(self, session_id: str, data: dict[str, Any]) -> Turn:
+    def append(self, session_id: str, data: dict[str, Any], after: int | None = None) -> Turn:
+        """Store the next turn; with `after`, only while the session still holds that many turns (else 409)."""
         if not SESSION_ID.match(session_id):
             raise unknown(session_id)
         now = time.time()
         item = json.dumps({"created_at": now, "data": data}, ensure_ascii=False)
         with self._reachable():
-            seq = int(self._append(keys=list(self._keys(session_id)), args=[item, repr(now), self.max_turns, self.ttl_ms]))
+            seq = int(self._append(keys=list(self._keys(session_id)), args=[item, repr(now), self.max_turns, self.ttl_ms, -1 if after is None else after]))
         if seq == -1:
             raise unknown(session_id)
         if seq == -2:
             raise full(session_id, self.max_turns)
+        if seq == -3:
+            raise moved_on(session_id, after or 0)
         return Turn(seq, now, data)
 
     def close(self) -> None:

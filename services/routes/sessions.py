@@ -183,7 +183,8 @@ async def post_message(session_id: str, body: MessageRequest) -> TurnOut:
             if translation is None
             else TranslationOut(text=translation.text, confidence=translation.confidence, reliable=translation.reliable).model_dump(),
         )
-        turn = await run_in_threadpool(store.append, session_id, data)
+        # only onto the session as it was read: a turn another replica stored meanwhile makes this one a 409
+        turn = await run_in_threadpool(store.append, session_id, data, len(session.turns))
     metrics.SESSION_TURNS.labels(action=understood.action, language=language, understood=understood.understood).inc()
     return turn_out(session_id, turn)
 
