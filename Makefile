@@ -115,7 +115,7 @@ $(TRITON_STAMP):
 
 triton-env: $(TRITON_STAMP)
 
-# Export the small default models (skipped when up to date) and write the cpu repository.
+# Export the tiny random-weight models (skipped when up to date) and write the cpu repository.
 triton-export: models
 	$(PY) -m export onnx $(foreach m,$(TRITON_MODELS),--model $(MODELS_DIR)/tiny/$(m)) --out $(ONNX_DIR)
 	$(PY) -m export triton --target cpu --onnx $(foreach m,$(TRITON_MODELS),$(ONNX_DIR)/$(m)) --repo $(TRITON_REPO)
