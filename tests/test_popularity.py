@@ -163,7 +163,7 @@ def test_shipped_models_are_small_and_carry_their_card():
 def test_events_in_retrain_predictions_out_over_http(tmp_path):
     """Feedback is acknowledged only once stored (a killed gateway loses none); a retrain on the simulated
     shoppers' log is picked up by the running service, which then ranks a held-out article they prefer
-    above one they avoid; bad feedback gets a 422 naming the field, the value and the limit."""
+    above one they avoid; bad feedback gets a 4xx naming the field, the value and the limit (404 for an unknown id)."""
     from fashion_studio.popularity.models import TrainConfig
     from fashion_studio.popularity.train import train
     from fashion_studio.products import load_catalog
@@ -206,7 +206,8 @@ def test_events_in_retrain_predictions_out_over_http(tmp_path):
         }
         for field, body in bad.items():
             reply = httpx.post(f"{server.url}/feedback", json=body, timeout=30)
-            assert reply.status_code == 422, (field, reply.text)
+            # an id it does not know is a 404, as on every route; a malformed value a 422
+            assert reply.status_code == (404 if field in ("product_id", "image_id") else 422), (field, reply.text)
             error = reply.json()
             assert field in error["field"] and error["limit"] and "value" in error, error
         assert "2999" in str(httpx.post(f"{server.url}/feedback", json=bad["timestamp"], timeout=30).json()["value"])
@@ -242,7 +243,9 @@ def test_events_in_retrain_predictions_out_over_http(tmp_path):
         by_id = httpx.post(f"{server.url}/popularity", json={"image_id": image_id}, timeout=60)
         assert by_id.status_code == 200 and 0.0 <= by_id.json()["percentile"] <= 100.0, by_id.text
         unknown = httpx.post(f"{server.url}/popularity", json={"image_id": "gen-00000000ffff"}, timeout=30)
-        assert unknown.status_code == 422 and unknown.json()["field"] == "image_id"
+        assert unknown.status_code == 404 and unknown.json()["field"] == "image_id"
+        malformed = httpx.post(f"{server.url}/popularity", json={"image_id": "not-a-key"}, timeout=30)
+        assert malformed.status_code == 422 and malformed.json()["field"] == "image_id"
         # /generate ranks its candidates by predicted popularity when asked, and stores the prediction.
         ranked = httpx.post(f"{server.url}/generate", json={"prompt": "a blue shirt", "steps": 2, "num_images": 3, "rank_by_popularity": True}, timeout=120)
         assert ranked.status_code == 200, ranked.text

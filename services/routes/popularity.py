@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from fashion_studio import metrics
-from fashion_studio.errors import InvalidInputError
+from fashion_studio.errors import InvalidInputError, NotFoundError
 from fashion_studio.images import decode_b64, load_image
 from fashion_studio.mini.vocab import COLOUR_NAMES, PATTERNS, TYPE_NAMES
 from fashion_studio.popularity.events import Event, EventStore, check_event, iso, open_store
@@ -74,15 +74,15 @@ def _check_product(product_id: str) -> None:
         known = current_catalog(SETTINGS.products_dir).by_id()
     except FileNotFoundError:
         known = {}
-    if product_id not in known:
-        raise InvalidInputError("product_id", product_id, f"must be an article of the catalog ({len(known)} articles)")
+    if product_id not in known:  # 404, as every route answers an id it does not know
+        raise NotFoundError("product_id", product_id, f"must be an article of the catalog ({len(known)} articles)")
 
 
 def _check_image(field: str, key: str) -> None:
     if not _IMAGE_KEY.match(key):
         raise InvalidInputError(field, key, f"must look like {IMAGE_KEY_LIMIT}")
     if not studio().storage.exists(key):
-        raise InvalidInputError(field, key, f"must be {IMAGE_KEY_LIMIT}; no such image is stored")
+        raise NotFoundError(field, key, f"must be {IMAGE_KEY_LIMIT}; no such image is stored")
 
 
 def _one_of(product_id: str | None, image_id: str | None, names: tuple[str, str]) -> None:
