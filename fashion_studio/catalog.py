@@ -135,15 +135,16 @@ class CatalogResult:
         return data
 
 
-def record_key(article: Article, params: CatalogParams, generator_name: str) -> str:
+def record_key(article: Article, params: CatalogParams, generator_name: str, legacy: bool = False) -> str:
     """Article id plus a hash of what determines its image, so a changed description is redone.
 
     An id the key cannot spell as it is (other characters than letters, digits, `.`, `_`, `-`, or over 80 of
     them) is hashed too: "Kleid-ä" and "Kleid-ö" share their readable part, and two such variants often
-    share their description, yet each is its own article with its own record."""
+    share their description, yet each is its own article with its own record. `legacy`: the key such an id
+    had before (without it), under which records stored then are found."""
     readable = safe_key(article.article_id, 80)
     fields: dict[str, Any] = {"description": article.description, "language": article.language, "params": asdict(params), "model": generator_name}
-    if readable != article.article_id:
+    if readable != article.article_id and not legacy:
         fields["article_id"] = article.article_id
     payload = json.dumps(fields, sort_keys=True)
     return f"{readable}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
@@ -263,6 +264,10 @@ class CatalogPipeline:
         key = record_key(article, params, self.generator_name)
         if skip_existing and self.storage.exists(key):
             return self._from_record(key)
+        # A record stored before ids the key cannot spell were hashed: this article's if it names this very id.
+        legacy = record_key(article, params, self.generator_name, legacy=True)
+        if skip_existing and legacy != key and self.storage.exists(legacy) and self.storage.get_metadata(legacy).get("sample_id") == article.article_id:
+            return self._from_record(legacy)
         clock = _Stopwatch()
         understood = self._understand(article, clock)
         best = self._generate_and_gate(understood.prompts, params, key, clock)
@@ -468,8 +473,10 @@ def _bounded(rows: Iterable[Sequence[Any]], path: Path, max_rows: int) -> tuple[
     for row in rows:
         if len(kept) > max_rows:
             raise InvalidInputError("file", str(path), f"must have at most {max_rows} rows below its header (split the sheet)")
-        cells = row[:MAX_SHEET_COLUMNS]
-        kept.append(["" if v is None else _cell(v) for v in cells] if any(v is not None for v in cells) else [])
+        cells = list(row[:MAX_SHEET_COLUMNS])
+        while cells and cells[-1] is None:  # a workbook's rows come padded to the columns asked for
+            cells.pop()
+        kept.append(["" if v is None else _cell(v) for v in cells])
     if not kept:
         raise InvalidInputError("file", str(path), "must have a header row")
     return [h.strip() for h in kept[0]], kept[1:]

@@ -27,7 +27,7 @@ from pathlib import Path
 from queue import Empty, Queue
 from typing import Any, Literal
 
-from fashion_studio.catalog import Article, CatalogParams, CatalogPipeline, read_articles
+from fashion_studio.catalog import MAX_SHEET_ROWS, Article, CatalogParams, CatalogPipeline, read_articles
 from fashion_studio.errors import FashionStudioError, InvalidInputError, UnsupportedMediaError
 from fashion_studio.safety import ContentBlockedError
 from fashion_studio.storage import Storage
@@ -160,7 +160,7 @@ class JobStore:
 
     def create(self, filename: str, data: bytes, params: CatalogParams) -> Job:
         """Validate the sheet, store it, then the job's state: from then on the job is accepted."""
-        articles = parse_sheet(filename, data)
+        articles = parse_sheet(filename, data, max_rows=MAX_JOB_ROWS)
         job_id = uuid.uuid4().hex
         job = Job(
             id=job_id,
@@ -208,7 +208,7 @@ def check_upload(filename: str, data: bytes) -> str:
     return suffix
 
 
-def parse_sheet(filename: str, data: bytes) -> list[Article]:
+def parse_sheet(filename: str, data: bytes, max_rows: int = MAX_SHEET_ROWS) -> list[Article]:
     """Articles of an uploaded sheet, read as the CLI reads a file (`article_id`, `description`, language
     detected), so a sheet run by the CLI and uploaded here shares its records."""
     suffix = check_upload(filename, data)
@@ -216,7 +216,7 @@ def parse_sheet(filename: str, data: bytes) -> list[Article]:
         path = Path(folder) / f"sheet{suffix}"
         path.write_bytes(data)
         try:
-            articles = read_articles(path, language="auto", max_rows=MAX_JOB_ROWS)
+            articles = read_articles(path, language="auto", max_rows=max_rows)
         except InvalidInputError as exc:
             value = filename if exc.field == "file" else exc.value
             raise InvalidInputError(exc.field, value, _CLI_HINT.sub("", exc.limit).replace(str(path), filename)) from None
@@ -282,7 +282,7 @@ class JobRunner:
                 jobs.append(self.store.load(job_id))
             except UnknownJobError:
                 continue  # removed since the listing
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, OSError) as exc:
                 logger.error("catalog job %s: its state cannot be read (%s); left as it is", job_id, exc)
         return [job.id for job in sorted(jobs, key=lambda j: j.created_at) if not job.finished]
 

@@ -186,6 +186,18 @@ def test_an_unreadable_job_stops_no_other(studio):
         runner.stop()
 
 
+def test_the_row_limit_is_an_uploads_not_a_stored_jobs(studio):
+    """A sheet over the upload limit is refused; a job accepted before that limit existed still reads its
+    whole sheet (else it would be taken up and dropped again on every rescan, forever)."""
+    big = b"article_id,description\n" + b"".join(b"B-%d,Rotes Kleid\n" % i for i in range(10_001))
+    runner = runner_for(studio)
+    with pytest.raises(InvalidInputError):
+        runner.submit("articles.csv", big)
+    job = runner.submit("articles.csv", ONE_ROW)
+    runner.store.storage.write_bytes(f"{runner.store.folder(job.id)}/{job.sheet}", big)  # as an older gateway stored it
+    assert len(runner.store.articles(runner.get(job.id))) == 10_001
+
+
 def test_a_runner_whose_lease_ran_out_during_a_row_does_not_undo_the_new_runners_work(studio):
     """A row that outlasts its runner's lease: another runner takes the job over and finishes it; the
     first, when its row returns, sees that it no longer holds the job and saves nothing over it."""

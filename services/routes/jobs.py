@@ -37,7 +37,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     service = studio()
     runner = JobRunner(service.storage, service.catalog, CatalogParams.from_settings(SETTINGS))
     app.state.catalog_jobs = runner
-    await run_in_threadpool(runner.resume)
+    try:
+        await run_in_threadpool(runner.resume)
+    except Exception:  # storage unreachable at start: the gateway serves, and the worker's rescan tries again
+        logger.exception("looking for unfinished catalog jobs failed; the worker tries again in %.0f s", runner.rescan_s)
     worker = asyncio.create_task(_work(runner))
     try:
         yield
