@@ -80,3 +80,13 @@ class OverloadedError(FashionStudioError):
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         self.retry_after_s = retry_after_s
         super().__init__(message)
+
+
+def redis_unavailable() -> tuple[type[Exception], ...]:
+    """redis-py's errors that mean the server cannot take a command now, not that the command is wrong:
+    unreachable, timed out, out of memory under `noeviction`, loading its data, a read-only replica. A
+    store maps them to UnavailableError (503 with Retry-After), not a 500."""
+    import redis
+
+    e = redis.exceptions
+    return (e.ConnectionError, e.TimeoutError, e.OutOfMemoryError, e.BusyLoadingError, e.ReadOnlyError)

@@ -92,10 +92,16 @@ def test_the_redis_store_reads_a_long_log_in_pages(tmp_path):
     server = RedisServer(tmp_path / "redis")
     try:
         store = RedisEventStore(server.url)
-        store.PAGE = 7
+        store.PAGE, store.CHUNK = 7, 4
         events = [Event("view", "product", f"P-{i}", 1_700_000_000.0 + i) for i in range(30)]
         assert store.append_many(events) == 30
         assert list(store.events()) == events
+        # a keyed batch goes in chunks, each stored once: a run cut off after two chunks, then run again,
+        # stores the rest and nothing twice; a third run stores nothing
+        assert store.append_many(events[:8], once="batch") == 8
+        assert store.append_many(events, once="batch") == 22
+        assert store.append_many(events, once="batch") == 0
+        assert list(store.events()) == events + events
     finally:
         server.stop()
 
@@ -114,6 +120,13 @@ def test_an_event_from_the_future_or_of_an_unknown_kind_is_refused():
     with pytest.raises(InvalidInputError) as kind:
         check_event(Event("share", "product", "P-1", now), now=now)
     assert kind.value.field == "kind" and "purchase" in kind.value.limit
+    for ts in (float("nan"), float("inf"), float("-inf"), 0.0):  # NaN would reach SQLite as NULL
+        with pytest.raises(InvalidInputError) as bad_time:
+            check_event(Event("like", "product", "P-1", ts), now=now)
+        assert bad_time.value.field == "timestamp" and "2000-01-01" in bad_time.value.limit
+    with pytest.raises(InvalidInputError) as many:
+        check_event(Event("purchase", "product", "P-1", now, quantity=10**20), now=now)
+    assert many.value.field == "quantity" and "1000000" in many.value.limit
 
 
 def test_purchases_import_checks_every_row_before_storing_any(tmp_path):

@@ -74,8 +74,10 @@ def import_purchases(
     settings = _settings(catalog, events, None)
     try:
         known = {p.product_id for p in load_catalog(settings.products_dir).products}
-        purchases = read_purchases(file, known)
         digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        purchases = read_purchases(file, known)
+        if hashlib.sha256(file.read_bytes()).hexdigest() != digest:  # an export still being written
+            raise InvalidInputError("file", str(file), "changed while it was read: import it once it is complete")
         stored = open_store(settings.events_url).append_many(purchases, once=f"purchases-file:{digest}")
     except (FashionStudioError, OSError) as exc:
         _fail(exc)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import sqlite3
 import threading
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from fashion_studio.errors import InvalidInputError, UnavailableError
+from fashion_studio.errors import InvalidInputError, UnavailableError, redis_unavailable
 from fashion_studio.settings import PROJECT_ROOT
 
 Kind = Literal["view", "click", "like", "purchase"]
@@ -34,6 +35,7 @@ WEIGHTS: dict[str, float] = {"view": 0.1, "click": 1.0, "like": 3.0, "purchase":
 # Clocks differ a little between a client and the server; more than this ahead is an error.
 MAX_CLOCK_SKEW_S = 60.0
 EARLIEST_TS = 946_684_800.0  # 2000-01-01 UTC: no shop event is older, and year 1 cannot be written back as a date
+MAX_QUANTITY = 1_000_000  # of one purchase line
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,10 @@ def check_event(event: Event, now: float | None = None) -> Event:
         raise InvalidInputError("kind", event.kind, f"must be one of {', '.join(KINDS)}")
     if event.subject_type not in ("product", "image"):
         raise InvalidInputError("subject_type", event.subject_type, "must be product or image")
-    if event.quantity < 1:
-        raise InvalidInputError("quantity", event.quantity, "must be at least 1")
-    if event.ts < EARLIEST_TS:
-        raise InvalidInputError("timestamp", event.ts, f"must be at or after {iso(EARLIEST_TS)}")
+    if not 1 <= event.quantity <= MAX_QUANTITY:
+        raise InvalidInputError("quantity", event.quantity, f"must be from 1 to {MAX_QUANTITY}")
+    if not math.isfinite(event.ts) or event.ts < EARLIEST_TS:
+        raise InvalidInputError("timestamp", event.ts, f"must be a time at or after {iso(EARLIEST_TS)}")
     latest = (time.time() if now is None else now) + MAX_CLOCK_SKEW_S
     if event.ts > latest:
         raise InvalidInputError("timestamp", iso(event.ts), f"must not be in the future: at most {iso(latest)}")
@@ -180,15 +182,14 @@ def _row(event: Event) -> tuple:
     return (event.ts, event.kind, event.subject_type, event.subject_id, event.user, event.quantity, event.source, time.time())
 
 
-# Appends events atomically (Redis runs a script alone): each gets the next id, goes onto the stream, and
-# adds its quantity to its subject's count of its kind. KEYS: the id counter, the stream, the product and
-# the image counts, the stored batches' keys; ARGV: the batch's key ("" for none) and the time, then per
-# event its JSON, its subject type, its "subject_id<TAB>kind" and its quantity. A batch whose key is
-# stored already stores nothing (returns -1).
+# Appends events (Redis runs a script alone): each gets the next id, goes onto the stream, and adds its
+# quantity to its subject's count of its kind. KEYS: the id counter, the stream, the product and the image
+# counts, the stored batches' keys; ARGV: the batch's key ("" for none) and the time, then per event its
+# JSON, its subject type, its "subject_id<TAB>kind" and its quantity. A batch whose key is stored already
+# stores nothing (returns -1); the key is stored last, once every event is (checked events cannot make a
+# command fail, so only a Redis out of memory could stop a script part-way, and then its key is not stored).
 _APPEND_EVENTS = """
-if ARGV[1] ~= '' then
-  if redis.call('HSETNX', KEYS[5], ARGV[1], ARGV[2]) == 0 then return -1 end
-end
+if ARGV[1] ~= '' and redis.call('HEXISTS', KEYS[5], ARGV[1]) == 1 then return -1 end
 local last = 0
 for i = 3, #ARGV, 4 do
   last = redis.call('INCR', KEYS[1])
@@ -197,6 +198,7 @@ for i = 3, #ARGV, 4 do
   if ARGV[i + 1] == 'image' then counts = KEYS[4] end
   redis.call('HINCRBY', counts, ARGV[i + 2], ARGV[i + 3])
 end
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[5], ARGV[1], ARGV[2]) end
 return last
 """
 
@@ -207,12 +209,13 @@ class RedisEventStore:
     the training reads it, as the conversation sessions share their Redis."""
 
     PAGE = 1000
+    CHUNK = 1000  # events per script: a long script would hold Redis (and the sessions it serves) that long
 
     def __init__(self, url: str, prefix: str = "fashion-studio:events:") -> None:
         import redis
 
         self.url = url
-        self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        self._errors = redis_unavailable()
         self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
         tag = f"{prefix}{{log}}"
         self._keys = [f"{tag}:next-id", f"{tag}:stream", f"{tag}:counts:product", f"{tag}:counts:image", f"{tag}:batches"]
@@ -229,13 +232,17 @@ class RedisEventStore:
         return int(self._call(self._append, keys=self._keys, args=_redis_args([event])))
 
     def append_many(self, events: Iterable[Event], once: str | None = None) -> int:
-        """Store events in one script: all of them or, if Redis cannot be reached, none; `once` as for
-        `SqliteEventStore.append_many` (0 when that batch was stored before)."""
+        """Store events, CHUNK to a script; returns how many were stored now. With `once`, each chunk of
+        the batch is stored once under `once#i`: a batch sent again stores only the chunks it did not (0
+        when all were), so an import repeated after a kill or a lost connection counts nothing twice."""
         events = list(events)
-        if not events and once is None:
-            return 0
-        stored = int(self._call(self._append, keys=self._keys, args=_redis_args(events, once)))
-        return 0 if stored == -1 else len(events)
+        stored = 0
+        for i in range(0, len(events), self.CHUNK):
+            chunk = events[i : i + self.CHUNK]
+            key = None if once is None else f"{once}#{i // self.CHUNK}"
+            if int(self._call(self._append, keys=self._keys, args=_redis_args(chunk, key))) != -1:
+                stored += len(chunk)
+        return stored
 
     def count(self) -> int:
         return int(self._call(self._redis.xlen, self._keys[1]))

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from fashion_studio.errors import ConflictError, NotFoundError, UnavailableError
+from fashion_studio.errors import ConflictError, NotFoundError, UnavailableError, redis_unavailable
 from fashion_studio.settings import PROJECT_ROOT, Settings
 
 logger = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ class RedisSessionStore:
         self.max_turns = max_turns
         self.ttl_ms = max(1, int(ttl_s * 1000))
         self.prefix = prefix
-        self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        self._errors = redis_unavailable()
         self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
         self._append = self._redis.register_script(_APPEND)
 
