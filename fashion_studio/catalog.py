@@ -262,16 +262,22 @@ class CatalogPipeline:
         article = self.check_article(article)
         params.check()
         key = record_key(article, params, self.generator_name)
-        if skip_existing and self.storage.exists(key):
-            return self._from_record(key)
-        # A record stored before ids the key cannot spell were hashed: this article's if it names this very id.
-        legacy = record_key(article, params, self.generator_name, legacy=True)
-        if skip_existing and legacy != key and self.storage.exists(legacy) and self.storage.get_metadata(legacy).get("sample_id") == article.article_id:
-            return self._from_record(legacy)
+        if skip_existing and (stored := self._stored_key(article, params, key)) is not None:
+            return self._from_record(stored)
         clock = _Stopwatch()
         understood = self._understand(article, clock)
         best = self._generate_and_gate(understood.prompts, params, key, clock)
         return self._store(article, params, key, understood, best, clock)
+
+    def _stored_key(self, article: Article, params: CatalogParams, key: str) -> str | None:
+        """The key of this article's stored record: `key`, or the key an older run stored it under before ids
+        the key cannot spell were hashed (that record is this article's if it names this very id)."""
+        if self.storage.exists(key):
+            return key
+        legacy = record_key(article, params, self.generator_name, legacy=True)
+        if legacy != key and self.storage.exists(legacy) and self.storage.get_metadata(legacy).get("sample_id") == article.article_id:
+            return legacy
+        return None
 
     # -- steps -------------------------------------------------------------------------------------
 

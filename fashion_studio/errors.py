@@ -7,6 +7,9 @@ the code. The gateway maps the kinds to HTTP statuses in one place (its exceptio
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -82,11 +85,20 @@ class OverloadedError(FashionStudioError):
         super().__init__(message)
 
 
-def redis_unavailable() -> tuple[type[Exception], ...]:
-    """redis-py's errors that mean the server cannot take a command now, not that the command is wrong:
-    unreachable, timed out, out of memory under `noeviction`, loading its data, a read-only replica. A
-    store maps them to UnavailableError (503 with Retry-After), not a 500."""
+def without_password(url: str) -> str:
+    """A store URL fit for an error message or a log: its password (`//user:secret@`) masked."""
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+@contextmanager
+def redis_reachable(what: str, store: str, url: str) -> Iterator[None]:
+    """Turn redis-py's errors that mean the server cannot take a command now (not that the command is
+    wrong) into UnavailableError `what` naming `store` (503 with Retry-After), not a 500: unreachable, timed
+    out, out of memory under `noeviction`, loading its data, a read-only replica."""
     import redis
 
     e = redis.exceptions
-    return (e.ConnectionError, e.TimeoutError, e.OutOfMemoryError, e.BusyLoadingError, e.ReadOnlyError)
+    try:
+        yield
+    except (e.ConnectionError, e.TimeoutError, e.OutOfMemoryError, e.BusyLoadingError, e.ReadOnlyError) as exc:
+        raise UnavailableError(what, f"the {store} {without_password(url)} cannot be reached: {exc}") from exc

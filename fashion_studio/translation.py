@@ -142,12 +142,16 @@ class Translator:
         """Whether each output ended by itself, not stopped by `max_new_tokens`. Marian forces an
         end-of-sequence token into the last place it may write (`forced_eos_token_id`), so an end there is
         taken for a cut too."""
+        is_eos = self._is_eos(sequences[:, 1:])
+        last = max_new_tokens - 1 if getattr(self.model.generation_config, "forced_eos_token_id", None) is not None else max_new_tokens
+        return [bool(row[:last].any()) for row in is_eos]
+
+    def _is_eos(self, tokens: Any) -> Any:
+        """Where `tokens` (batch, length) are the model's end-of-sequence token (one id or several)."""
         import torch
 
         eos = self.model.generation_config.eos_token_id
-        is_eos = torch.isin(sequences[:, 1:], torch.tensor(eos if isinstance(eos, list) else [eos], device=sequences.device))
-        last = max_new_tokens - 1 if getattr(self.model.generation_config, "forced_eos_token_id", None) is not None else max_new_tokens
-        return [bool(row[:last].any()) for row in is_eos]
+        return torch.isin(tokens, torch.tensor(eos if isinstance(eos, list) else [eos], device=tokens.device))
 
     def _weakest_logprobs(self, output: Any) -> list[float | None]:
         """Lowest log-probability among each output's tokens, up to and including its end-of-sequence token."""
@@ -157,9 +161,7 @@ class Translator:
         if (self.num_beams > 1 and beams is None) or not hasattr(self.model, "compute_transition_scores"):
             return [None] * len(output.sequences)
         scores = self.model.compute_transition_scores(output.sequences, output.scores, beams, normalize_logits=self.num_beams == 1)
-        tokens = output.sequences[:, -scores.shape[1] :]
-        eos = self.model.generation_config.eos_token_id
-        is_eos = torch.isin(tokens, torch.tensor(eos if isinstance(eos, list) else [eos], device=tokens.device))
+        is_eos = self._is_eos(output.sequences[:, -scores.shape[1] :])
         written = (torch.cumsum(is_eos, dim=1) - is_eos.long()) == 0  # up to the first end of sequence
         weakest = torch.where(written, scores, torch.zeros_like(scores)).min(dim=1).values
         return [float(w) for w in weakest]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 import sqlite3
 import threading
 import time
@@ -23,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from fashion_studio.errors import InvalidInputError, UnavailableError, redis_unavailable
+from fashion_studio.errors import InvalidInputError, redis_reachable
 from fashion_studio.settings import PROJECT_ROOT
 
 Kind = Literal["view", "click", "like", "purchase"]
@@ -215,17 +214,14 @@ class RedisEventStore:
         import redis
 
         self.url = url
-        self._errors = redis_unavailable()
         self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
         tag = f"{prefix}{{log}}"
         self._keys = [f"{tag}:next-id", f"{tag}:stream", f"{tag}:counts:product", f"{tag}:counts:image", f"{tag}:batches"]
         self._append = self._redis.register_script(_APPEND_EVENTS)
 
     def _call(self, method, *args, **kwargs):
-        try:
+        with redis_reachable("events", "event store", self.url):
             return method(*args, **kwargs)
-        except self._errors as exc:
-            raise UnavailableError("events", f"the event store {re.sub(r'//[^@/]*@', '//***@', self.url)} cannot be reached: {exc}") from exc
 
     def append(self, event: Event) -> int:
         """Store one event; returns its id once Redis has it."""

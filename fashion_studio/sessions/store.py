@@ -21,12 +21,12 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from fashion_studio.errors import ConflictError, NotFoundError, UnavailableError, redis_unavailable
+from fashion_studio.errors import ConflictError, NotFoundError, UnavailableError, redis_reachable, without_password
 from fashion_studio.settings import PROJECT_ROOT, Settings
 
 logger = logging.getLogger(__name__)
@@ -194,19 +194,14 @@ class RedisSessionStore:
         self.max_turns = max_turns
         self.ttl_ms = max(1, int(ttl_s * 1000))
         self.prefix = prefix
-        self._errors = redis_unavailable()
         self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
         self._append = self._redis.register_script(_APPEND)
 
     def _keys(self, session_id: str) -> tuple[str, str]:
         return f"{self.prefix}{{{session_id}}}", f"{self.prefix}{{{session_id}}}:turns"
 
-    @contextmanager
-    def _reachable(self) -> Iterator[None]:
-        try:
-            yield
-        except self._errors as exc:
-            raise UnavailableError("sessions", f"the session store {_without_password(self.url)} cannot be reached: {exc}") from exc
+    def _reachable(self) -> AbstractContextManager[None]:
+        return redis_reachable("sessions", "session store", self.url)
 
     def create(self) -> Session:
         now = time.time()
@@ -258,10 +253,6 @@ class RedisSessionStore:
         self._redis.close()
 
 
-def _without_password(url: str) -> str:
-    return re.sub(r"//[^@/]*@", "//***@", url)
-
-
 def default_url(settings: Settings) -> str:
     """`sessions_url`, else `sessions.db` under a local storage folder, else var/sessions.db."""
     if settings.sessions_url:
@@ -283,7 +274,7 @@ def open_store(url: str, max_turns: int = 200, ttl_s: float = 30 * DAY_S) -> Ses
     if "://" in url:
         from fashion_studio.errors import InvalidInputError
 
-        raise InvalidInputError("sessions_url", _without_password(url), "supported stores: sqlite:///PATH, redis://HOST:PORT/DB, rediss://...")
+        raise InvalidInputError("sessions_url", without_password(url), "supported stores: sqlite:///PATH, redis://HOST:PORT/DB, rediss://...")
     return SqliteSessionStore(url, max_turns, ttl_s)
 
 

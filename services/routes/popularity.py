@@ -19,11 +19,11 @@ from starlette.concurrency import run_in_threadpool
 
 from fashion_studio import metrics
 from fashion_studio.errors import InvalidInputError, NotFoundError
-from fashion_studio.images import decode_b64, load_image
 from fashion_studio.mini.vocab import COLOUR_NAMES, PATTERNS, TYPE_NAMES
 from fashion_studio.popularity.events import Event, EventStore, check_event, iso, open_store
 from fashion_studio.products import current_catalog
-from services.api import LIMITS, SETTINGS, Identifier, ImageB64
+from services.api import SETTINGS, Identifier, ImageB64
+from services.image_refs import sent_image
 from services.model_client import call_model
 from services.routes import studio
 from services.schemas import PopularityItem, png_b64
@@ -112,7 +112,7 @@ async def popularity(body: PopularityRequest) -> PopularityResponse:
     """Predicted popularity of an image, with whatever metadata is known, and its catalog percentile."""
     _one_of(body.image, body.image_id, ("image", "image_id"))
     if body.image is not None:
-        image = await run_in_threadpool(lambda: load_image("image", decode_b64("image", body.image, LIMITS), LIMITS))
+        image = (await run_in_threadpool(sent_image, body.image)).image
     else:
         await run_in_threadpool(_check_image, "image_id", str(body.image_id))
         image = await run_in_threadpool(studio().storage.get_image, str(body.image_id))
